@@ -1,0 +1,21 @@
+/** Small byte helpers shared by every layer. */
+
+export function toHex (bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
+}
+
+/** Parses lowercase or uppercase hex of an exact byte length; throws on anything else. */
+export function fromHex (hex: string, expectedBytes?: number): Uint8Array {
+  if (!/^(?:[0-9a-fA-F]{2})*$/.test(hex)) throw new TypeError('not a hex string')
+  const out = new Uint8Array(Buffer.from(hex, 'hex'))
+  if (expectedBytes !== undefined && out.length !== expectedBytes) {
+    throw new RangeError(`expected ${expectedBytes} bytes of hex, got ${out.length}`)
+  }
+  return out
+}
+
+export function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}

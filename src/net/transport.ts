@@ -1,0 +1,10 @@
+/**
+ * What a node needs from a network: who it can reach and a way to send one 512-byte event.
+ * The transport authenticates peers (the simulated network by construction, UDP by the
+ * transit layer) and hands incoming events to `Node.receive(peer, event, tMs)`.
+ * Peer ids are the peers' Ed25519 public keys in hex.
+ */
+export interface Transport {
+  peers (): readonly string[]
+  send (peer: string, event: Uint8Array): void
+}

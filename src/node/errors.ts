@@ -1,0 +1,9 @@
+export type QuietErrorCode = 'invalid_argument' | 'unknown_file' | 'not_found' | 'conflict' | 'not_ready' | 'corrupt'
+
+/** An error meant for the user: a code the API and CLI map to a status, and a clear message. */
+export class QuietError extends Error {
+  constructor (readonly code: QuietErrorCode, message: string, readonly details: Record<string, unknown> = {}) {
+    super(message)
+    this.name = 'QuietError'
+  }
+}

@@ -1,0 +1,209 @@
+import path from 'node:path'
+import { SliceFile } from '../store/slice-file.js'
+import { FileLayout, sliceBytes } from '../files/windows.js'
+import { CiphertextVerifier, openSliceRecord } from '../files/verify.js'
+import { RECORDS_PER_BATCH } from '../files/encrypt.js'
+import { Bitset } from '../sync/bitset.js'
+import { SLICE_PLAINTEXT_BYTES, SLICE_RECORD_BYTES } from '../wire/slice.js'
+import { toHex } from '../bytes.js'
+import type { DescriptorRow, LocalFileRow, LocalStatus, Store } from '../store/store.js'
+
+export function sliceFilePath (dataDir: string, fileId: Uint8Array): string {
+  return path.join(dataDir, 'slices', `${toHex(fileId)}.slc`)
+}
+
+/**
+ * What this node holds of one file: the slice file, the have-bitmap (in memory, mirrored
+ * in SQLite after every durable write), and the running whole-file hash over the
+ * contiguous prefix of slices, so completion needs no second pass.
+ */
+export class LocalFile {
+  readonly key: string
+  readonly layout: FileLayout
+  readonly have: Bitset
+  private readonly rangeHave: Uint16Array
+  haveSlices = 0
+  haveBytes = 0
+  status: LocalStatus = 'partial'
+  reason: string | null = null
+  private pending: Array<{ sliceNo: number, record: Uint8Array }> = []
+  private readonly dirtyRanges = new Set<number>()
+  private verifier = new CiphertextVerifier()
+  private hashedUpTo = 0
+  private readonly scratch = new Uint8Array(RECORDS_PER_BATCH * SLICE_RECORD_BYTES)
+
+  private constructor (readonly descriptor: DescriptorRow, private readonly sliceFile: SliceFile) {
+    this.key = toHex(descriptor.fileId)
+    this.layout = new FileLayout(descriptor.slices)
+    this.have = new Bitset(descriptor.slices)
+    this.rangeHave = new Uint16Array(this.layout.rangeCount)
+  }
+
+  /** Opens the slice file (creating it) and loads the durable have-bitmap from the store. */
+  static open (dataDir: string, descriptor: DescriptorRow, store: Store): LocalFile {
+    const file = new LocalFile(descriptor, SliceFile.open(sliceFilePath(dataDir, descriptor.fileId), descriptor.slices))
+    for (const { rangeNo, bits } of store.haveRanges(descriptor.fileId)) {
+      if (rangeNo >= file.layout.rangeCount) continue
+      file.markRange(rangeNo, bits)
+    }
+    const row = store.getLocal(descriptor.fileId)
+    if (row !== null) { file.status = row.status; file.reason = row.reason }
+    return file
+  }
+
+  /**
+   * Rebuilds what is held from the slice file alone: every record is authenticated, and a
+   * full file is checked against its id and root hash. Used by reprojection.
+   */
+  static scan (dataDir: string, descriptor: DescriptorRow): LocalFile {
+    const file = new LocalFile(descriptor, SliceFile.open(sliceFilePath(dataDir, descriptor.fileId), descriptor.slices))
+    const plain = new Uint8Array(SLICE_PLAINTEXT_BYTES)
+    for (let first = 0; first < descriptor.slices; first += RECORDS_PER_BATCH) {
+      const count = Math.min(RECORDS_PER_BATCH, descriptor.slices - first)
+      const records = file.sliceFile.read(first, count, file.scratch)
+      for (let k = 0; k < count; k++) {
+        const record = records.subarray(k * SLICE_RECORD_BYTES, (k + 1) * SLICE_RECORD_BYTES)
+        if (openSliceRecord(record, first + k, descriptor, plain)) file.markSlice(first + k)
+      }
+    }
+    for (let r = 0; r < file.layout.rangeCount; r++) if (file.rangeHave[r]! > 0) file.dirtyRanges.add(r)
+    file.advanceVerifier()
+    return file
+  }
+
+  /** A file this node encrypted itself: every slice is in place and the hashes are its own. */
+  static adoptComplete (dataDir: string, descriptor: DescriptorRow): LocalFile {
+    const file = new LocalFile(descriptor, SliceFile.open(sliceFilePath(dataDir, descriptor.fileId), descriptor.slices))
+    for (let i = 0; i < descriptor.slices; i++) file.markSlice(i)
+    file.hashedUpTo = descriptor.slices
+    file.status = 'complete'
+    return file
+  }
+
+  get complete (): boolean {
+    return this.status === 'complete'
+  }
+
+  missing (range: number): number {
+    return this.layout.rangeLength(range) - this.rangeHave[range]!
+  }
+
+  /** Takes an authenticated record (copied) for writing; false if the slice is already held. */
+  accept (sliceNo: number, record: Uint8Array): boolean {
+    if (this.have.has(sliceNo)) return false
+    this.markSlice(sliceNo)
+    this.pending.push({ sliceNo, record: record.slice() })
+    return true
+  }
+
+  get hasPending (): boolean {
+    return this.pending.length > 0 || this.dirtyRanges.size > 0
+  }
+
+  /** Writes accepted records to the slice file (not yet durable), coalescing runs. */
+  writePending (): void {
+    if (this.pending.length === 0) return
+    this.pending.sort((a, b) => a.sliceNo - b.sliceNo)
+    let i = 0
+    while (i < this.pending.length) {
+      let j = i + 1
+      while (j < this.pending.length && j - i < RECORDS_PER_BATCH && this.pending[j]!.sliceNo === this.pending[j - 1]!.sliceNo + 1) j++
+      for (let k = i; k < j; k++) this.scratch.set(this.pending[k]!.record, (k - i) * SLICE_RECORD_BYTES)
+      this.sliceFile.write(this.pending[i]!.sliceNo, this.scratch.subarray(0, (j - i) * SLICE_RECORD_BYTES))
+      i = j
+    }
+    this.pending = []
+  }
+
+  /**
+   * Makes accepted slices durable, then records them: data first, bitmap after, so the
+   * store never counts a slice that is not on disk. Call inside a store transaction.
+   * Returns whether the file just became whole (complete or failed).
+   */
+  flush (store: Store, durable: boolean): boolean {
+    if (!this.hasPending) return false
+    this.writePending()
+    if (durable) this.sliceFile.sync()
+    const wasPartial = this.status === 'partial'
+    this.advanceVerifier()
+    this.persist(store)
+    return wasPartial && this.status !== 'partial'
+  }
+
+  /** Writes the changed have-bitmap ranges and the file's row. Call inside a store transaction. */
+  persist (store: Store): void {
+    for (const r of this.dirtyRanges) {
+      store.putHaveRange(this.descriptor.fileId, r, this.have.rangeBitmap(this.layout.rangeStart(r), this.layout.rangeLength(r)))
+    }
+    this.dirtyRanges.clear()
+    store.putLocal(this.row())
+  }
+
+  row (): LocalFileRow {
+    return { fileId: this.descriptor.fileId, haveSlices: this.haveSlices, haveBytes: this.haveBytes, status: this.status, reason: this.reason }
+  }
+
+  /** Reads `count` stored records from `firstSlice` (into a reused buffer unless `into` is given). */
+  readRecords (firstSlice: number, count: number, into?: Uint8Array): Uint8Array {
+    this.writePending()
+    return this.sliceFile.read(firstSlice, count, into ?? this.scratch)
+  }
+
+  /** Forgets a slice whose stored record no longer authenticates (disk damage). */
+  forget (sliceNo: number): void {
+    // Bits are only ever added in memory; a damaged record is rare enough to reload from disk.
+    if (!this.have.has(sliceNo)) return
+    this.have.bytes[sliceNo >> 3]! &= ~(0x80 >> (sliceNo & 7))
+    const r = this.layout.rangeOf(sliceNo)
+    this.rangeHave[r]!--
+    this.haveSlices--
+    this.haveBytes -= sliceBytes(sliceNo, this.descriptor.size)
+    this.dirtyRanges.add(r)
+    if (sliceNo < this.hashedUpTo) { this.verifier = new CiphertextVerifier(); this.hashedUpTo = 0 }
+    this.status = 'partial'
+  }
+
+  close (): void {
+    this.sliceFile.close()
+  }
+
+  destroy (): void {
+    this.sliceFile.destroy()
+  }
+
+  private markSlice (sliceNo: number): void {
+    if (!this.have.add(sliceNo)) return
+    const r = this.layout.rangeOf(sliceNo)
+    this.rangeHave[r]!++
+    this.dirtyRanges.add(r)
+    this.haveSlices++
+    this.haveBytes += sliceBytes(sliceNo, this.descriptor.size)
+  }
+
+  private markRange (rangeNo: number, bits: Uint8Array): void {
+    const first = this.layout.rangeStart(rangeNo)
+    const length = this.layout.rangeLength(rangeNo)
+    for (let k = 0; k < length; k++) {
+      if ((bits[k >> 3]! & (0x80 >> (k & 7))) === 0 || !this.have.add(first + k)) continue
+      this.rangeHave[rangeNo]!++
+      this.haveSlices++
+      this.haveBytes += sliceBytes(first + k, this.descriptor.size)
+    }
+  }
+
+  /** Hashes the newly contiguous prefix; on reaching the end, decides complete or failed. */
+  private advanceVerifier (): void {
+    if (this.status !== 'partial') return
+    const total = this.descriptor.slices
+    while (this.hashedUpTo < total && this.have.has(this.hashedUpTo)) {
+      let run = 1
+      while (run < RECORDS_PER_BATCH && this.hashedUpTo + run < total && this.have.has(this.hashedUpTo + run)) run++
+      this.verifier.update(this.sliceFile.read(this.hashedUpTo, run, this.scratch))
+      this.hashedUpTo += run
+    }
+    if (this.hashedUpTo < total) return
+    const check = this.verifier.check(this.descriptor.fileId, this.descriptor.rootHash)
+    this.status = check.ok ? 'complete' : 'failed'
+    this.reason = check.ok ? null : check.reason
+  }
+}

@@ -1,0 +1,620 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { Readable } from 'node:stream'
+import { Store } from '../store/store.js'
+import { SliceFileWriter } from '../store/slice-file.js'
+import { LocalFile, sliceFilePath } from './local-file.js'
+import { QuietError } from './errors.js'
+import { percentOf } from './progress.js'
+import { applyDescriptor, applyWant, openDescriptorEvent, openWantEvent, replayLog } from './projections.js'
+import { SliceEncryptor, RECORDS_PER_BATCH } from '../files/encrypt.js'
+import { openSliceRecord } from '../files/verify.js'
+import { sliceCount } from '../files/windows.js'
+import { mediaTypeFor } from '../files/media-type.js'
+import { Requester } from '../sync/requester.js'
+import { planResponse } from '../sync/responder.js'
+import { SpeedMeter } from '../sync/speed.js'
+import { randomBytes, id as idOf, AEAD_KEY_BYTES } from '../crypto/index.js'
+import { bytesEqual, fromHex, toHex } from '../bytes.js'
+import {
+  EVENT_BYTES, EventType, WireError, HeaderOffset, NONCE_PREFIX_BYTES, SLICE_PLAINTEXT_BYTES, SLICE_RECORD_BYTES,
+  MAX_NAME_BYTES, MAX_PRIORITY, MIN_PRIORITY,
+  decodeSliceEvent, encodeSliceEventInto, encodeSignedEvent, openSignedEvent, sliceNonce, truncateUtf8,
+  encodeDescriptorPlaintext, sealContentPayload, encodeWantPayload,
+  decodeSyncFileRequestPayload, decodeSyncFileReplyPayload, encodeSyncFileRequestPayload, encodeSyncFileReplyPayload
+} from '../wire/index.js'
+import type { KeyPair } from '../crypto/index.js'
+import type { Transport } from '../net/transport.js'
+import type { RequesterOptions } from '../sync/requester.js'
+import type { DescriptorRow, WantedRow } from '../store/store.js'
+import type { FileState, Progress } from './progress.js'
+import type { WantActionName } from '../wire/want-control.js'
+
+export interface NodeOptions {
+  /** Directory holding the database and the slice files; created if missing. */
+  dataDir: string
+  identity: KeyPair
+  /** The network's symmetric key: descriptors are encrypted with it. */
+  networkKey: Uint8Array
+  transport?: Transport
+  /** fdatasync slice files before recording slices as held (default true). */
+  durable?: boolean
+  requester?: Partial<RequesterOptions>
+  /** Clock value until the first tick. */
+  startMs?: number
+}
+
+export interface SharedFile {
+  fileId: string
+  name: string
+  size: number
+  mediaType: string
+}
+
+export interface RequestOptions {
+  /** 1 (lowest) to 10 (highest); default 5. */
+  priority?: number
+  /** Give up after this long (0 or absent: never). */
+  ttlMs?: number
+}
+
+/** Counters of what this node saw; dropped input is counted here, never thrown. */
+export interface NodeStats {
+  malformedEvents: number
+  slicesAccepted: number
+  slicesDuplicate: number
+  slicesRejected: number
+  slicesUnsolicited: number
+  slicesSent: number
+  requestsSent: number
+  requestsAnswered: number
+  requestsTimedOut: number
+  repliesReceived: number
+  descriptorsAccepted: number
+  descriptorsRejected: number
+  localRecordsDamaged: number
+}
+
+export interface PeerCounters {
+  slicesAccepted: number
+  slicesRejected: number
+  requestsAnswered: number
+  lastSeenMs: number
+}
+
+const DB_FILE = 'quiet-files.db'
+const EVENT_COUNT_KEY = 'event_count'
+export const DEFAULT_PRIORITY = 5
+
+/**
+ * A quiet-files peer: the store, the slice files, focused sync, driven by `tick(tMs)` and
+ * by `receive(peer, event)` from a transport. Everything here is synchronous except
+ * reading a source file to share.
+ */
+export class Node {
+  readonly publicKey: string
+  private readonly store: Store
+  private readonly locals = new Map<string, LocalFile>()
+  private wanted = new Map<string, WantedRow>()
+  private readonly meters = new Map<string, SpeedMeter>()
+  private readonly requester: Requester
+  private readonly peerDeltas = new Map<string, { accepted: number, rejected: number, answered: number }>()
+  private transport: Transport | null
+  private eventCount: number
+  private nowMs: number
+  private closed = false
+  private readonly durable: boolean
+  private readonly plaintextScratch = new Uint8Array(SLICE_PLAINTEXT_BYTES)
+  private readonly nonceScratch = new Uint8Array(24)
+  private readonly counters: NodeStats = {
+    malformedEvents: 0, slicesAccepted: 0, slicesDuplicate: 0, slicesRejected: 0, slicesUnsolicited: 0, slicesSent: 0,
+    requestsSent: 0, requestsAnswered: 0, requestsTimedOut: 0, repliesReceived: 0,
+    descriptorsAccepted: 0, descriptorsRejected: 0, localRecordsDamaged: 0
+  }
+
+  private constructor (private readonly options: NodeOptions) {
+    if (options.networkKey.length !== AEAD_KEY_BYTES) throw new QuietError('invalid_argument', 'network key must be 32 bytes')
+    fs.mkdirSync(options.dataDir, { recursive: true })
+    this.store = Store.open(path.join(options.dataDir, DB_FILE))
+    this.publicKey = toHex(options.identity.publicKey)
+    this.transport = options.transport ?? null
+    this.durable = options.durable ?? true
+    this.requester = new Requester(options.requester)
+    this.eventCount = this.store.getMeta(EVENT_COUNT_KEY) ?? 0
+    this.nowMs = options.startMs ?? 0
+    this.loadWanted()
+  }
+
+  static open (options: NodeOptions): Node {
+    return new Node(options)
+  }
+
+  get now (): number {
+    return this.nowMs
+  }
+
+  attach (transport: Transport): void {
+    this.transport = transport
+  }
+
+  // ---- sharing ----------------------------------------------------------------------
+
+  /** Slices, encrypts and stores a file from disk, then announces its descriptor. */
+  async share (filePath: string, options: { name?: string, mediaType?: string } = {}): Promise<SharedFile> {
+    let stat: fs.Stats
+    try {
+      stat = fs.statSync(filePath)
+    } catch {
+      throw new QuietError('not_found', `no such file: ${filePath}`)
+    }
+    if (!stat.isFile()) throw new QuietError('invalid_argument', `not a regular file: ${filePath}`)
+    const name = options.name ?? path.basename(filePath)
+    return await this.shareStream(fs.createReadStream(filePath, { highWaterMark: 1 << 20 }), { name, mediaType: options.mediaType ?? mediaTypeFor(name) })
+  }
+
+  /** Same as `share`, from any byte stream (an upload, a pipe). Memory stays constant. */
+  async shareStream (source: AsyncIterable<Uint8Array>, options: { name: string, mediaType?: string }): Promise<SharedFile> {
+    this.ensureOpen()
+    const name = truncateUtf8(options.name, MAX_NAME_BYTES)
+    const mediaType = options.mediaType ?? mediaTypeFor(name)
+    const key = randomBytes(AEAD_KEY_BYTES)
+    const noncePrefix = randomBytes(NONCE_PREFIX_BYTES)
+    const writer = new SliceFileWriter(path.join(this.options.dataDir, 'slices', `share-${toHex(randomBytes(8))}.tmp`))
+    let result
+    try {
+      const encryptor = new SliceEncryptor(key, noncePrefix, (_first, records) => writer.append(records))
+      for await (const chunk of source) encryptor.push(chunk)
+      result = encryptor.finish()
+      writer.commit(sliceFilePath(this.options.dataDir, result.fileId))
+    } catch (err) {
+      writer.abort()
+      throw err
+    }
+    const descriptor = { fileId: result.fileId, size: result.size, noncePrefix, key, rootHash: result.rootHash, name, mediaType }
+    const header = this.header(EventType.attachmentDescriptor, 0)
+    const eventBytes = encodeSignedEvent(header, sealContentPayload(header, encodeDescriptorPlaintext(descriptor), this.options.networkKey), this.options.identity.secretKey)
+    const opened = openDescriptorEvent(eventBytes, this.options.networkKey)
+    this.store.transaction(() => {
+      this.store.appendEvent(opened.eventId, EventType.attachmentDescriptor, descriptor.fileId, eventBytes, this.nowMs)
+      applyDescriptor(this.store, opened)
+      const local = LocalFile.adoptComplete(this.options.dataDir, this.store.getDescriptor(descriptor.fileId)!)
+      local.persist(this.store)
+      this.replaceLocal(local)
+      this.saveEventCount()
+    })
+    for (const peer of this.transport?.peers() ?? []) this.transport!.send(peer, eventBytes)
+    return { fileId: toHex(descriptor.fileId), name, size: result.size, mediaType }
+  }
+
+  /** Takes a descriptor event from anywhere (a peer, an invite, a test). False if already known. */
+  ingestDescriptorEvent (bytes: Uint8Array): boolean {
+    const opened = openDescriptorEvent(bytes, this.options.networkKey)
+    if (this.store.hasEvent(opened.eventId)) return false
+    this.store.transaction(() => {
+      this.store.appendEvent(opened.eventId, EventType.attachmentDescriptor, opened.descriptor.fileId, bytes, this.nowMs)
+      applyDescriptor(this.store, opened)
+    })
+    return true
+  }
+
+  // ---- focus: request, pause, resume, cancel ---------------------------------------------
+
+  requestFile (fileId: string, options: RequestOptions = {}): Progress {
+    const descriptor = this.knownDescriptor(fileId)
+    const priority = options.priority ?? DEFAULT_PRIORITY
+    const ttlMs = options.ttlMs ?? 0
+    if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
+      throw new QuietError('invalid_argument', `priority must be an integer from ${MIN_PRIORITY} to ${MAX_PRIORITY}`)
+    }
+    if (!Number.isSafeInteger(ttlMs) || ttlMs < 0) throw new QuietError('invalid_argument', 'ttl must be a non-negative number of milliseconds')
+    const existing = this.localFile(descriptor)
+    if (existing?.status === 'complete') return this.progress(fileId)
+    this.store.transaction(() => {
+      if (existing?.status === 'failed') this.dropLocal(descriptor)
+      this.logWant(descriptor.fileId, 'request', priority, ttlMs)
+      const local = this.localFile(descriptor) ?? LocalFile.open(this.options.dataDir, descriptor, this.store)
+      local.persist(this.store)
+      this.replaceLocal(local)
+    })
+    return this.progress(fileId)
+  }
+
+  /** Stops asking for the file; slices already on their way are still stored. */
+  pause (fileId: string): Progress {
+    const row = this.activeWant(fileId)
+    if (row.state === 'expired') throw new QuietError('conflict', 'the request has expired; request the file again')
+    if (row.state === 'wanted') this.store.transaction(() => this.logWant(row.fileId, 'pause', row.priority, 0))
+    return this.progress(fileId)
+  }
+
+  resume (fileId: string): Progress {
+    const row = this.activeWant(fileId)
+    if (row.state === 'expired') throw new QuietError('conflict', 'the request has expired; request the file again')
+    if (row.state === 'paused') this.store.transaction(() => this.logWant(row.fileId, 'resume', row.priority, 0))
+    return this.progress(fileId)
+  }
+
+  /** Stops the download and deletes what was fetched; requesting again starts from zero. */
+  cancel (fileId: string): Progress {
+    const row = this.activeWant(fileId)
+    const descriptor = this.knownDescriptor(fileId)
+    this.store.transaction(() => {
+      this.logWant(row.fileId, 'cancel', 0, 0)
+      this.dropLocal(descriptor)
+    })
+    return this.progress(fileId)
+  }
+
+  // ---- reading ------------------------------------------------------------------------
+
+  progress (fileId: string): Progress {
+    const descriptor = this.knownDescriptor(fileId)
+    const key = toHex(descriptor.fileId)
+    const local = this.localFile(descriptor)
+    const want = this.wanted.get(key) ?? null
+    const state = this.stateOf(descriptor, local, want)
+    const bytesReceived = local?.haveBytes ?? 0
+    const speed = state === 'active' ? (this.meters.get(key)?.rate(this.nowMs) ?? 0) : 0
+    const remaining = descriptor.size - bytesReceived
+    return {
+      fileId: key,
+      name: descriptor.name,
+      mediaType: descriptor.mediaType,
+      state,
+      priority: want?.priority ?? null,
+      slicesReceived: local?.haveSlices ?? 0,
+      slicesTotal: descriptor.slices,
+      bytesReceived,
+      bytesTotal: descriptor.size,
+      percent: percentOf(bytesReceived, descriptor.size, state === 'complete'),
+      speedBytesPerSecond: speed,
+      etaSeconds: state === 'complete' ? 0 : speed > 0 ? remaining / speed : null,
+      reason: local?.reason ?? null
+    }
+  }
+
+  /** Every file known in the network, with its local progress. */
+  files (): Progress[] {
+    return this.store.listDescriptors().map(d => this.progress(toHex(d.fileId)))
+  }
+
+  /**
+   * The plaintext of a complete, verified file. Every slice is authenticated again as it is
+   * read; a damaged record ends the stream with an error instead of wrong bytes.
+   */
+  readFile (fileId: string): Readable {
+    const descriptor = this.knownDescriptor(fileId)
+    const local = this.localFile(descriptor)
+    if (local === null || local.status !== 'complete') {
+      throw new QuietError('not_ready', local?.status === 'failed' ? `file failed verification: ${local.reason ?? ''}` : 'file is not complete')
+    }
+    return Readable.from(readPlaintext(local, descriptor))
+  }
+
+  // ---- network input ------------------------------------------------------------------------
+
+  /** One 512-byte event from an authenticated peer. Bad input is dropped and counted. */
+  receive (peer: string, event: Uint8Array, tMs: number = this.nowMs): void {
+    if (this.closed) return
+    if (tMs > this.nowMs) this.nowMs = tMs
+    try {
+      if (event.length !== EVENT_BYTES) throw new WireError('length', 'event must be 512 bytes')
+      switch (event[HeaderOffset.type]) {
+        case EventType.slice: this.onSlice(peer, event); break
+        case EventType.syncFile: this.onRequest(peer, event); break
+        case EventType.syncFileReply: this.onReply(peer, event); break
+        case EventType.attachmentDescriptor:
+          if (this.ingestDescriptorEvent(event)) this.counters.descriptorsAccepted++
+          break
+        default: throw new WireError('type', `unexpected event type ${event[HeaderOffset.type]}`)
+      }
+    } catch (err) {
+      if (!(err instanceof WireError)) throw err
+      if (event[HeaderOffset.type] === EventType.attachmentDescriptor) this.counters.descriptorsRejected++
+      else this.counters.malformedEvents++
+    }
+  }
+
+  private onSlice (peer: string, bytes: Uint8Array): void {
+    const slice = decodeSliceEvent(bytes)
+    const key = toHex(slice.fileId)
+    const local = this.locals.get(key)
+    const want = this.wanted.get(key)
+    if (local === undefined || want === undefined || local.status !== 'partial') {
+      this.counters.slicesUnsolicited++
+      return
+    }
+    const { descriptor } = local
+    const range = slice.sliceNo < descriptor.slices ? local.layout.rangeOf(slice.sliceNo) : -1
+    if (range >= 0) this.requester.onSlice(peer, key, range, this.nowMs)
+    if (range < 0 || !bytesEqual(slice.nonce, sliceNonce(descriptor.noncePrefix, slice.sliceNo, this.nonceScratch)) ||
+        !openSliceRecord(slice.record, slice.sliceNo, descriptor, this.plaintextScratch, this.nonceScratch)) {
+      this.counters.slicesRejected++
+      this.peerDelta(peer).rejected++
+      return
+    }
+    if (!local.accept(slice.sliceNo, slice.record)) {
+      this.counters.slicesDuplicate++
+      return
+    }
+    this.counters.slicesAccepted++
+    this.peerDelta(peer).accepted++
+    this.meter(key).add(Math.min(SLICE_PLAINTEXT_BYTES, descriptor.size - slice.sliceNo * SLICE_PLAINTEXT_BYTES), this.nowMs)
+  }
+
+  private onRequest (peer: string, bytes: Uint8Array): void {
+    const event = openSignedEvent(bytes, EventType.syncFile)
+    if (toHex(event.header.signerPk) !== peer) throw new WireError('field', 'request signed by another peer')
+    const request = decodeSyncFileRequestPayload(event.payload)
+    const descriptor = this.store.getDescriptor(request.fileId)
+    const local = descriptor === null ? null : this.localFile(descriptor)
+    const plan = planResponse(request, local?.have ?? null, descriptor?.slices ?? 0)
+    const events: Uint8Array[] = []
+    if (local !== null && plan.send.length > 0) {
+      const first = plan.send[0]!
+      const records = local.readRecords(first, plan.send[plan.send.length - 1]! - first + 1)
+      for (const sliceNo of plan.send) {
+        const record = records.subarray((sliceNo - first) * SLICE_RECORD_BYTES, (sliceNo - first + 1) * SLICE_RECORD_BYTES)
+        // Authenticated again on the way out: a damaged disk never feeds peers bad slices.
+        if (!openSliceRecord(record, sliceNo, local.descriptor, this.plaintextScratch, this.nonceScratch)) {
+          this.counters.localRecordsDamaged++
+          local.forget(sliceNo)
+          continue
+        }
+        events.push(encodeSliceEventInto(new Uint8Array(EVENT_BYTES), local.descriptor.fileId, sliceNo, local.descriptor.noncePrefix, record))
+      }
+    }
+    const reply = encodeSyncFileReplyPayload({ ...request, bitmap: plan.responderBitmap, sending: events.length })
+    this.send(peer, encodeSignedEvent(this.header(EventType.syncFileReply, 0), reply, this.options.identity.secretKey))
+    for (const e of events) this.send(peer, e)
+    this.counters.requestsAnswered++
+    this.counters.slicesSent += events.length
+    this.peerDelta(peer).answered++
+  }
+
+  private onReply (peer: string, bytes: Uint8Array): void {
+    const event = openSignedEvent(bytes, EventType.syncFileReply)
+    if (toHex(event.header.signerPk) !== peer) throw new WireError('field', 'reply signed by another peer')
+    const reply = decodeSyncFileReplyPayload(event.payload)
+    this.counters.repliesReceived++
+    const key = toHex(reply.fileId)
+    const local = this.locals.get(key)
+    if (local === undefined || reply.firstSlice >= local.descriptor.slices) return
+    const range = local.layout.rangeOf(reply.firstSlice)
+    if (local.layout.rangeStart(range) !== reply.firstSlice) return
+    this.requester.onReply(peer, key, range, reply.requestId, reply.sending, this.nowMs)
+  }
+
+  // ---- time ---------------------------------------------------------------------------
+
+  /** The periodic step: make arrivals durable, expire, time out, send new requests. */
+  tick (tMs: number): void {
+    this.ensureOpen()
+    if (tMs > this.nowMs) this.nowMs = tMs
+    this.flush()
+    this.expireRequests()
+    this.counters.requestsTimedOut += this.requester.expire(this.nowMs)
+    this.sendRequests()
+  }
+
+  private flush (): void {
+    this.store.transaction(() => {
+      for (const local of this.locals.values()) {
+        if (!local.flush(this.store, this.durable)) continue
+        // The file just became whole: stop fetching it either way.
+        this.requester.dropFile(local.key)
+      }
+      for (const [peer, delta] of this.peerDeltas) this.store.bumpPeer(fromHex(peer), delta, this.nowMs)
+      this.peerDeltas.clear()
+      this.saveEventCount()
+    })
+  }
+
+  private expireRequests (): void {
+    for (const row of this.wanted.values()) {
+      if (row.state === 'expired' || row.ttlMs === 0 || this.nowMs < row.requestedAtMs + row.ttlMs) continue
+      if (this.locals.get(toHex(row.fileId))?.status !== 'partial') continue
+      this.store.transaction(() => this.logWant(row.fileId, 'expire', row.priority, 0))
+    }
+  }
+
+  private sendRequests (): void {
+    const peers = this.transport?.peers() ?? []
+    if (peers.length === 0) return
+    const files: LocalFile[] = []
+    // `wanted` is kept in priority order (see loadWanted).
+    for (const row of this.wanted.values()) {
+      const local = this.locals.get(toHex(row.fileId))
+      if (row.state === 'wanted' && local?.status === 'partial') files.push(local)
+    }
+    for (const planned of this.requester.plan(files, peers, this.nowMs)) {
+      const local = this.locals.get(planned.fileKey)!
+      const payload = encodeSyncFileRequestPayload({
+        fileId: local.descriptor.fileId,
+        requestId: planned.requestId,
+        firstSlice: planned.firstSlice,
+        rangeLength: planned.rangeLength,
+        limit: planned.limit,
+        bitmap: local.have.rangeBitmap(planned.firstSlice, planned.rangeLength)
+      })
+      this.send(planned.peer, encodeSignedEvent(this.header(EventType.syncFile, 0), payload, this.options.identity.secretKey))
+      this.counters.requestsSent++
+    }
+  }
+
+  // ---- maintenance --------------------------------------------------------------------
+
+  /**
+   * Drops every projection and rebuilds it from the event log and the slice files (each
+   * stored record is authenticated again; whole files are re-verified).
+   */
+  reproject (): void {
+    this.flush()
+    for (const local of this.locals.values()) local.close()
+    this.locals.clear()
+    this.store.transaction(() => {
+      this.store.clearProjections()
+      replayLog(this.store, this.options.networkKey)
+      for (const descriptor of this.store.listDescriptors()) {
+        if (!fs.existsSync(sliceFilePath(this.options.dataDir, descriptor.fileId))) continue
+        const local = LocalFile.scan(this.options.dataDir, descriptor)
+        local.persist(this.store)
+        this.locals.set(local.key, local)
+      }
+    })
+    this.loadWanted()
+  }
+
+  /** Projection tables as JSON-able rows, for comparing states. */
+  dumpProjections (): Record<string, unknown[]> {
+    this.flush()
+    return this.store.dumpProjections()
+  }
+
+  stats (): Readonly<NodeStats> {
+    return { ...this.counters }
+  }
+
+  peerCounters (peer: string): PeerCounters | null {
+    this.flush()
+    const row = this.store.getPeer(fromHex(peer, 32))
+    return row === null ? null : { slicesAccepted: row.slicesAccepted, slicesRejected: row.slicesRejected, requestsAnswered: row.requestsAnswered, lastSeenMs: row.lastSeenMs }
+  }
+
+  /** Requests this node has in flight (for one file, or in all). */
+  inflightRequests (fileId?: string): number {
+    return this.requester.inflightCount(fileId)
+  }
+
+  close (): void {
+    if (this.closed) return
+    this.flush()
+    for (const local of this.locals.values()) local.close()
+    this.locals.clear()
+    this.store.close()
+    this.closed = true
+  }
+
+  // ---- helpers ------------------------------------------------------------------------
+
+  private ensureOpen (): void {
+    if (this.closed) throw new QuietError('conflict', 'node is closed')
+  }
+
+  private send (peer: string, event: Uint8Array): void {
+    this.transport?.send(peer, event)
+  }
+
+  private header (type: number, ttlMs: number) {
+    return { type, count: this.eventCount++, createdAtMs: this.nowMs, ttlMs, signerPk: this.options.identity.publicKey }
+  }
+
+  private saveEventCount (): void {
+    this.store.setMeta(EVENT_COUNT_KEY, this.eventCount)
+  }
+
+  /** Logs a user decision, applies it to the wanted table and the in-memory mirror. */
+  private logWant (fileId: Uint8Array, action: WantActionName, priority: number, ttlMs: number): void {
+    const bytes = encodeSignedEvent(this.header(EventType.wantControl, ttlMs), encodeWantPayload({ fileId, action, priority }), this.options.identity.secretKey)
+    this.store.appendEvent(idOf(bytes), EventType.wantControl, fileId, bytes, this.nowMs)
+    this.saveEventCount()
+    applyWant(this.store, openWantEvent(bytes))
+    this.loadWanted()
+  }
+
+  private loadWanted (): void {
+    this.wanted = new Map(this.store.listWanted().map(row => [toHex(row.fileId), row]))
+  }
+
+  private knownDescriptor (fileId: string): DescriptorRow {
+    let bytes: Uint8Array
+    try {
+      bytes = fromHex(fileId, 16)
+    } catch {
+      throw new QuietError('invalid_argument', `not a file id (32 hex digits): ${fileId}`)
+    }
+    const descriptor = this.store.getDescriptor(bytes)
+    if (descriptor === null) throw new QuietError('unknown_file', `unknown file ${fileId}`, { fileId })
+    return descriptor
+  }
+
+  private activeWant (fileId: string): WantedRow {
+    const descriptor = this.knownDescriptor(fileId)
+    const row = this.wanted.get(toHex(descriptor.fileId))
+    if (row === undefined) throw new QuietError('conflict', 'file is not being downloaded', { fileId })
+    return row
+  }
+
+  /** The open local state of a file, loading it when the store says slices are held. */
+  private localFile (descriptor: DescriptorRow): LocalFile | null {
+    const key = toHex(descriptor.fileId)
+    const open = this.locals.get(key)
+    if (open !== undefined) return open
+    if (this.store.getLocal(descriptor.fileId) === null) return null
+    const local = LocalFile.open(this.options.dataDir, descriptor, this.store)
+    this.locals.set(key, local)
+    return local
+  }
+
+  private replaceLocal (local: LocalFile): void {
+    const old = this.locals.get(local.key)
+    if (old !== undefined && old !== local) old.close()
+    this.locals.set(local.key, local)
+  }
+
+  /** Deletes a file's slices and local rows (cancel, or a retry after failure). */
+  private dropLocal (descriptor: DescriptorRow): void {
+    const key = toHex(descriptor.fileId)
+    this.requester.dropFile(key)
+    const local = this.locals.get(key)
+    if (local !== undefined) local.destroy()
+    else fs.rmSync(sliceFilePath(this.options.dataDir, descriptor.fileId), { force: true })
+    this.locals.delete(key)
+    this.meters.delete(key)
+    this.store.deleteHave(descriptor.fileId)
+    this.store.deleteLocal(descriptor.fileId)
+  }
+
+  private stateOf (descriptor: DescriptorRow, local: LocalFile | null, want: WantedRow | null): FileState {
+    if (local?.status === 'complete') return 'complete'
+    if (local?.status === 'failed') return 'failed'
+    if (want === null) {
+      const last = this.store.lastEventAbout(descriptor.fileId, EventType.wantControl)
+      return last !== null && openWantEvent(last).want.action === 'cancel' ? 'cancelled' : 'available'
+    }
+    if (want.state === 'paused') return 'paused'
+    if (want.state === 'expired') return 'expired'
+    const key = toHex(descriptor.fileId)
+    return (local?.haveSlices ?? 0) > 0 || this.requester.inflightCount(key) > 0 ? 'active' : 'queued'
+  }
+
+  private meter (key: string): SpeedMeter {
+    let meter = this.meters.get(key)
+    if (meter === undefined) { meter = new SpeedMeter(); this.meters.set(key, meter) }
+    return meter
+  }
+
+  private peerDelta (peer: string): { accepted: number, rejected: number, answered: number } {
+    let delta = this.peerDeltas.get(peer)
+    if (delta === undefined) { delta = { accepted: 0, rejected: 0, answered: 0 }; this.peerDeltas.set(peer, delta) }
+    return delta
+  }
+}
+
+async function * readPlaintext (local: LocalFile, descriptor: DescriptorRow): AsyncGenerator<Buffer> {
+  const buffer = new Uint8Array(RECORDS_PER_BATCH * SLICE_RECORD_BYTES)
+  const nonce = new Uint8Array(24)
+  const total = sliceCount(descriptor.size)
+  for (let first = 0; first < total; first += RECORDS_PER_BATCH) {
+    const count = Math.min(RECORDS_PER_BATCH, total - first)
+    const records = local.readRecords(first, count, buffer)
+    const plain = Buffer.allocUnsafe(count * SLICE_PLAINTEXT_BYTES)
+    for (let k = 0; k < count; k++) {
+      const ok = openSliceRecord(records.subarray(k * SLICE_RECORD_BYTES, (k + 1) * SLICE_RECORD_BYTES), first + k, descriptor,
+        plain.subarray(k * SLICE_PLAINTEXT_BYTES, (k + 1) * SLICE_PLAINTEXT_BYTES), nonce)
+      if (!ok) throw new QuietError('corrupt', `stored slice ${first + k} of ${toHex(descriptor.fileId)} does not authenticate`)
+    }
+    const end = Math.min(count * SLICE_PLAINTEXT_BYTES, descriptor.size - first * SLICE_PLAINTEXT_BYTES)
+    yield plain.subarray(0, end)
+  }
+}

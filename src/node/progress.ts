@@ -1,0 +1,26 @@
+export type FileState = 'available' | 'queued' | 'active' | 'paused' | 'complete' | 'failed' | 'cancelled' | 'expired'
+
+/**
+ * A download's progress. `available` means the file is known but not requested here.
+ * Bytes never exceed the file size; `etaSeconds` is null while the speed is unknown.
+ */
+export interface Progress {
+  fileId: string
+  name: string
+  mediaType: string
+  state: FileState
+  priority: number | null
+  slicesReceived: number
+  slicesTotal: number
+  bytesReceived: number
+  bytesTotal: number
+  percent: number
+  speedBytesPerSecond: number
+  etaSeconds: number | null
+  reason: string | null
+}
+
+export function percentOf (bytes: number, total: number, complete: boolean): number {
+  if (total === 0) return complete ? 100 : 0
+  return Math.min(100, (bytes * 100) / total)
+}

@@ -1,0 +1,102 @@
+import { openSignedEvent } from '../wire/signed-event.js'
+import { decodeDescriptorPlaintext, openContentPayload } from '../wire/descriptor.js'
+import { decodeWantPayload } from '../wire/want-control.js'
+import { EventType } from '../wire/constants.js'
+import { WireError } from '../wire/errors.js'
+import { FileLayout, sliceCount } from '../files/windows.js'
+import { MAX_SLICE_NO } from '../wire/slice.js'
+import { id } from '../crypto/hash.js'
+import type { Descriptor } from '../wire/descriptor.js'
+import type { SignedEvent } from '../wire/signed-event.js'
+import type { DescriptorRow, Store, WantedRow } from '../store/store.js'
+import type { WantControl } from '../wire/want-control.js'
+
+/**
+ * How each logged event changes the projections. The live path and reprojection both go
+ * through these functions, so a rebuilt database cannot drift from the one built live.
+ */
+
+export interface OpenedDescriptor {
+  event: SignedEvent
+  eventId: Uint8Array
+  descriptor: Descriptor
+}
+
+/** Verifies, decrypts and checks a descriptor event; throws WireError on any failure. */
+export function openDescriptorEvent (bytes: Uint8Array, networkKey: Uint8Array): OpenedDescriptor {
+  const event = openSignedEvent(bytes, EventType.attachmentDescriptor)
+  const descriptor = decodeDescriptorPlaintext(openContentPayload(bytes, event.payload, networkKey))
+  if (sliceCount(descriptor.size) > MAX_SLICE_NO + 1) throw new WireError('field', 'file too large for 32-bit slice numbers')
+  return { event, eventId: id(bytes), descriptor }
+}
+
+export function descriptorRow (opened: OpenedDescriptor): DescriptorRow {
+  const { descriptor, event, eventId } = opened
+  const slices = sliceCount(descriptor.size)
+  return {
+    fileId: descriptor.fileId,
+    size: descriptor.size,
+    slices,
+    windows: new FileLayout(slices).windows,
+    noncePrefix: descriptor.noncePrefix,
+    key: descriptor.key,
+    rootHash: descriptor.rootHash,
+    name: descriptor.name,
+    mediaType: descriptor.mediaType,
+    sharedBy: event.header.signerPk.slice(),
+    sharedAtMs: event.header.createdAtMs,
+    eventId
+  }
+}
+
+/** The first descriptor seen for a file id wins; later ones for the same id change nothing. */
+export function applyDescriptor (store: Store, opened: OpenedDescriptor): boolean {
+  if (store.getDescriptor(opened.descriptor.fileId) !== null) return false
+  store.putDescriptor(descriptorRow(opened))
+  return true
+}
+
+export interface OpenedWant {
+  want: WantControl
+  createdAtMs: number
+  ttlMs: number
+}
+
+export function openWantEvent (bytes: Uint8Array): OpenedWant {
+  const event = openSignedEvent(bytes, EventType.wantControl)
+  return { want: decodeWantPayload(event.payload), createdAtMs: event.header.createdAtMs, ttlMs: event.header.ttlMs }
+}
+
+/** Folds one user decision into the wanted table; returns the row after it (null: none). */
+export function applyWant (store: Store, opened: OpenedWant): WantedRow | null {
+  const { want, createdAtMs, ttlMs } = opened
+  const row = store.getWanted(want.fileId)
+  let next: WantedRow | null = row
+  switch (want.action) {
+    case 'request':
+      next = { fileId: want.fileId, priority: want.priority, state: 'wanted', ttlMs, requestedAtMs: createdAtMs, updatedAtMs: createdAtMs }
+      break
+    case 'pause':
+      if (row !== null) next = { ...row, state: 'paused', updatedAtMs: createdAtMs }
+      break
+    case 'resume':
+      if (row !== null) next = { ...row, state: 'wanted', updatedAtMs: createdAtMs }
+      break
+    case 'expire':
+      if (row !== null) next = { ...row, state: 'expired', updatedAtMs: createdAtMs }
+      break
+    case 'cancel':
+      store.deleteWanted(want.fileId)
+      return null
+  }
+  if (next !== null) store.putWanted(next)
+  return next
+}
+
+/** Replays the whole log into emptied projection tables (slice files are scanned by the caller). */
+export function replayLog (store: Store, networkKey: Uint8Array): void {
+  for (const logged of store.events()) {
+    if (logged.type === EventType.attachmentDescriptor) applyDescriptor(store, openDescriptorEvent(logged.body, networkKey))
+    else if (logged.type === EventType.wantControl) applyWant(store, openWantEvent(logged.body))
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Schema migrations, applied in order from an empty database. `user_version` records how
+ * many have run. Never edit a shipped migration: add a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  -- The event log: every valid signed event this node holds, in arrival order.
+  -- Slice events are logged in their slice files instead (see docs/architecture.md).
+  CREATE TABLE events (
+    seq INTEGER PRIMARY KEY,
+    event_id BLOB NOT NULL UNIQUE,
+    type INTEGER NOT NULL,
+    file_id BLOB,
+    body BLOB NOT NULL,
+    received_at_ms INTEGER NOT NULL
+  );
+  CREATE INDEX events_by_file ON events (file_id, seq);
+
+  -- Projections: rebuilt from the event log and the slice files by reprojection.
+  CREATE TABLE descriptors (
+    file_id BLOB PRIMARY KEY,
+    size INTEGER NOT NULL,
+    slices INTEGER NOT NULL,
+    windows INTEGER NOT NULL,
+    nonce_prefix BLOB NOT NULL,
+    file_key BLOB NOT NULL,
+    root_hash BLOB NOT NULL,
+    name TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    shared_by BLOB NOT NULL,
+    shared_at_ms INTEGER NOT NULL,
+    event_id BLOB NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE wanted (
+    file_id BLOB PRIMARY KEY,
+    priority INTEGER NOT NULL CHECK (priority BETWEEN 1 AND 10),
+    state TEXT NOT NULL CHECK (state IN ('wanted', 'paused', 'expired')),
+    ttl_ms INTEGER NOT NULL,
+    requested_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE local_files (
+    file_id BLOB PRIMARY KEY,
+    have_slices INTEGER NOT NULL,
+    have_bytes INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('partial', 'complete', 'failed')),
+    reason TEXT
+  ) WITHOUT ROWID;
+
+  -- Which slices are durably stored: one bitmap per request range (bit k = slice start+k).
+  CREATE TABLE slice_have (
+    file_id BLOB NOT NULL,
+    range_no INTEGER NOT NULL,
+    bits BLOB NOT NULL,
+    PRIMARY KEY (file_id, range_no)
+  ) WITHOUT ROWID;
+
+  -- Per-peer sync state: counters, not a projection.
+  CREATE TABLE peers (
+    peer_pk BLOB PRIMARY KEY,
+    slices_accepted INTEGER NOT NULL DEFAULT 0,
+    slices_rejected INTEGER NOT NULL DEFAULT 0,
+    requests_answered INTEGER NOT NULL DEFAULT 0,
+    last_seen_ms INTEGER NOT NULL DEFAULT 0
+  ) WITHOUT ROWID;
+
+  CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `
+]
+
+/** Tables reprojection drops and rebuilds. */
+export const PROJECTION_TABLES = ['descriptors', 'wanted', 'local_files', 'slice_have'] as const

@@ -1,0 +1,243 @@
+import Database from 'better-sqlite3'
+import { MIGRATIONS, PROJECTION_TABLES } from './schema.js'
+
+export interface DescriptorRow {
+  fileId: Uint8Array
+  size: number
+  slices: number
+  windows: number
+  noncePrefix: Uint8Array
+  key: Uint8Array
+  rootHash: Uint8Array
+  name: string
+  mediaType: string
+  sharedBy: Uint8Array
+  sharedAtMs: number
+  eventId: Uint8Array
+}
+
+export type WantedState = 'wanted' | 'paused' | 'expired'
+export interface WantedRow {
+  fileId: Uint8Array
+  priority: number
+  state: WantedState
+  ttlMs: number
+  requestedAtMs: number
+  updatedAtMs: number
+}
+
+export type LocalStatus = 'partial' | 'complete' | 'failed'
+export interface LocalFileRow {
+  fileId: Uint8Array
+  haveSlices: number
+  haveBytes: number
+  status: LocalStatus
+  reason: string | null
+}
+
+export interface PeerRow {
+  peerPk: Uint8Array
+  slicesAccepted: number
+  slicesRejected: number
+  requestsAnswered: number
+  lastSeenMs: number
+}
+
+export interface LoggedEvent {
+  seq: number
+  type: number
+  body: Uint8Array
+}
+
+type Row = Record<string, unknown>
+const u8 = (v: unknown): Uint8Array => v as Uint8Array
+
+function toDescriptor (r: Row): DescriptorRow {
+  return {
+    fileId: u8(r.file_id), size: Number(r.size), slices: Number(r.slices), windows: Number(r.windows),
+    noncePrefix: u8(r.nonce_prefix), key: u8(r.file_key), rootHash: u8(r.root_hash),
+    name: String(r.name), mediaType: String(r.media_type), sharedBy: u8(r.shared_by),
+    sharedAtMs: Number(r.shared_at_ms), eventId: u8(r.event_id)
+  }
+}
+function toWanted (r: Row): WantedRow {
+  return {
+    fileId: u8(r.file_id), priority: Number(r.priority), state: r.state as WantedState, ttlMs: Number(r.ttl_ms),
+    requestedAtMs: Number(r.requested_at_ms), updatedAtMs: Number(r.updated_at_ms)
+  }
+}
+function toLocal (r: Row): LocalFileRow {
+  return {
+    fileId: u8(r.file_id), haveSlices: Number(r.have_slices), haveBytes: Number(r.have_bytes),
+    status: r.status as LocalStatus, reason: r.reason === null ? null : String(r.reason)
+  }
+}
+
+/** The node's SQLite database: event log, projections and sync state. Synchronous by design. */
+export class Store {
+  private readonly db: Database.Database
+  private readonly stmt
+
+  private constructor (filePath: string) {
+    this.db = new Database(filePath)
+    this.db.pragma('journal_mode = WAL')
+    // WAL + NORMAL never corrupts; a crash can lose the last commits, which only ever
+    // forgets slices that are on disk (the safe direction).
+    this.db.pragma('synchronous = NORMAL')
+    this.db.pragma('foreign_keys = ON')
+    this.migrate()
+    const db = this.db
+    this.stmt = {
+      appendEvent: db.prepare('INSERT OR IGNORE INTO events (event_id, type, file_id, body, received_at_ms) VALUES (?, ?, ?, ?, ?)'),
+      hasEvent: db.prepare('SELECT 1 FROM events WHERE event_id = ?').pluck(),
+      events: db.prepare('SELECT seq, type, body FROM events ORDER BY seq'),
+      lastWantType: db.prepare('SELECT body FROM events WHERE file_id = ? AND type = ? ORDER BY seq DESC LIMIT 1').pluck(),
+      getMeta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
+      setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+      putDescriptor: db.prepare(`INSERT OR REPLACE INTO descriptors
+        (file_id, size, slices, windows, nonce_prefix, file_key, root_hash, name, media_type, shared_by, shared_at_ms, event_id)
+        VALUES (@fileId, @size, @slices, @windows, @noncePrefix, @key, @rootHash, @name, @mediaType, @sharedBy, @sharedAtMs, @eventId)`),
+      getDescriptor: db.prepare('SELECT * FROM descriptors WHERE file_id = ?'),
+      listDescriptors: db.prepare('SELECT * FROM descriptors ORDER BY shared_at_ms, file_id'),
+      putWanted: db.prepare(`INSERT OR REPLACE INTO wanted (file_id, priority, state, ttl_ms, requested_at_ms, updated_at_ms)
+        VALUES (@fileId, @priority, @state, @ttlMs, @requestedAtMs, @updatedAtMs)`),
+      getWanted: db.prepare('SELECT * FROM wanted WHERE file_id = ?'),
+      listWanted: db.prepare('SELECT * FROM wanted ORDER BY priority DESC, requested_at_ms, file_id'),
+      deleteWanted: db.prepare('DELETE FROM wanted WHERE file_id = ?'),
+      putLocal: db.prepare(`INSERT OR REPLACE INTO local_files (file_id, have_slices, have_bytes, status, reason)
+        VALUES (@fileId, @haveSlices, @haveBytes, @status, @reason)`),
+      getLocal: db.prepare('SELECT * FROM local_files WHERE file_id = ?'),
+      deleteLocal: db.prepare('DELETE FROM local_files WHERE file_id = ?'),
+      putHave: db.prepare('INSERT OR REPLACE INTO slice_have (file_id, range_no, bits) VALUES (?, ?, ?)'),
+      getHave: db.prepare('SELECT range_no, bits FROM slice_have WHERE file_id = ?'),
+      deleteHave: db.prepare('DELETE FROM slice_have WHERE file_id = ?'),
+      bumpPeer: db.prepare(`INSERT INTO peers (peer_pk, slices_accepted, slices_rejected, requests_answered, last_seen_ms)
+        VALUES (@peerPk, @accepted, @rejected, @answered, @tMs)
+        ON CONFLICT (peer_pk) DO UPDATE SET
+          slices_accepted = slices_accepted + excluded.slices_accepted,
+          slices_rejected = slices_rejected + excluded.slices_rejected,
+          requests_answered = requests_answered + excluded.requests_answered,
+          last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)`),
+      getPeer: db.prepare('SELECT * FROM peers WHERE peer_pk = ?')
+    }
+  }
+
+  static open (filePath: string): Store {
+    return new Store(filePath)
+  }
+
+  private migrate (): void {
+    const applied = Number(this.db.pragma('user_version', { simple: true }))
+    if (applied > MIGRATIONS.length) throw new Error(`database schema version ${applied} is newer than this program (${MIGRATIONS.length})`)
+    for (let v = applied; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!)
+        this.db.pragma(`user_version = ${v + 1}`)
+      })()
+    }
+  }
+
+  get schemaVersion (): number {
+    return Number(this.db.pragma('user_version', { simple: true }))
+  }
+
+  transaction<T> (fn: () => T): T {
+    return this.db.transaction(fn)()
+  }
+
+  /** Appends to the log; false when the event id is already there. */
+  appendEvent (eventId: Uint8Array, type: number, fileId: Uint8Array | null, body: Uint8Array, tMs: number): boolean {
+    return this.stmt.appendEvent.run(eventId, type, fileId, body, tMs).changes === 1
+  }
+
+  hasEvent (eventId: Uint8Array): boolean {
+    return this.stmt.hasEvent.get(eventId) !== undefined
+  }
+
+  * events (): IterableIterator<LoggedEvent> {
+    for (const r of this.stmt.events.iterate() as IterableIterator<Row>) {
+      yield { seq: Number(r.seq), type: Number(r.type), body: u8(r.body) }
+    }
+  }
+
+  /** The newest logged event of `type` about `fileId`, or null. */
+  lastEventAbout (fileId: Uint8Array, type: number): Uint8Array | null {
+    return (this.stmt.lastWantType.get(fileId, type) as Uint8Array | undefined) ?? null
+  }
+
+  getMeta (key: string): number | null {
+    const value = this.stmt.getMeta.get(key)
+    return value === undefined ? null : Number(value)
+  }
+
+  setMeta (key: string, value: number): void {
+    this.stmt.setMeta.run(key, value)
+  }
+
+  putDescriptor (row: DescriptorRow): void { this.stmt.putDescriptor.run(row) }
+  getDescriptor (fileId: Uint8Array): DescriptorRow | null {
+    const r = this.stmt.getDescriptor.get(fileId) as Row | undefined
+    return r === undefined ? null : toDescriptor(r)
+  }
+
+  listDescriptors (): DescriptorRow[] { return (this.stmt.listDescriptors.all() as Row[]).map(toDescriptor) }
+
+  putWanted (row: WantedRow): void { this.stmt.putWanted.run(row) }
+  getWanted (fileId: Uint8Array): WantedRow | null {
+    const r = this.stmt.getWanted.get(fileId) as Row | undefined
+    return r === undefined ? null : toWanted(r)
+  }
+
+  /** Highest priority first, then oldest request. */
+  listWanted (): WantedRow[] { return (this.stmt.listWanted.all() as Row[]).map(toWanted) }
+  deleteWanted (fileId: Uint8Array): void { this.stmt.deleteWanted.run(fileId) }
+
+  putLocal (row: LocalFileRow): void { this.stmt.putLocal.run(row) }
+  getLocal (fileId: Uint8Array): LocalFileRow | null {
+    const r = this.stmt.getLocal.get(fileId) as Row | undefined
+    return r === undefined ? null : toLocal(r)
+  }
+
+  deleteLocal (fileId: Uint8Array): void { this.stmt.deleteLocal.run(fileId) }
+
+  putHaveRange (fileId: Uint8Array, rangeNo: number, bits: Uint8Array): void { this.stmt.putHave.run(fileId, rangeNo, bits) }
+  haveRanges (fileId: Uint8Array): Array<{ rangeNo: number, bits: Uint8Array }> {
+    return (this.stmt.getHave.all(fileId) as Row[]).map(r => ({ rangeNo: Number(r.range_no), bits: u8(r.bits) }))
+  }
+
+  deleteHave (fileId: Uint8Array): void { this.stmt.deleteHave.run(fileId) }
+
+  bumpPeer (peerPk: Uint8Array, delta: { accepted?: number, rejected?: number, answered?: number }, tMs: number): void {
+    this.stmt.bumpPeer.run({ peerPk, accepted: delta.accepted ?? 0, rejected: delta.rejected ?? 0, answered: delta.answered ?? 0, tMs })
+  }
+
+  getPeer (peerPk: Uint8Array): PeerRow | null {
+    const r = this.stmt.getPeer.get(peerPk) as Row | undefined
+    if (r === undefined) return null
+    return {
+      peerPk: u8(r.peer_pk), slicesAccepted: Number(r.slices_accepted), slicesRejected: Number(r.slices_rejected),
+      requestsAnswered: Number(r.requests_answered), lastSeenMs: Number(r.last_seen_ms)
+    }
+  }
+
+  /** Empties every projection table (reprojection then refills them). */
+  clearProjections (): void {
+    for (const table of PROJECTION_TABLES) this.db.exec(`DELETE FROM ${table}`)
+  }
+
+  /** Every projection row, in a stable order, as plain JSON-able values: for comparing states. */
+  dumpProjections (): Record<string, unknown[]> {
+    const out: Record<string, unknown[]> = {}
+    for (const table of PROJECTION_TABLES) {
+      const rows = this.db.prepare(`SELECT * FROM ${table}`).all() as Row[]
+      out[table] = rows
+        .map(r => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v])))
+        .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))
+    }
+    return out
+  }
+
+  close (): void {
+    this.db.close()
+  }
+}

@@ -1,0 +1,239 @@
+import type { FileLayout } from '../files/windows.js'
+
+/** One wanted file as the requester sees it, in priority order. */
+export interface RequestableFile {
+  key: string
+  layout: FileLayout
+  /** Slices of range r this node does not hold yet. */
+  missing (range: number): number
+}
+
+export interface PlannedRequest {
+  peer: string
+  fileKey: string
+  range: number
+  firstSlice: number
+  rangeLength: number
+  /** Slices asked for (the missing ones), also the request's limit. */
+  limit: number
+  requestId: number
+}
+
+interface InFlight extends PlannedRequest {
+  sentAtMs: number
+  lastActivityMs: number
+  /** Slices still expected: `limit` until the reply says how many are coming. */
+  outstanding: number
+}
+
+export interface RequesterOptions {
+  /** Slices requested but not yet arrived, per peer. Bounds memory and queues on the path. */
+  maxInflightSlicesPerPeer: number
+  minTimeoutMs: number
+  maxTimeoutMs: number
+  /** How long a peer that answered "I have none of that" is not asked for that range again. */
+  lackBackoffMs: number
+}
+
+export const DEFAULT_REQUESTER_OPTIONS: RequesterOptions = {
+  maxInflightSlicesPerPeer: 2048,
+  minTimeoutMs: 200,
+  maxTimeoutMs: 5000,
+  lackBackoffMs: 3000
+}
+
+interface PeerState {
+  outstanding: number
+  /** Smoothed round trip (request → reply) and its variation, TCP style. */
+  srttMs: number
+  rttVarMs: number
+  requested: number
+  received: number
+}
+
+/**
+ * The requesting half of focused sync: which ranges to ask which peer for, what is in
+ * flight, and when a request is given up. Pure state; time comes in as `tMs`.
+ * At most one request per range is in flight, so a slice's range finds its request.
+ */
+export class Requester {
+  private readonly inflight = new Map<string, InFlight>()
+  private readonly peers = new Map<string, PeerState>()
+  private readonly lacks = new Map<string, number>()
+  private readonly cursors = new Map<string, number>()
+  private nextRequestId = 1
+  private roundRobin = 0
+  private readonly options: RequesterOptions
+
+  constructor (options: Partial<RequesterOptions> = {}) {
+    this.options = { ...DEFAULT_REQUESTER_OPTIONS, ...options }
+  }
+
+  /**
+   * New requests, filling each peer's budget from the highest-priority file down, each file's
+   * ranges in order (streaming order, sequential reads on the other side).
+   */
+  plan (files: readonly RequestableFile[], peerIds: readonly string[], tMs: number): PlannedRequest[] {
+    const planned: PlannedRequest[] = []
+    if (peerIds.length === 0) return planned
+    for (const id of peerIds) this.peer(id)
+    for (const file of files) {
+      let cursor = this.cursors.get(file.key) ?? 0
+      const ranges = file.layout.rangeCount
+      while (cursor < ranges && this.rangeComplete(file, cursor)) cursor++
+      this.cursors.set(file.key, cursor)
+      for (let r = cursor; r < ranges; r++) {
+        if (!this.anyPeerHasRoom(peerIds)) return planned
+        const key = rangeKey(file.key, r)
+        if (this.inflight.has(key)) continue
+        const missing = file.missing(r)
+        if (missing === 0) continue
+        const firstSlice = file.layout.rangeStart(r)
+        const rangeLength = file.layout.rangeLength(r)
+        const peer = this.choosePeer(peerIds, file.key, r, missing, tMs)
+        if (peer === null) continue
+        const request: InFlight = {
+          peer, fileKey: file.key, range: r, firstSlice, rangeLength, limit: missing,
+          requestId: this.takeRequestId(), sentAtMs: tMs, lastActivityMs: tMs, outstanding: missing
+        }
+        this.inflight.set(key, request)
+        const state = this.peer(peer)
+        state.outstanding += missing
+        state.requested += missing
+        planned.push(request)
+      }
+    }
+    return planned
+  }
+
+  /** The reply header arrived: now we know how many slices are coming. */
+  onReply (peer: string, fileKey: string, range: number, requestId: number, sending: number, tMs: number): void {
+    const request = this.inflight.get(rangeKey(fileKey, range))
+    if (request === undefined || request.peer !== peer || request.requestId !== requestId) return
+    const state = this.peer(peer)
+    this.sampleRtt(state, tMs - request.sentAtMs)
+    request.lastActivityMs = tMs
+    const arrivedBeforeReply = request.limit - request.outstanding
+    const stillComing = Math.max(0, sending - arrivedBeforeReply)
+    state.outstanding -= request.outstanding - stillComing
+    request.outstanding = stillComing
+    if (sending === 0) this.lacks.set(lackKey(peer, fileKey, range), tMs + this.options.lackBackoffMs)
+    if (request.outstanding === 0) this.inflight.delete(rangeKey(fileKey, range))
+  }
+
+  /** A slice of `range` arrived from `peer` (accepted or duplicate: either way it answered). */
+  onSlice (peer: string, fileKey: string, range: number, tMs: number): void {
+    const key = rangeKey(fileKey, range)
+    const request = this.inflight.get(key)
+    if (request === undefined || request.peer !== peer) return
+    const state = this.peer(peer)
+    state.received++
+    request.lastActivityMs = tMs
+    if (request.outstanding > 0) {
+      request.outstanding--
+      state.outstanding--
+    }
+    if (request.outstanding === 0) this.inflight.delete(key)
+  }
+
+  /** Gives up on requests that went quiet; their ranges become requestable again. */
+  expire (tMs: number): number {
+    let expired = 0
+    for (const [key, request] of this.inflight) {
+      const state = this.peer(request.peer)
+      if (tMs - request.lastActivityMs >= this.timeoutMs(state)) {
+        state.outstanding -= request.outstanding
+        this.inflight.delete(key)
+        expired++
+      }
+    }
+    for (const [key, until] of this.lacks) if (until <= tMs) this.lacks.delete(key)
+    return expired
+  }
+
+  /** Forgets everything in flight for a file (cancel, completion, failure). */
+  dropFile (fileKey: string): void {
+    for (const [key, request] of this.inflight) {
+      if (request.fileKey !== fileKey) continue
+      this.peer(request.peer).outstanding -= request.outstanding
+      this.inflight.delete(key)
+    }
+    this.cursors.delete(fileKey)
+  }
+
+  /** Restart the range scan from the start of the file (after slices were lost or dropped). */
+  rewind (fileKey: string): void {
+    this.cursors.delete(fileKey)
+  }
+
+  inflightCount (fileKey?: string): number {
+    if (fileKey === undefined) return this.inflight.size
+    let n = 0
+    for (const request of this.inflight.values()) if (request.fileKey === fileKey) n++
+    return n
+  }
+
+  peerStats (peer: string): Readonly<PeerState> | undefined {
+    return this.peers.get(peer)
+  }
+
+  private rangeComplete (file: RequestableFile, r: number): boolean {
+    return file.missing(r) === 0 && !this.inflight.has(rangeKey(file.key, r))
+  }
+
+  private anyPeerHasRoom (peerIds: readonly string[]): boolean {
+    return peerIds.some(id => this.peer(id).outstanding < this.options.maxInflightSlicesPerPeer)
+  }
+
+  private choosePeer (peerIds: readonly string[], fileKey: string, range: number, cost: number, tMs: number): string | null {
+    for (let i = 0; i < peerIds.length; i++) {
+      const id = peerIds[(this.roundRobin + i) % peerIds.length]!
+      const state = this.peer(id)
+      const roomy = state.outstanding === 0 || state.outstanding + cost <= this.options.maxInflightSlicesPerPeer
+      const lackUntil = this.lacks.get(lackKey(id, fileKey, range))
+      if (roomy && (lackUntil === undefined || lackUntil <= tMs)) {
+        this.roundRobin = (this.roundRobin + i + 1) % peerIds.length
+        return id
+      }
+    }
+    return null
+  }
+
+  private peer (id: string): PeerState {
+    let state = this.peers.get(id)
+    if (state === undefined) {
+      state = { outstanding: 0, srttMs: -1, rttVarMs: 0, requested: 0, received: 0 }
+      this.peers.set(id, state)
+    }
+    return state
+  }
+
+  private sampleRtt (state: PeerState, rttMs: number): void {
+    if (state.srttMs < 0) {
+      state.srttMs = rttMs
+      state.rttVarMs = rttMs / 2
+    } else {
+      state.rttVarMs = 0.75 * state.rttVarMs + 0.25 * Math.abs(state.srttMs - rttMs)
+      state.srttMs = 0.875 * state.srttMs + 0.125 * rttMs
+    }
+  }
+
+  private timeoutMs (state: PeerState): number {
+    const base = state.srttMs < 0 ? 1000 : state.srttMs + 4 * state.rttVarMs
+    return Math.min(this.options.maxTimeoutMs, Math.max(this.options.minTimeoutMs, base))
+  }
+
+  private takeRequestId (): number {
+    const id = this.nextRequestId
+    this.nextRequestId = this.nextRequestId >= 0xffffffff ? 1 : this.nextRequestId + 1
+    return id
+  }
+}
+
+function rangeKey (fileKey: string, range: number): string {
+  return `${fileKey}:${range}`
+}
+
+function lackKey (peer: string, fileKey: string, range: number): string {
+  return `${peer}|${fileKey}:${range}`
+}

@@ -1,0 +1,21 @@
+/** Every event on the wire and in the log is exactly this long. */
+export const EVENT_BYTES = 512
+/** The only protocol version this code speaks. */
+export const PROTOCOL_VERSION = 1
+
+/** Event type bytes. Values are part of the protocol: never renumber. */
+export const EventType = {
+  slice: 0x03,
+  attachmentDescriptor: 0x05,
+  syncFile: 0x0a,
+  syncFileReply: 0x0b,
+  /** Local-only: a user's decision about a wanted file (request, pause, …). Never sent. */
+  wantControl: 0x40
+} as const
+export type EventTypeName = keyof typeof EventType
+export type EventTypeByte = typeof EventType[EventTypeName]
+
+const KNOWN_TYPES = new Set<number>(Object.values(EventType))
+export function isKnownEventType (type: number): type is EventTypeByte {
+  return KNOWN_TYPES.has(type)
+}

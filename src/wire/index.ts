@@ -1,0 +1,7 @@
+export * from './constants.js'
+export * from './errors.js'
+export * from './slice.js'
+export * from './signed-event.js'
+export * from './sync-file.js'
+export * from './descriptor.js'
+export * from './want-control.js'

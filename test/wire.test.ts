@@ -1,0 +1,147 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { SliceEncryptor } from '../src/files/encrypt.js'
+import { openSliceRecord } from '../src/files/verify.js'
+import { windowCount } from '../src/files/windows.js'
+import { fromHex, toHex } from '../src/bytes.js'
+import { signKeyPair } from '../src/crypto/index.js'
+import {
+  EVENT_BYTES, EventType, WireError, SLICE_RECORD_BYTES,
+  decodeSliceEvent, encodeSliceEvent, encodeSignedEvent, decodeSignedEvent, openSignedEvent,
+  encodeSyncFileRequestPayload, decodeSyncFileRequestPayload, encodeSyncFileReplyPayload, decodeSyncFileReplyPayload,
+  encodeDescriptorPlaintext, decodeDescriptorPlaintext, sealContentPayload, openContentPayload, truncateUtf8,
+  encodeWantPayload, decodeWantPayload, PAYLOAD_BYTES
+} from '../src/wire/index.js'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+// Compiled tests live in dist/test; the vectors stay in the source tree.
+const vectorsPath = path.resolve(here, '../../test/vectors/slices.json')
+
+interface Vector {
+  name: string
+  file_bytes: number
+  plaintext_hex?: string
+  plaintext_rule?: string
+  key_hex: string
+  nonce_prefix_hex: string
+  slices: number
+  windows: number
+  file_id_hex: string
+  root_hash_hex: string
+  slice_events_hex: string[] | { first: string, last: string }
+}
+
+function plaintextOf (v: Vector): Uint8Array {
+  if (v.plaintext_hex !== undefined) return fromHex(v.plaintext_hex)
+  assert.equal(v.plaintext_rule, 'byte k = (k * 31 + 7) mod 251')
+  const out = new Uint8Array(v.file_bytes)
+  for (let k = 0; k < out.length; k++) out[k] = (k * 31 + 7) % 251
+  return out
+}
+
+const vectors = (JSON.parse(fs.readFileSync(vectorsPath, 'utf8')) as { vectors: Vector[] }).vectors
+
+for (const v of vectors) {
+  test(`slice vector "${v.name}": events, file id, root hash and windows reproduce byte for byte`, () => {
+    const key = fromHex(v.key_hex)
+    const prefix = fromHex(v.nonce_prefix_hex)
+    const records: Array<{ slice: number, bytes: Uint8Array }> = []
+    const encryptor = new SliceEncryptor(key, prefix, (first, batch) => {
+      for (let k = 0; k * SLICE_RECORD_BYTES < batch.length; k++) records.push({ slice: first + k, bytes: batch.slice(k * SLICE_RECORD_BYTES, (k + 1) * SLICE_RECORD_BYTES) })
+    })
+    const plain = plaintextOf(v)
+    // Odd chunk sizes exercise the carry-over between pushes.
+    for (let at = 0; at < plain.length; at += 1001) encryptor.push(plain.subarray(at, at + 1001))
+    const result = encryptor.finish()
+    assert.equal(result.slices, v.slices)
+    assert.equal(records.length, v.slices)
+    assert.equal(windowCount(result.slices), v.windows)
+    assert.equal(toHex(result.fileId), v.file_id_hex)
+    assert.equal(toHex(result.rootHash), v.root_hash_hex)
+    const events = records.map(r => toHex(encodeSliceEvent(result.fileId, r.slice, prefix, r.bytes)))
+    if (Array.isArray(v.slice_events_hex)) assert.deepEqual(events, v.slice_events_hex)
+    else {
+      assert.equal(events[0], v.slice_events_hex.first)
+      assert.equal(events[events.length - 1], v.slice_events_hex.last)
+    }
+    if (records.length > 0) {
+      const decoded = decodeSliceEvent(encodeSliceEvent(result.fileId, records.length - 1, prefix, records[records.length - 1]!.bytes))
+      assert.equal(decoded.sliceNo, records.length - 1)
+      const out = new Uint8Array(450)
+      assert.ok(openSliceRecord(decoded.record, decoded.sliceNo, { key, noncePrefix: prefix }, out))
+      assert.ok(!openSliceRecord(decoded.record, decoded.sliceNo + 1, { key, noncePrefix: prefix }, out), 'a slice cannot move to another position')
+    }
+  })
+}
+
+test('slice decoder rejects wrong length, version and type with a typed error', () => {
+  const event = encodeSliceEvent(new Uint8Array(16), 7, new Uint8Array(20), new Uint8Array(SLICE_RECORD_BYTES))
+  assert.throws(() => decodeSliceEvent(event.subarray(0, 511)), (e: unknown) => e instanceof WireError && e.code === 'length')
+  const badVersion = event.slice(); badVersion[0] = 2
+  assert.throws(() => decodeSliceEvent(badVersion), (e: unknown) => e instanceof WireError && e.code === 'version')
+  const badType = event.slice(); badType[1] = EventType.syncFile
+  assert.throws(() => decodeSliceEvent(badType), (e: unknown) => e instanceof WireError && e.code === 'type')
+})
+
+const signer = signKeyPair()
+const header = (type: number) => ({ type, count: 3, createdAtMs: 1_700_000_000_000, ttlMs: 0, signerPk: signer.publicKey })
+
+test('signed events round-trip, and any flipped bit breaks the signature', () => {
+  const payload = new Uint8Array(PAYLOAD_BYTES).fill(5)
+  const bytes = encodeSignedEvent(header(EventType.wantControl), payload, signer.secretKey)
+  assert.equal(bytes.length, EVENT_BYTES)
+  const event = openSignedEvent(bytes, EventType.wantControl)
+  assert.equal(event.header.count, 3)
+  assert.equal(event.header.createdAtMs, 1_700_000_000_000)
+  assert.deepEqual(event.payload, payload)
+  for (const at of [0 + 6, 100, 447, 500]) {
+    const tampered = bytes.slice(); tampered[at]! ^= 1
+    assert.throws(() => openSignedEvent(tampered), WireError)
+  }
+  const unknown = bytes.slice(); unknown[1] = 0x7f
+  assert.throws(() => decodeSignedEvent(unknown), (e: unknown) => e instanceof WireError && e.code === 'type')
+  assert.throws(() => decodeSignedEvent(new Uint8Array(513)), (e: unknown) => e instanceof WireError && e.code === 'length')
+})
+
+test('sync-file request and reply payloads round-trip and reject bad fields', () => {
+  const bitmap = new Uint8Array(64); bitmap[0] = 0b1010_0000
+  const request = { fileId: new Uint8Array(16).fill(9), requestId: 77, firstSlice: 1000, rangeLength: 57, limit: 55, bitmap }
+  assert.deepEqual(decodeSyncFileRequestPayload(encodeSyncFileRequestPayload(request)), request)
+  const reply = { fileId: request.fileId, requestId: 77, firstSlice: 1000, rangeLength: 57, sending: 12, bitmap }
+  assert.deepEqual(decodeSyncFileReplyPayload(encodeSyncFileReplyPayload(reply)), reply)
+  const payload = encodeSyncFileRequestPayload(request)
+  const bitPastRange = payload.slice(); bitPastRange[28 + 7]! |= 0x01 // bit 63 > range length 57
+  assert.throws(() => decodeSyncFileRequestPayload(bitPastRange), WireError)
+  const reserved = payload.slice(); reserved[200] = 1
+  assert.throws(() => decodeSyncFileRequestPayload(reserved), WireError)
+  const zeroLength = payload.slice(); zeroLength[24] = 0; zeroLength[25] = 0
+  assert.throws(() => decodeSyncFileRequestPayload(zeroLength), WireError)
+  assert.throws(() => encodeSyncFileRequestPayload({ ...request, rangeLength: 513 }), WireError)
+})
+
+test('descriptor payload is encrypted to the network key and bound to its header', () => {
+  const networkKey = new Uint8Array(32).fill(8)
+  const descriptor = {
+    fileId: new Uint8Array(16).fill(1), size: 52_428_800, noncePrefix: new Uint8Array(20).fill(2), key: new Uint8Array(32).fill(3),
+    rootHash: new Uint8Array(32).fill(4), name: 'holiday 🏖.mp4', mediaType: 'video/mp4'
+  }
+  const h = header(EventType.attachmentDescriptor)
+  const bytes = encodeSignedEvent(h, sealContentPayload(h, encodeDescriptorPlaintext(descriptor), networkKey), signer.secretKey)
+  const event = openSignedEvent(bytes)
+  assert.deepEqual(decodeDescriptorPlaintext(openContentPayload(bytes, event.payload, networkKey)), descriptor)
+  assert.throws(() => openContentPayload(bytes, event.payload, new Uint8Array(32)), (e: unknown) => e instanceof WireError && e.code === 'decrypt')
+  const otherHeader = bytes.slice(); otherHeader[5]! ^= 1
+  assert.throws(() => openContentPayload(otherHeader, event.payload, networkKey), WireError)
+  assert.equal(Buffer.byteLength(truncateUtf8('é'.repeat(200), 180)), 180)
+  assert.equal(Buffer.byteLength(truncateUtf8('a' + 'é'.repeat(200), 180)), 179, 'never splits a character')
+})
+
+test('want-control payload round-trips and rejects unknown actions', () => {
+  const want = { fileId: new Uint8Array(16).fill(6), action: 'pause' as const, priority: 7 }
+  assert.deepEqual(decodeWantPayload(encodeWantPayload(want)), want)
+  const bad = encodeWantPayload(want); bad[16] = 99
+  assert.throws(() => decodeWantPayload(bad), WireError)
+})
