@@ -506,7 +506,7 @@ export class Node {
   }
 
   private header (type: number, ttlMs: number) {
-    return { type, count: this.eventCount++, createdAtMs: this.nowMs, ttlMs, signerPk: this.options.identity.publicKey }
+    return { type, count: this.eventCount++, createdAtMs: Math.floor(this.nowMs), ttlMs, signerPk: this.options.identity.publicKey }
   }
 
   private saveEventCount (): void {
