@@ -48,6 +48,8 @@ export class LocalFile {
     }
     const row = store.getLocal(descriptor.fileId)
     if (row !== null) { file.status = row.status; file.reason = row.reason }
+    // Nothing left to fetch (an empty file, or a crash after the last write): decide now.
+    if (file.haveSlices === descriptor.slices) file.advanceVerifier()
     return file
   }
 

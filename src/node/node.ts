@@ -197,6 +197,14 @@ export class Node {
     return true
   }
 
+  /** The signed descriptor event this node holds for a file (what peers are sent). */
+  descriptorEvent (fileId: string): Uint8Array {
+    const descriptor = this.knownDescriptor(fileId)
+    const event = this.store.getEvent(descriptor.eventId)
+    if (event === null) throw new QuietError('corrupt', `descriptor event of ${fileId} is missing from the log`)
+    return event
+  }
+
   // ---- focus: request, pause, resume, cancel ---------------------------------------------
 
   requestFile (fileId: string, options: RequestOptions = {}): Progress {

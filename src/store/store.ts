@@ -90,7 +90,8 @@ export class Store {
     this.stmt = {
       appendEvent: db.prepare('INSERT OR IGNORE INTO events (event_id, type, file_id, body, received_at_ms) VALUES (?, ?, ?, ?, ?)'),
       hasEvent: db.prepare('SELECT 1 FROM events WHERE event_id = ?').pluck(),
-      events: db.prepare('SELECT seq, type, body FROM events ORDER BY seq'),
+      getEvent: db.prepare('SELECT body FROM events WHERE event_id = ?').pluck(),
+      eventsAfter: db.prepare('SELECT seq, type, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
       lastWantType: db.prepare('SELECT body FROM events WHERE file_id = ? AND type = ? ORDER BY seq DESC LIMIT 1').pluck(),
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
@@ -154,9 +155,18 @@ export class Store {
     return this.stmt.hasEvent.get(eventId) !== undefined
   }
 
-  * events (): IterableIterator<LoggedEvent> {
-    for (const r of this.stmt.events.iterate() as IterableIterator<Row>) {
-      yield { seq: Number(r.seq), type: Number(r.type), body: u8(r.body) }
+  getEvent (eventId: Uint8Array): Uint8Array | null {
+    return (this.stmt.getEvent.get(eventId) as Uint8Array | undefined) ?? null
+  }
+
+  /** The log in order, read a page at a time so callers may write between pages. */
+  * events (pageSize = 1000): IterableIterator<LoggedEvent> {
+    let after = 0
+    for (;;) {
+      const rows = this.stmt.eventsAfter.all(after, pageSize) as Row[]
+      for (const r of rows) yield { seq: Number(r.seq), type: Number(r.type), body: u8(r.body) }
+      if (rows.length < pageSize) return
+      after = Number(rows[rows.length - 1]!.seq)
     }
   }
 

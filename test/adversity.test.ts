@@ -1,0 +1,133 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { makeCluster, makeFile, sha256OfFile, sha256OfStream } from './helpers/sim.js'
+import { EventType, SliceOffset, encodeSignedEvent, openSignedEvent, decodeDescriptorPlaintext, encodeDescriptorPlaintext, openContentPayload, sealContentPayload } from '../src/wire/index.js'
+import { signKeyPair } from '../src/crypto/index.js'
+import { QuietError } from '../src/node/errors.js'
+
+const MiB = 1024 * 1024
+
+test('20% loss with duplication, reordering and jitter: the file completes and verifies', async () => {
+  const c = makeCluster(['alice', 'bob'], { latencyMs: 20, jitterMs: 15, loss: 0.2, duplicate: 0.05, reorder: 0.1, reorderDelayMs: 30, bandwidthBps: 50e6 }, 42)
+  try {
+    const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
+    const source = makeFile(c.root, 'lossy.bin', 2 * MiB, 11)
+    const { fileId } = await alice.node.share(source)
+    bob.node.ingestDescriptorEvent(alice.node.descriptorEvent(fileId)) // the broadcast itself may be lost
+    bob.node.requestFile(fileId)
+    c.net.runUntil(() => bob.node.progress(fileId).state === 'complete', { maxMs: 120_000 })
+    const stats = bob.node.stats()
+    assert.ok(stats.requestsTimedOut > 0, 'losses were recovered by re-requesting')
+    assert.ok(stats.slicesDuplicate > 0, 'duplicates arrived and were ignored')
+    assert.equal(stats.slicesRejected, 0)
+    const lost = c.net.linkCounters(alice.node.publicKey, bob.node.publicKey).dropped
+    assert.ok(lost > 500, `the link dropped ${lost} packets`)
+    assert.equal(await sha256OfStream(bob.node.readFile(fileId)), await sha256OfFile(source))
+  } finally { c.close() }
+})
+
+test('slices with one flipped bit are rejected and counted against the sender; the file completes from good slices', async () => {
+  const c = makeCluster(['alice', 'bob'], { latencyMs: 5 })
+  try {
+    const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
+    const source = makeFile(c.root, 'flip.bin', 200_000, 4)
+    const { fileId } = await alice.node.share(source)
+    c.net.step(10)
+    // Damage the 3rd, 50th and 100th slice events on their way: ciphertext, tag, and slice number.
+    const targets = new Map([[3, SliceOffset.ciphertext + 17], [50, 511], [100, SliceOffset.sliceNo + 3]])
+    let slicesSeen = 0
+    c.net.intercept((from, _to, packet) => {
+      if (from !== alice.node.publicKey || packet[1] !== EventType.slice) return packet
+      const at = targets.get(++slicesSeen)
+      if (at !== undefined) packet[at]! ^= 0x04
+      return packet
+    })
+    bob.node.requestFile(fileId)
+    c.net.runUntil(() => bob.node.progress(fileId).state === 'complete', { maxMs: 30_000 })
+    assert.equal(bob.node.stats().slicesRejected, 3)
+    assert.equal(bob.node.peerCounters(alice.node.publicKey)?.slicesRejected, 3)
+    assert.equal(await sha256OfStream(bob.node.readFile(fileId)), await sha256OfFile(source))
+  } finally { c.close() }
+})
+
+test('a descriptor with a wrong root hash ends in "failed" and nothing is served', async () => {
+  const c = makeCluster(['alice', 'bob'], { latencyMs: 5 })
+  try {
+    const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
+    c.net.intercept((_from, _to, packet) => packet[1] === EventType.attachmentDescriptor ? null : packet)
+    const { fileId } = await alice.node.share(makeFile(c.root, 'doc.pdf', 100_000, 9))
+    // A member forges a descriptor for the same slices with another root hash.
+    const genuine = alice.node.descriptorEvent(fileId)
+    const descriptor = decodeDescriptorPlaintext(openContentPayload(genuine, openSignedEvent(genuine).payload, c.networkKey))
+    descriptor.rootHash[0]! ^= 0xff
+    const mallory = signKeyPair()
+    const header = { type: EventType.attachmentDescriptor, count: 0, createdAtMs: 5, ttlMs: 0, signerPk: mallory.publicKey }
+    const forged = encodeSignedEvent(header, sealContentPayload(header, encodeDescriptorPlaintext(descriptor), c.networkKey), mallory.secretKey)
+    assert.equal(bob.node.ingestDescriptorEvent(forged), true)
+    bob.node.requestFile(fileId)
+    c.net.runUntil(() => bob.node.progress(fileId).state === 'failed', { maxMs: 30_000 })
+    const p = bob.node.progress(fileId)
+    assert.match(p.reason ?? '', /root hash/)
+    assert.throws(() => bob.node.readFile(fileId), (e: unknown) => e instanceof QuietError && e.code === 'not_ready')
+    const requests = c.net.linkCounters(bob.node.publicKey, alice.node.publicKey).byType.get(EventType.syncFile)
+    c.net.run(2000)
+    assert.equal(c.net.linkCounters(bob.node.publicKey, alice.node.publicKey).byType.get(EventType.syncFile), requests, 'a failed file is not fetched further')
+  } finally { c.close() }
+})
+
+test('malformed packets, events from strangers and descriptors under another network key are dropped and counted', async () => {
+  const c = makeCluster(['alice', 'bob'])
+  try {
+    const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
+    const strangerTransport = c.net.add('stranger', { receive () {}, tick () {} })
+    c.net.link('stranger', bob.node.publicKey)
+    const garbage: Uint8Array[] = [new Uint8Array(100), new Uint8Array(512).fill(0xff), new Uint8Array(513), new Uint8Array(512)]
+    const wrongVersion = new Uint8Array(512); wrongVersion[0] = 9; wrongVersion[1] = EventType.slice
+    garbage.push(wrongVersion)
+    // A well-formed, correctly signed request, but from a key that is not the sending peer's.
+    const other = signKeyPair()
+    const request = encodeSignedEvent({ type: EventType.syncFile, count: 0, createdAtMs: 0, ttlMs: 0, signerPk: other.publicKey }, new Uint8Array(394), other.secretKey)
+    garbage.push(request)
+    for (const packet of garbage) strangerTransport.send(bob.node.publicKey, packet)
+    // A descriptor sealed with another network's key.
+    const otherNetwork = makeCluster(['carol'])
+    try {
+      const carol = otherNetwork.peers[0]!.node
+      const { fileId } = await carol.share(makeFile(otherNetwork.root, 'secret.txt', 1000))
+      strangerTransport.send(bob.node.publicKey, carol.descriptorEvent(fileId))
+      c.net.run(100)
+      assert.equal(bob.node.stats().malformedEvents, garbage.length)
+      assert.equal(bob.node.stats().descriptorsRejected, 1)
+      assert.equal(bob.node.files().length, 0)
+    } finally { otherNetwork.close() }
+    // And bob still works.
+    const { fileId } = await alice.node.share(makeFile(c.root, 'after.txt', 5000))
+    c.net.step(10)
+    bob.node.requestFile(fileId)
+    c.net.runUntil(() => bob.node.progress(fileId).state === 'complete', { maxMs: 5000 })
+  } finally { c.close() }
+})
+
+test('a node that stops mid-download and reopens resumes without fetching stored slices again', async () => {
+  const c = makeCluster(['alice', 'bob'], { latencyMs: 10, bandwidthBps: 40e6 })
+  try {
+    const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
+    const source = makeFile(c.root, 'resume.bin', 3 * MiB, 8)
+    const { fileId } = await alice.node.share(source)
+    c.net.step(20)
+    bob.node.requestFile(fileId)
+    c.net.runUntil(() => bob.node.progress(fileId).percent >= 50, { maxMs: 60_000 })
+    c.net.step(10) // one more tick makes the last arrivals durable
+    bob.node.close()
+    c.net.remove(bob.node.publicKey)
+    const sentBefore = alice.node.stats().slicesSent
+    const bob2 = c.addPeer('bob').node
+    const held = bob2.progress(fileId).slicesReceived
+    assert.ok(held > 0 && held < bob2.progress(fileId).slicesTotal, `held ${held} after reopening`)
+    c.net.runUntil(() => bob2.progress(fileId).state === 'complete', { maxMs: 60_000 })
+    const total = bob2.progress(fileId).slicesTotal
+    const resent = alice.node.stats().slicesSent - sentBefore
+    assert.ok(resent <= total - held + 50, `after reopening alice sent ${resent} slices for ${total - held} missing`)
+    assert.equal(await sha256OfStream(bob2.readFile(fileId)), await sha256OfFile(source))
+  } finally { c.close() }
+})
