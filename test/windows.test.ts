@@ -50,6 +50,26 @@ test('ranges split windows larger than 512 slices, and rangeOf inverts rangeStar
   assert.equal(new FileLayout(5).rangeCount, 1)
 })
 
+test('a request range is a run of whole consecutive windows of at most 512 slices', () => {
+  for (const n of [1, 101, 11_651, 116_509, 2_386_093]) {
+    const layout = new FileLayout(n)
+    const W = layout.windows
+    const windowStarts = new Set<number>()
+    for (let w = 0; w <= W; w++) windowStarts.add(windowStart(w, n, W))
+    let next = 0
+    for (let r = 0; r < layout.rangeCount; r++) {
+      assert.equal(layout.rangeStart(r), next)
+      assert.ok(windowStarts.has(layout.rangeStart(r)), 'ranges start on a window boundary')
+      assert.ok(layout.rangeLength(r) > 0 && layout.rangeLength(r) <= 512)
+      next += layout.rangeLength(r)
+    }
+    assert.equal(next, n)
+  }
+  const fifty = new FileLayout(116_509).rangeCount
+  assert.ok(fifty >= Math.ceil(116_509 / 512) && fifty <= 2048 / 8, `50 MiB: 2048 windows in ${fifty} requests`)
+  assert.equal(new FileLayout(116_509, 100).rangeCount, 2048, 'one window per request when ranges are capped at 100')
+})
+
 test('the last slice holds only the bytes left', () => {
   assert.equal(sliceBytes(0, 1000), 450)
   assert.equal(sliceBytes(2, 1000), 100)

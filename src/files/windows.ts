@@ -28,22 +28,30 @@ export function windowStart (w: number, slices: number, windows: number): number
 }
 
 /**
- * A file's request ranges: its windows in order, each cut into pieces of at most 512 slices
- * (only files above ~15 GB have windows that large). Range r covers
- * `[start(r), start(r+1))`; empty windows (more windows than slices) are skipped.
+ * A file's request ranges: its windows in order, grouped so that one `sync-file` request
+ * covers as many whole consecutive windows as fit in `maxRangeSlices` (at most 512, the
+ * bitmap's size). A window larger than that (only files above ~15 GB) is cut into pieces.
+ * Range r covers `[start(r), start(r+1))`. Fewer, larger requests mean fewer signatures
+ * per byte; whole windows keep the spec's reconciliation unit and streaming order.
  */
 export class FileLayout {
   readonly windows: number
   /** starts[r] = first slice of range r; starts[rangeCount] = slices. */
   private readonly starts: Uint32Array
 
-  constructor (readonly slices: number) {
+  constructor (readonly slices: number, maxRangeSlices = MAX_RANGE_SLICES) {
+    if (maxRangeSlices < 1 || maxRangeSlices > MAX_RANGE_SLICES) throw new RangeError('range size must be 1..512 slices')
     this.windows = windowCount(slices)
     const starts: number[] = []
+    let open = -1 // first slice of the range being filled, -1 when none
     for (let w = 0; w < this.windows; w++) {
       const from = windowStart(w, slices, this.windows)
       const to = windowStart(w + 1, slices, this.windows)
-      for (let s = from; s < to; s += MAX_RANGE_SLICES) starts.push(s)
+      if (from === to) continue
+      if (open >= 0 && to - open <= maxRangeSlices) continue // window joins the open range
+      if (to - from <= maxRangeSlices) { starts.push(from); open = from; continue }
+      for (let s = from; s < to; s += maxRangeSlices) starts.push(s)
+      open = -1
     }
     starts.push(slices)
     this.starts = Uint32Array.from(starts)

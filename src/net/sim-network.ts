@@ -41,11 +41,13 @@ interface Delivery {
   from: string
   to: string
   packet: Uint8Array
+  counters: LinkCounters
 }
 
 interface LinkState {
   options: LinkOptions
   busyUntil: number
+  counters: LinkCounters
 }
 
 export interface LinkCounters {
@@ -88,9 +90,16 @@ export class SimNetwork {
     }
   }
 
-  /** Removes an endpoint (a node that stopped); packets to it are dropped. */
+  /**
+   * Removes an endpoint (a node that stopped). Packets still on the wire to or from it are
+   * dropped, as a restarted peer's new connections would never accept them.
+   */
   remove (id: string): void {
     this.endpoints.delete(id)
+    const kept = this.queue.filter(d => d.from !== id && d.to !== id)
+    for (const d of this.queue) if (d.from === id || d.to === id) d.counters.dropped++
+    this.queue.length = 0
+    for (const d of kept) pushHeap(this.queue, d)
   }
 
   /** Connects a and b both ways with the same options. */
@@ -103,7 +112,7 @@ export class SimNetwork {
   setLink (from: string, to: string, options: Partial<LinkOptions>): void {
     const key = linkKey(from, to)
     const current = this.links.get(key)
-    this.links.set(key, { options: { ...(current?.options ?? DEFAULT_LINK), ...options }, busyUntil: current?.busyUntil ?? 0 })
+    this.links.set(key, { options: { ...(current?.options ?? DEFAULT_LINK), ...options }, busyUntil: current?.busyUntil ?? 0, counters: this.linkCounters(from, to) })
   }
 
   intercept (interceptor: Interceptor | null): void {
@@ -124,8 +133,8 @@ export class SimNetwork {
       const d = popMin(this.queue)
       this.clock = Math.max(this.clock, d.at)
       const endpoint = this.endpoints.get(d.to)
-      if (endpoint === undefined) { this.linkCounters(d.from, d.to).dropped++; continue }
-      this.linkCounters(d.from, d.to).delivered++
+      if (endpoint === undefined) { d.counters.dropped++; continue }
+      d.counters.delivered++
       endpoint.receive(d.from, d.packet, this.clock)
     }
     this.clock = until
@@ -165,10 +174,10 @@ export class SimNetwork {
   }
 
   private send (from: string, to: string, original: Uint8Array): void {
-    const counters = this.linkCounters(from, to)
+    const link = this.links.get(linkKey(from, to))
+    const counters = link?.counters ?? this.linkCounters(from, to)
     counters.sent++
     counters.byType.set(original[1]!, (counters.byType.get(original[1]!) ?? 0) + 1)
-    const link = this.links.get(linkKey(from, to))
     const packet = this.interceptor === null ? original.slice() : this.interceptor(from, to, original.slice())
     if (link === undefined || !link.options.up || packet === null) { counters.dropped++; return }
     const o = link.options
@@ -180,7 +189,7 @@ export class SimNetwork {
     for (let i = 0; i < copies; i++) {
       let at = link.busyUntil + o.latencyMs + (o.jitterMs > 0 ? this.random.next() * o.jitterMs : 0)
       if (this.random.chance(o.reorder)) at += o.reorderDelayMs
-      pushHeap(this.queue, { at, seq: this.seq++, from, to, packet })
+      pushHeap(this.queue, { at, seq: this.seq++, from, to, packet, counters })
     }
   }
 }

@@ -354,9 +354,8 @@ export class Node {
     const event = openSignedEvent(bytes, EventType.syncFile)
     if (toHex(event.header.signerPk) !== peer) throw new WireError('field', 'request signed by another peer')
     const request = decodeSyncFileRequestPayload(event.payload)
-    const descriptor = this.store.getDescriptor(request.fileId)
-    const local = descriptor === null ? null : this.localFile(descriptor)
-    const plan = planResponse(request, local?.have ?? null, descriptor?.slices ?? 0)
+    const local = this.locals.get(toHex(request.fileId)) ?? this.loadLocal(request.fileId)
+    const plan = planResponse(request, local?.have ?? null, local?.descriptor.slices ?? 0)
     const events: Uint8Array[] = []
     if (local !== null && plan.send.length > 0) {
       const first = plan.send[0]!
@@ -562,6 +561,11 @@ export class Node {
     const local = LocalFile.open(this.options.dataDir, descriptor, this.store)
     this.locals.set(key, local)
     return local
+  }
+
+  private loadLocal (fileId: Uint8Array): LocalFile | null {
+    const descriptor = this.store.getDescriptor(fileId)
+    return descriptor === null ? null : this.localFile(descriptor)
   }
 
   private replaceLocal (local: LocalFile): void {

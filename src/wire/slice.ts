@@ -38,7 +38,10 @@ export interface SliceEvent {
 export function sliceNonce (noncePrefix: Uint8Array, sliceNo: number, out: Uint8Array = new Uint8Array(AEAD_NONCE_BYTES)): Uint8Array {
   if (noncePrefix.length !== NONCE_PREFIX_BYTES) throw new RangeError(`nonce prefix must be ${NONCE_PREFIX_BYTES} bytes`)
   out.set(noncePrefix, 0)
-  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(NONCE_PREFIX_BYTES, sliceNo)
+  out[NONCE_PREFIX_BYTES] = sliceNo >>> 24
+  out[NONCE_PREFIX_BYTES + 1] = (sliceNo >>> 16) & 0xff
+  out[NONCE_PREFIX_BYTES + 2] = (sliceNo >>> 8) & 0xff
+  out[NONCE_PREFIX_BYTES + 3] = sliceNo & 0xff
   return out
 }
 

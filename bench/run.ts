@@ -1,0 +1,53 @@
+/**
+ * `npm run bench`: runs each measurement in its own process and prints one JSON object.
+ * Ratios compare figures taken in this same run, so a loaded machine shifts both sides.
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const MiB = 1024 * 1024
+const here = path.dirname(fileURLToPath(import.meta.url))
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-bench-'))
+
+function task (name: string, bytes: number): Record<string, number> {
+  const out = execFileSync(process.execPath, [path.join(here, 'tasks.js'), name, dir, String(bytes)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+  return JSON.parse(out) as Record<string, number>
+}
+
+const round = (x: number, digits = 3): number => Number(x.toFixed(digits))
+
+try {
+  const copy50 = task('copy', 50 * MiB)
+  const share50 = task('share', 50 * MiB)
+  const sim50 = task('sim-sync', 50 * MiB)
+  const share200 = task('share', 200 * MiB)
+  const store = task('store-options', 50 * MiB)
+  const result = {
+    share_50mib_s: round(share50.seconds!),
+    copy_50mib_baseline_s: round(copy50.seconds!),
+    share_vs_copy_ratio: round(share50.seconds! / copy50.seconds!, 2),
+    share_50mib_mb_per_s: round(50 * MiB / 1e6 / share50.seconds!, 1),
+    sim_sync_50mib_s: round(sim50.seconds!),
+    sim_sync_50mib_simulated_s: round(sim50.simulated_s!),
+    sim_sync_50mib_mb_per_s: round(50 * MiB / 1e6 / sim50.seconds!, 1),
+    sim_sync_vs_share_ratio: round(sim50.seconds! / share50.seconds!, 2),
+    sim_sync_50mib_requests: sim50.requests,
+    share_200mib_s: round(share200.seconds!),
+    peak_rss_mb: round(Math.max(share50.peak_rss_mb!, sim50.peak_rss_mb!), 1),
+    share_50mib_peak_rss_mb: round(share50.peak_rss_mb!, 1),
+    sim_sync_50mib_peak_rss_mb: round(sim50.peak_rss_mb!, 1),
+    share_200mib_peak_rss_mb: round(share200.peak_rss_mb!, 1),
+    store_sqlite_rows_write_50mib_s: round(store.sqlite_write_s!),
+    store_sqlite_rows_read_50mib_s: round(store.sqlite_read_s!),
+    store_slice_file_write_50mib_s: round(store.slice_file_write_s!),
+    store_slice_file_read_50mib_s: round(store.slice_file_read_s!),
+    node: process.version,
+    cpus: os.cpus().length
+  }
+  console.log(JSON.stringify(result, null, 2))
+} finally {
+  fs.rmSync(dir, { recursive: true, force: true })
+}

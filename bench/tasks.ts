@@ -1,0 +1,119 @@
+/**
+ * One measurement per process, so each peak RSS belongs to one job:
+ *   node dist/bench/tasks.js <task> <dir> <bytes>
+ * prints {"seconds": …, "peak_rss_mb": …, …} on stdout.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import Database from 'better-sqlite3'
+import { performance } from 'node:perf_hooks'
+import { makeCluster, makeFile } from '../test/helpers/sim.js'
+import { Node } from '../src/node/node.js'
+import { randomBytes, signKeyPair } from '../src/crypto/index.js'
+import { SliceFileWriter } from '../src/store/slice-file.js'
+import { SliceEncryptor } from '../src/files/encrypt.js'
+import { SLICE_RECORD_BYTES } from '../src/wire/slice.js'
+
+type Result = Record<string, number>
+
+function peakRssMb (): number {
+  return process.resourceUsage().maxRSS / 1024
+}
+
+function sourceFile (dir: string, bytes: number): string {
+  const name = `source-${bytes}.bin`
+  const existing = path.join(dir, name)
+  return fs.existsSync(existing) ? existing : makeFile(dir, name, bytes, 99)
+}
+
+/** Slicing + encrypting + storing a file, as `share` does it. */
+async function share (dir: string, bytes: number): Promise<Result> {
+  const source = sourceFile(dir, bytes)
+  const node = Node.open({ dataDir: path.join(dir, `share-node-${process.pid}`), identity: signKeyPair(), networkKey: randomBytes(32) })
+  const start = performance.now()
+  await node.share(source)
+  const seconds = (performance.now() - start) / 1000
+  node.close()
+  return { seconds, peak_rss_mb: peakRssMb() }
+}
+
+/** The baseline for `share`: read and write the same bytes, no crypto, no hashing. */
+async function copy (dir: string, bytes: number): Promise<Result> {
+  const source = sourceFile(dir, bytes)
+  const target = path.join(dir, `copy-${process.pid}.bin`)
+  const start = performance.now()
+  const writer = new SliceFileWriter(`${target}.tmp`)
+  for await (const chunk of fs.createReadStream(source, { highWaterMark: 1 << 20 })) writer.append(chunk as Buffer)
+  writer.commit(target)
+  return { seconds: (performance.now() - start) / 1000, peak_rss_mb: peakRssMb() }
+}
+
+/** Focused sync of one file between two nodes on the simulated network, no loss. */
+async function simSync (dir: string, bytes: number): Promise<Result> {
+  const source = sourceFile(dir, bytes)
+  const cluster = makeCluster(['alice', 'bob'], { latencyMs: 5 })
+  try {
+    const [alice, bob] = cluster.peers as [typeof cluster.peers[0], typeof cluster.peers[0]]
+    const { fileId } = await alice.node.share(source)
+    cluster.net.step(10)
+    const start = performance.now()
+    bob.node.requestFile(fileId)
+    const simulatedMs = cluster.net.runUntil(() => bob.node.progress(fileId).state === 'complete', { maxMs: 3_600_000 })
+    const seconds = (performance.now() - start) / 1000
+    return { seconds, simulated_s: simulatedMs / 1000, peak_rss_mb: peakRssMb(), requests: bob.node.stats().requestsSent }
+  } finally {
+    cluster.close()
+  }
+}
+
+/** The two ways to store slices DESIGN.md allows, with the same records. */
+async function storeOptions (dir: string, bytes: number): Promise<Result> {
+  const source = sourceFile(dir, bytes)
+  const batches: Uint8Array[] = []
+  const encryptor = new SliceEncryptor(randomBytes(32), randomBytes(20), (_first, records) => batches.push(records.slice()))
+  for await (const chunk of fs.createReadStream(source, { highWaterMark: 1 << 20 })) encryptor.push(chunk as Buffer)
+  const { fileId } = encryptor.finish()
+
+  let start = performance.now()
+  const db = new Database(path.join(dir, `slices-${process.pid}.db`))
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = NORMAL')
+  db.exec('CREATE TABLE slices (file_id BLOB NOT NULL, slice_no INTEGER NOT NULL, record BLOB NOT NULL, PRIMARY KEY (file_id, slice_no)) WITHOUT ROWID')
+  const insert = db.prepare('INSERT INTO slices VALUES (?, ?, ?)')
+  let sliceNo = 0
+  for (const batch of batches) {
+    db.transaction(() => {
+      for (let at = 0; at < batch.length; at += SLICE_RECORD_BYTES) insert.run(fileId, sliceNo++, batch.subarray(at, at + SLICE_RECORD_BYTES))
+    })()
+  }
+  db.pragma('wal_checkpoint(TRUNCATE)')
+  const sqliteWrite = (performance.now() - start) / 1000
+  start = performance.now()
+  let read = 0
+  for (const row of db.prepare('SELECT record FROM slices WHERE file_id = ? ORDER BY slice_no').iterate(fileId) as IterableIterator<{ record: Buffer }>) read += row.record.length
+  const sqliteRead = (performance.now() - start) / 1000
+  db.close()
+
+  start = performance.now()
+  const target = path.join(dir, `slices-${process.pid}.slc`)
+  const writer = new SliceFileWriter(`${target}.tmp`)
+  for (const batch of batches) writer.append(batch)
+  writer.commit(target)
+  const fileWrite = (performance.now() - start) / 1000
+  start = performance.now()
+  let fileRead = 0
+  for await (const chunk of fs.createReadStream(target, { highWaterMark: 1 << 20 })) fileRead += (chunk as Buffer).length
+  const sliceFileRead = (performance.now() - start) / 1000
+  if (fileRead !== read) throw new Error('store options read back different amounts')
+  return { sqlite_write_s: sqliteWrite, sqlite_read_s: sqliteRead, slice_file_write_s: fileWrite, slice_file_read_s: sliceFileRead }
+}
+
+const tasks: Record<string, (dir: string, bytes: number) => Promise<Result>> = { share, copy, 'sim-sync': simSync, 'store-options': storeOptions }
+
+const [task, dir, bytes] = process.argv.slice(2)
+const run = tasks[task ?? '']
+if (run === undefined || dir === undefined || bytes === undefined) {
+  console.error(`usage: tasks.js <${Object.keys(tasks).join('|')}> <dir> <bytes>`)
+  process.exit(2)
+}
+process.stdout.write(JSON.stringify(await run(dir, Number(bytes))) + '\n')
