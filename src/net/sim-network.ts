@@ -178,7 +178,8 @@ export class SimNetwork {
     const counters = link?.counters ?? this.linkCounters(from, to)
     counters.sent++
     counters.byType.set(original[1]!, (counters.byType.get(original[1]!) ?? 0) + 1)
-    const packet = this.interceptor === null ? original.slice() : this.interceptor(from, to, original.slice())
+    // Senders never touch a packet after sending it, so only an interceptor needs a copy.
+    const packet = this.interceptor === null ? original : this.interceptor(from, to, original.slice())
     if (link === undefined || !link.options.up || packet === null) { counters.dropped++; return }
     const o = link.options
     const transmitMs = Number.isFinite(o.bandwidthBps) ? (packet.length * 8 * 1000) / o.bandwidthBps : 0

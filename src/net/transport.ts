@@ -6,5 +6,6 @@
  */
 export interface Transport {
   peers (): readonly string[]
+  /** Hands over `event`: the caller does not modify it afterwards. */
   send (peer: string, event: Uint8Array): void
 }

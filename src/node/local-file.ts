@@ -26,7 +26,9 @@ export class LocalFile {
   haveBytes = 0
   status: LocalStatus = 'partial'
   reason: string | null = null
-  private pending: Array<{ sliceNo: number, record: Uint8Array }> = []
+  /** Accepted records not yet written: `pendingSlices[k]` is in `pendingRecords` at record k. */
+  private pendingSlices: number[] = []
+  private pendingRecords: Uint8Array | null = null
   private readonly dirtyRanges = new Set<number>()
   private verifier = new CiphertextVerifier()
   private hashedUpTo = 0
@@ -94,27 +96,44 @@ export class LocalFile {
   accept (sliceNo: number, record: Uint8Array): boolean {
     if (this.have.has(sliceNo)) return false
     this.markSlice(sliceNo)
-    this.pending.push({ sliceNo, record: record.slice() })
+    this.pendingRecords ??= new Uint8Array(RECORDS_PER_BATCH * SLICE_RECORD_BYTES)
+    this.pendingRecords.set(record, this.pendingSlices.length * SLICE_RECORD_BYTES)
+    this.pendingSlices.push(sliceNo)
+    if (this.pendingSlices.length === RECORDS_PER_BATCH) this.writePending()
     return true
   }
 
   get hasPending (): boolean {
-    return this.pending.length > 0 || this.dirtyRanges.size > 0
+    return this.pendingSlices.length > 0 || this.dirtyRanges.size > 0
   }
 
-  /** Writes accepted records to the slice file (not yet durable), coalescing runs. */
+  /** Writes accepted records to the slice file (not yet durable), one write per run of consecutive slices. */
   writePending (): void {
-    if (this.pending.length === 0) return
-    this.pending.sort((a, b) => a.sliceNo - b.sliceNo)
+    const slices = this.pendingSlices
+    const records = this.pendingRecords
+    if (slices.length === 0 || records === null) return
+    const order = slices.map((_, k) => k)
+    order.sort((a, b) => slices[a]! - slices[b]!)
     let i = 0
-    while (i < this.pending.length) {
+    while (i < order.length) {
       let j = i + 1
-      while (j < this.pending.length && j - i < RECORDS_PER_BATCH && this.pending[j]!.sliceNo === this.pending[j - 1]!.sliceNo + 1) j++
-      for (let k = i; k < j; k++) this.scratch.set(this.pending[k]!.record, (k - i) * SLICE_RECORD_BYTES)
-      this.sliceFile.write(this.pending[i]!.sliceNo, this.scratch.subarray(0, (j - i) * SLICE_RECORD_BYTES))
+      let inPlace = order[i] === i
+      while (j < order.length && slices[order[j]!] === slices[order[j - 1]!]! + 1) {
+        inPlace &&= order[j] === order[j - 1]! + 1
+        j++
+      }
+      let run: Uint8Array
+      if (inPlace) {
+        // Arrived in order (the usual case): write straight from the pending buffer.
+        run = records.subarray(order[i]! * SLICE_RECORD_BYTES, (order[i]! + j - i) * SLICE_RECORD_BYTES)
+      } else {
+        for (let k = i; k < j; k++) this.scratch.set(records.subarray(order[k]! * SLICE_RECORD_BYTES, (order[k]! + 1) * SLICE_RECORD_BYTES), (k - i) * SLICE_RECORD_BYTES)
+        run = this.scratch.subarray(0, (j - i) * SLICE_RECORD_BYTES)
+      }
+      this.sliceFile.write(slices[order[i]!]!, run)
       i = j
     }
-    this.pending = []
+    this.pendingSlices = []
   }
 
   /**

@@ -357,6 +357,8 @@ export class Node {
     const local = this.locals.get(toHex(request.fileId)) ?? this.loadLocal(request.fileId)
     const plan = planResponse(request, local?.have ?? null, local?.descriptor.slices ?? 0)
     const events: Uint8Array[] = []
+    // One allocation for the whole answer; each event is a view into it.
+    const eventBuffer = new Uint8Array(plan.send.length * EVENT_BYTES)
     if (local !== null && plan.send.length > 0) {
       const first = plan.send[0]!
       const records = local.readRecords(first, plan.send[plan.send.length - 1]! - first + 1)
@@ -368,7 +370,8 @@ export class Node {
           local.forget(sliceNo)
           continue
         }
-        events.push(encodeSliceEventInto(new Uint8Array(EVENT_BYTES), local.descriptor.fileId, sliceNo, local.descriptor.noncePrefix, record))
+        const at = events.length * EVENT_BYTES
+        events.push(encodeSliceEventInto(eventBuffer.subarray(at, at + EVENT_BYTES), local.descriptor.fileId, sliceNo, local.descriptor.noncePrefix, record))
       }
     }
     const reply = encodeSyncFileReplyPayload({ ...request, bitmap: plan.responderBitmap, sending: events.length })
