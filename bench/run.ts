@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: runs each measurement in its own process and prints one JSON object.
  * Ratios compare figures taken in this same run, so a loaded machine shifts both sides.
+ * Timed figures are the median of three runs; peak RSS is the highest of them.
  */
 import fs from 'node:fs'
 import os from 'node:os'
@@ -17,12 +18,18 @@ function task (name: string, bytes: number): Record<string, number> {
   return JSON.parse(out) as Record<string, number>
 }
 
+/** Runs a task `times` times; returns the run with the median time, and the highest peak RSS seen. */
+function median (name: string, bytes: number, times = 3): Record<string, number> {
+  const runs = Array.from({ length: times }, () => task(name, bytes)).sort((a, b) => a.seconds! - b.seconds!)
+  return { ...runs[Math.floor(times / 2)]!, peak_rss_mb: Math.max(...runs.map(r => r.peak_rss_mb!)) }
+}
+
 const round = (x: number, digits = 3): number => Number(x.toFixed(digits))
 
 try {
-  const copy50 = task('copy', 50 * MiB)
-  const share50 = task('share', 50 * MiB)
-  const sim50 = task('sim-sync', 50 * MiB)
+  const copy50 = median('copy', 50 * MiB)
+  const share50 = median('share', 50 * MiB)
+  const sim50 = median('sim-sync', 50 * MiB)
   const share200 = task('share', 200 * MiB)
   const store = task('store-options', 50 * MiB)
   const result = {
