@@ -1,0 +1,95 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { Requester } from '../src/sync/requester.js'
+import { planResponse } from '../src/sync/responder.js'
+import { Bitset } from '../src/sync/bitset.js'
+import { SpeedMeter } from '../src/sync/speed.js'
+import { FileLayout } from '../src/files/windows.js'
+import { Store } from '../src/store/store.js'
+import { MIGRATIONS } from '../src/store/schema.js'
+import type { RequestableFile } from '../src/sync/requester.js'
+
+function file (key: string, slices: number, have = new Bitset(slices)): RequestableFile & { have: Bitset } {
+  const layout = new FileLayout(slices)
+  return { key, layout, have, missing: (r) => layout.rangeLength(r) - have.countIn(layout.rangeStart(r), layout.rangeLength(r)) }
+}
+
+test('requester fills the budget from the highest-priority file first, ranges in order', () => {
+  const requester = new Requester({ maxInflightSlicesPerPeer: 1000 })
+  const high = file('high', 2000)
+  const low = file('low', 2000)
+  const planned = requester.plan([high, low], ['p'], 0)
+  assert.ok(planned.length > 0)
+  assert.ok(planned.every(r => r.fileKey === 'high'), 'the high-priority file uses the whole budget')
+  assert.deepEqual(planned.map(r => r.range), planned.map((_, i) => i), 'ranges in order')
+  const asked = planned.reduce((n, r) => n + r.limit, 0)
+  assert.ok(asked <= 1000 + 512)
+  assert.deepEqual(requester.plan([high, low], ['p'], 1), [], 'nothing more while the budget is used')
+})
+
+test('requester asks only for missing slices and frees the range when all announced slices arrived', () => {
+  const requester = new Requester()
+  const f = file('f', 300)
+  for (let i = 0; i < 300; i += 2) f.have.add(i)
+  const [request] = requester.plan([f], ['p'], 0)
+  assert.ok(request !== undefined)
+  assert.equal(request.limit, 150)
+  requester.onReply('p', 'f', request.range, request.requestId, 2, 5)
+  assert.equal(requester.inflightCount('f'), 1)
+  requester.onSlice('p', 'f', request.range, 6)
+  requester.onSlice('p', 'f', request.range, 7)
+  assert.equal(requester.inflightCount('f'), 0)
+})
+
+test('requester times out quiet requests and backs off from a peer that has nothing', () => {
+  const requester = new Requester({ minTimeoutMs: 200, lackBackoffMs: 3000 })
+  const f = file('f', 100)
+  const [first] = requester.plan([f], ['p'], 0)
+  assert.equal(requester.expire(100), 0)
+  assert.equal(requester.expire(1000), 1, 'no reply at all: timed out after the initial timeout')
+  const [second] = requester.plan([f], ['p'], 1000)
+  assert.ok(first !== undefined && second !== undefined && second.requestId !== first.requestId)
+  requester.onReply('p', 'f', second.range, second.requestId, 0, 1010)
+  assert.deepEqual(requester.plan([f], ['p'], 1020), [], 'peer said it has none of that range')
+  requester.expire(4100)
+  assert.equal(requester.plan([f], ['p'], 4100).length, 1, 'asked again after the back-off')
+  assert.equal(requester.plan([f], ['p', 'q'], 4100).length, 0, 'at most one request per range')
+})
+
+test('responder sends what it has and the requester lacks, up to the limit', () => {
+  const have = new Bitset(100)
+  for (const i of [10, 11, 12, 13, 20]) have.add(i)
+  const requesterHas = new Bitset(100)
+  requesterHas.add(11)
+  const request = { fileId: new Uint8Array(16), requestId: 1, firstSlice: 10, rangeLength: 20, limit: 3, bitmap: requesterHas.rangeBitmap(10, 20) }
+  const plan = planResponse(request, have, 100)
+  assert.deepEqual(plan.send, [10, 12, 13])
+  assert.deepEqual(plan.responderBitmap, have.rangeBitmap(10, 20))
+  assert.deepEqual(planResponse(request, null, 0).send, [])
+})
+
+test('speed is bytes over the recent window and falls to zero when arrivals stop', () => {
+  const meter = new SpeedMeter(2000)
+  for (let t = 0; t <= 4000; t += 10) meter.add(10_000, t)
+  assert.ok(Math.abs(meter.rate(4000) - 1_000_000) < 20_000, `rate ${meter.rate(4000)}`)
+  assert.equal(meter.rate(7000), 0)
+})
+
+test('store migrates an empty file once, and reopening keeps data', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-store-'))
+  try {
+    const file = path.join(dir, 'db.sqlite')
+    const store = Store.open(file)
+    assert.equal(store.schemaVersion, MIGRATIONS.length)
+    assert.equal(store.appendEvent(new Uint8Array(16).fill(1), 5, null, new Uint8Array(512), 0), true)
+    assert.equal(store.appendEvent(new Uint8Array(16).fill(1), 5, null, new Uint8Array(512), 0), false, 'an event is logged once')
+    store.close()
+    const again = Store.open(file)
+    assert.equal(again.schemaVersion, MIGRATIONS.length)
+    assert.equal([...again.events()].length, 1)
+    again.close()
+  } finally { fs.rmSync(dir, { recursive: true, force: true }) }
+})
