@@ -13,7 +13,7 @@ test('20% loss with duplication, reordering and jitter: the file completes and v
     const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
     const source = makeFile(c.root, 'lossy.bin', 2 * MiB, 11)
     const { fileId } = await alice.node.share(source)
-    bob.node.ingestDescriptorEvent(alice.node.descriptorEvent(fileId)) // the broadcast itself may be lost
+    bob.node.ingestEvent(alice.node.descriptorEvent(fileId)) // the broadcast itself may be lost
     bob.node.requestFile(fileId)
     c.net.runUntil(() => bob.node.progress(fileId).state === 'complete', { maxMs: 120_000 })
     const stats = bob.node.stats()
@@ -63,7 +63,7 @@ test('a descriptor with a wrong root hash ends in "failed" and nothing is served
     const mallory = signKeyPair()
     const header = { type: EventType.attachmentDescriptor, count: 0, createdAtMs: 5, ttlMs: 0, signerPk: mallory.publicKey }
     const forged = encodeSignedEvent(header, sealContentPayload(header, encodeDescriptorPlaintext(descriptor), c.networkKey), mallory.secretKey)
-    assert.equal(bob.node.ingestDescriptorEvent(forged), true)
+    assert.equal(bob.node.ingestEvent(forged), true)
     bob.node.requestFile(fileId)
     c.net.runUntil(() => bob.node.progress(fileId).state === 'failed', { maxMs: 30_000 })
     const p = bob.node.progress(fileId)
@@ -97,7 +97,7 @@ test('malformed packets, events from strangers and descriptors under another net
       strangerTransport.send(bob.node.publicKey, carol.descriptorEvent(fileId))
       c.net.run(100)
       assert.equal(bob.node.stats().malformedEvents, garbage.length)
-      assert.equal(bob.node.stats().descriptorsRejected, 1)
+      assert.equal(bob.node.stats().eventsRejected, 1)
       assert.equal(bob.node.files().length, 0)
     } finally { otherNetwork.close() }
     // And bob still works.

@@ -56,7 +56,7 @@ test('the simulated network replays a run exactly from its seed', async () => {
     try {
       const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
       const { fileId } = await alice.node.share(makeFile(c.root, 'f.bin', 500_000, 1))
-      bob.node.ingestDescriptorEvent(alice.node.descriptorEvent(fileId))
+      bob.node.ingestEvent(alice.node.descriptorEvent(fileId))
       bob.node.requestFile(fileId)
       const timeline: number[] = []
       c.net.runUntil(() => bob.node.progress(fileId).state === 'complete', { maxMs: 60_000, onStep: () => timeline.push(bob.node.progress(fileId).slicesReceived) })

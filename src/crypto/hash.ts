@@ -12,6 +12,13 @@ export function blake2b (data: Uint8Array, outputLength: number): Uint8Array {
   return out
 }
 
+/** Keyed BLAKE2b (a MAC): only holders of `key` (16–64 bytes) can compute it. */
+export function keyedHash (data: Uint8Array, key: Uint8Array, outputLength = HASH_BYTES): Uint8Array {
+  const out = new Uint8Array(outputLength)
+  sodium.crypto_generichash(out, data, key)
+  return out
+}
+
 /** `id(x)`: the 16-byte BLAKE2b of x. */
 export function id (data: Uint8Array): Uint8Array {
   return blake2b(data, ID_BYTES)

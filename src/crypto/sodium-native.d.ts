@@ -24,3 +24,10 @@ declare module 'sodium-native' {
   export function crypto_sign_verify_detached(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean
   export function randombytes_buf(buffer: Uint8Array): void
 }
+declare module 'sodium-native' {
+  export const crypto_box_SEALBYTES: number
+  export function crypto_box_seal (ciphertext: Uint8Array, message: Uint8Array, publicKey: Uint8Array): void
+  export function crypto_box_seal_open (message: Uint8Array, ciphertext: Uint8Array, publicKey: Uint8Array, secretKey: Uint8Array): boolean
+  export function crypto_sign_ed25519_pk_to_curve25519 (curvePk: Uint8Array, edPk: Uint8Array): void
+  export function crypto_sign_ed25519_sk_to_curve25519 (curveSk: Uint8Array, edSk: Uint8Array): void
+}

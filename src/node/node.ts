@@ -6,7 +6,8 @@ import { SliceFileWriter } from '../store/slice-file.js'
 import { LocalFile, sliceFilePath } from './local-file.js'
 import { QuietError } from './errors.js'
 import { percentOf } from './progress.js'
-import { applyDescriptor, applyWant, openDescriptorEvent, openWantEvent, replayLog } from './projections.js'
+import { applyShared, applyWant, openSharedEvent, openWantEvent, replayLog, sharedEventId, sharedFileId, syncKeyOf } from './projections.js'
+import { bloomBuild, bloomHas, bloomSalt, windowBitsFor } from '../sync/bloom.js'
 import { SliceEncryptor, RECORDS_PER_BATCH } from '../files/encrypt.js'
 import { openSliceRecord } from '../files/verify.js'
 import { sliceCount } from '../files/windows.js'
@@ -20,7 +21,8 @@ import {
   EVENT_BYTES, EventType, WireError, HeaderOffset, NONCE_PREFIX_BYTES, SLICE_PLAINTEXT_BYTES, SLICE_RECORD_BYTES,
   MAX_NAME_BYTES, MAX_PRIORITY, MIN_PRIORITY,
   decodeSliceEvent, encodeSliceEventInto, encodeSignedEvent, openSignedEvent, sliceNonce, truncateUtf8,
-  encodeDescriptorPlaintext, sealContentPayload, encodeWantPayload,
+  encodeDescriptorPlaintext, sealContentPayload, encodeWantPayload, encodePeerPlaintext, encodeAddressPlaintext, encodeMessagePlaintext,
+  encodeSyncPayload, decodeSyncPayload, SHAREABLE_TYPES, SYNC_NONCE_BYTES,
   decodeSyncFileRequestPayload, decodeSyncFileReplyPayload, encodeSyncFileRequestPayload, encodeSyncFileReplyPayload
 } from '../wire/index.js'
 import type { KeyPair } from '../crypto/index.js'
@@ -70,8 +72,10 @@ export interface NodeStats {
   requestsAnswered: number
   requestsTimedOut: number
   repliesReceived: number
-  descriptorsAccepted: number
-  descriptorsRejected: number
+  eventsAccepted: number
+  eventsRejected: number
+  syncRequestsSent: number
+  syncEventsSent: number
   localRecordsDamaged: number
 }
 
@@ -83,6 +87,10 @@ export interface PeerCounters {
 }
 
 const DB_FILE = 'quiet-files.db'
+/** How often each peer is asked for one window of ordinary sync. */
+export const SYNC_INTERVAL_MS = 1000
+/** Events one ordinary sync answer carries at most. */
+export const SYNC_LIMIT = 64
 const EVENT_COUNT_KEY = 'event_count'
 export const DEFAULT_PRIORITY = 5
 
@@ -101,6 +109,7 @@ export class Node {
   private readonly peerDeltas = new Map<string, { accepted: number, rejected: number, answered: number }>()
   private transport: Transport | null
   private eventCount: number
+  private savedEventCount: number
   private nowMs: number
   private closed = false
   private readonly durable: boolean
@@ -109,8 +118,11 @@ export class Node {
   private readonly counters: NodeStats = {
     malformedEvents: 0, slicesAccepted: 0, slicesDuplicate: 0, slicesRejected: 0, slicesUnsolicited: 0, slicesSent: 0,
     requestsSent: 0, requestsAnswered: 0, requestsTimedOut: 0, repliesReceived: 0,
-    descriptorsAccepted: 0, descriptorsRejected: 0, localRecordsDamaged: 0
+    eventsAccepted: 0, eventsRejected: 0, syncRequestsSent: 0, syncEventsSent: 0, localRecordsDamaged: 0
   }
+  /** Per peer: when it was last asked, and how far the walk over its windows got. */
+  private readonly lastSyncAt = new Map<string, number>()
+  private readonly syncWalk = new Map<string, number>()
 
   private constructor (private readonly options: NodeOptions) {
     if (options.networkKey.length !== AEAD_KEY_BYTES) throw new QuietError('invalid_argument', 'network key must be 32 bytes')
@@ -121,6 +133,7 @@ export class Node {
     this.durable = options.durable ?? true
     this.requester = new Requester(options.requester)
     this.eventCount = this.store.getMeta(EVENT_COUNT_KEY) ?? 0
+    this.savedEventCount = this.eventCount
     this.nowMs = options.startMs ?? 0
     this.loadWanted()
   }
@@ -140,7 +153,7 @@ export class Node {
   // ---- sharing ----------------------------------------------------------------------
 
   /** Slices, encrypts and stores a file from disk, then announces its descriptor. */
-  async share (filePath: string, options: { name?: string, mediaType?: string } = {}): Promise<SharedFile> {
+  async share (filePath: string, options: { name?: string, mediaType?: string, message?: string } = {}): Promise<SharedFile> {
     let stat: fs.Stats
     try {
       stat = fs.statSync(filePath)
@@ -149,11 +162,11 @@ export class Node {
     }
     if (!stat.isFile()) throw new QuietError('invalid_argument', `not a regular file: ${filePath}`)
     const name = options.name ?? path.basename(filePath)
-    return await this.shareStream(fs.createReadStream(filePath, { highWaterMark: 1 << 20 }), { name, mediaType: options.mediaType ?? mediaTypeFor(name) })
+    return await this.shareStream(fs.createReadStream(filePath, { highWaterMark: 1 << 20 }), { ...options, name, mediaType: options.mediaType ?? mediaTypeFor(name) })
   }
 
   /** Same as `share`, from any byte stream (an upload, a pipe). Memory stays constant. */
-  async shareStream (source: AsyncIterable<Uint8Array>, options: { name: string, mediaType?: string }): Promise<SharedFile> {
+  async shareStream (source: AsyncIterable<Uint8Array>, options: { name: string, mediaType?: string, message?: string }): Promise<SharedFile> {
     this.ensureOpen()
     const name = truncateUtf8(options.name, MAX_NAME_BYTES)
     const mediaType = options.mediaType ?? mediaTypeFor(name)
@@ -171,30 +184,59 @@ export class Node {
       throw err
     }
     const descriptor = { fileId: result.fileId, size: result.size, noncePrefix, key, rootHash: result.rootHash, name, mediaType }
-    const header = this.header(EventType.attachmentDescriptor, 0)
-    const eventBytes = encodeSignedEvent(header, sealContentPayload(header, encodeDescriptorPlaintext(descriptor), this.options.networkKey), this.options.identity.secretKey)
-    const opened = openDescriptorEvent(eventBytes, this.options.networkKey)
+    const eventBytes = this.signContent(EventType.attachmentDescriptor, encodeDescriptorPlaintext(descriptor))
     this.store.transaction(() => {
-      this.store.appendEvent(opened.eventId, EventType.attachmentDescriptor, descriptor.fileId, eventBytes, this.nowMs)
-      applyDescriptor(this.store, opened)
+      this.ingestEvent(eventBytes)
       const local = LocalFile.adoptComplete(this.options.dataDir, this.store.getDescriptor(descriptor.fileId)!)
       local.persist(this.store)
       this.replaceLocal(local)
-      this.saveEventCount()
     })
-    for (const peer of this.transport?.peers() ?? []) this.transport!.send(peer, eventBytes)
+    this.broadcast(eventBytes)
+    if (options.message !== undefined) this.postMessage(options.message, toHex(descriptor.fileId))
     return { fileId: toHex(descriptor.fileId), name, size: result.size, mediaType }
   }
 
-  /** Takes a descriptor event from anywhere (a peer, an invite, a test). False if already known. */
-  ingestDescriptorEvent (bytes: Uint8Array): boolean {
-    const opened = openDescriptorEvent(bytes, this.options.networkKey)
-    if (this.store.hasEvent(opened.eventId)) return false
+  /** Announces this member's display name and, if given, the address peers should use. */
+  announce (name: string, address?: { host: string, port: number }): void {
+    this.broadcast(this.publishOwn(this.signContent(EventType.peer, encodePeerPlaintext(name))))
+    if (address !== undefined) this.broadcast(this.publishOwn(this.signContent(EventType.address, encodeAddressPlaintext(address))))
+  }
+
+  /** Posts a short text into the network, optionally about a file. */
+  postMessage (text: string, fileId?: string): void {
+    const fileIdBytes = fileId === undefined ? null : this.knownDescriptor(fileId).fileId
+    this.broadcast(this.publishOwn(this.signContent(EventType.message, encodeMessagePlaintext({ fileId: fileIdBytes, text }))))
+  }
+
+  /**
+   * Takes a shared event (descriptor, peer, address, message) from anywhere: a peer, sync,
+   * a test. It must verify and decrypt with the network key, or WireError is thrown.
+   * Returns false when it was already known.
+   */
+  ingestEvent (bytes: Uint8Array): boolean {
+    const shared = openSharedEvent(bytes, this.options.networkKey)
+    const eventId = sharedEventId(shared)
+    if (this.store.hasEvent(eventId)) return false
     this.store.transaction(() => {
-      this.store.appendEvent(opened.eventId, EventType.attachmentDescriptor, opened.descriptor.fileId, bytes, this.nowMs)
-      applyDescriptor(this.store, opened)
+      this.store.appendEvent(eventId, bytes[HeaderOffset.type]!, sharedFileId(shared), bytes, Math.floor(this.nowMs), syncKeyOf(eventId))
+      applyShared(this.store, shared)
+      this.saveEventCount()
     })
     return true
+  }
+
+  /** The members known in the network, this node included once it announced itself. */
+  members (): Array<{ publicKey: string, name: string }> {
+    return this.store.listMembers().map(m => ({ publicKey: toHex(m.peerPk), name: m.name }))
+  }
+
+  /** The newest announced address of every member. */
+  addresses (): Array<{ publicKey: string, host: string, port: number }> {
+    return this.store.listAddresses().map(a => ({ publicKey: toHex(a.peerPk), host: a.host, port: a.port }))
+  }
+
+  messages (): Array<{ author: string, fileId: string | null, text: string, createdAtMs: number }> {
+    return this.store.listMessages().map(m => ({ author: toHex(m.authorPk), fileId: m.fileId === null ? null : toHex(m.fileId), text: m.text, createdAtMs: m.createdAtMs }))
   }
 
   /** The signed descriptor event this node holds for a file (what peers are sent). */
@@ -203,6 +245,20 @@ export class Node {
     const event = this.store.getEvent(descriptor.eventId)
     if (event === null) throw new QuietError('corrupt', `descriptor event of ${fileId} is missing from the log`)
     return event
+  }
+
+  private signContent (type: number, plaintext: Uint8Array): Uint8Array {
+    const header = this.header(type, 0)
+    return encodeSignedEvent(header, sealContentPayload(header, plaintext, this.options.networkKey), this.options.identity.secretKey)
+  }
+
+  private publishOwn (eventBytes: Uint8Array): Uint8Array {
+    this.ingestEvent(eventBytes)
+    return eventBytes
+  }
+
+  private broadcast (eventBytes: Uint8Array): void {
+    for (const peer of this.transport?.peers() ?? []) this.send(peer, eventBytes)
   }
 
   // ---- focus: request, pause, resume, cancel ---------------------------------------------
@@ -311,14 +367,14 @@ export class Node {
         case EventType.slice: this.onSlice(peer, event); break
         case EventType.syncFile: this.onRequest(peer, event); break
         case EventType.syncFileReply: this.onReply(peer, event); break
-        case EventType.attachmentDescriptor:
-          if (this.ingestDescriptorEvent(event)) this.counters.descriptorsAccepted++
-          break
-        default: throw new WireError('type', `unexpected event type ${event[HeaderOffset.type]}`)
+        case EventType.sync: this.onSync(peer, event); break
+        default:
+          if (!SHAREABLE_TYPES.has(event[HeaderOffset.type]!)) throw new WireError('type', `unexpected event type ${event[HeaderOffset.type]}`)
+          if (this.ingestEvent(event)) this.counters.eventsAccepted++
       }
     } catch (err) {
       if (!(err instanceof WireError)) throw err
-      if (event[HeaderOffset.type] === EventType.attachmentDescriptor) this.counters.descriptorsRejected++
+      if (SHAREABLE_TYPES.has(event[HeaderOffset.type]!)) this.counters.eventsRejected++
       else this.counters.malformedEvents++
     }
   }
@@ -382,6 +438,45 @@ export class Node {
     this.peerDelta(peer).answered++
   }
 
+  /** Ordinary sync: send the window's shared events the requester's filter does not hold. */
+  private onSync (peer: string, bytes: Uint8Array): void {
+    const event = openSignedEvent(bytes, EventType.sync)
+    if (toHex(event.header.signerPk) !== peer) throw new WireError('field', 'sync request signed by another peer')
+    const request = decodeSyncPayload(event.payload)
+    const salt = bloomSalt(event.header.signerPk, request.windowBits, request.window, request.nonce)
+    const span = 2 ** (32 - request.windowBits)
+    let sent = 0
+    for (const { eventId, body } of this.store.sharedEventsInRange(request.window * span, (request.window + 1) * span - 1)) {
+      if (sent >= Math.min(request.limit, SYNC_LIMIT)) break
+      if (bloomHas(request.bloom, salt, eventId)) continue
+      this.send(peer, body)
+      sent++
+    }
+    this.counters.syncEventsSent += sent
+  }
+
+  /** Asks each peer, once per interval, for one window (in a random order) of shared events. */
+  private sendSyncRequests (): void {
+    const peers = this.transport?.peers() ?? []
+    if (peers.length === 0) return
+    const windowBits = windowBitsFor(this.store.sharedEventCount())
+    const span = 2 ** (32 - windowBits)
+    for (const peer of peers) {
+      if (this.nowMs - (this.lastSyncAt.get(peer) ?? -Infinity) < SYNC_INTERVAL_MS) continue
+      this.lastSyncAt.set(peer, this.nowMs)
+      // An odd multiplier permutes the counter modulo 2^bits: every window, in a scattered order.
+      const step = this.syncWalk.get(peer) ?? 0
+      this.syncWalk.set(peer, step + 1)
+      const window = (Math.imul(step, 0x9e3779b1) >>> 0) % 2 ** windowBits
+      const nonce = randomBytes(SYNC_NONCE_BYTES)
+      const salt = bloomSalt(this.options.identity.publicKey, windowBits, window, nonce)
+      const held = this.store.sharedEventsInRange(window * span, (window + 1) * span - 1).map(e => e.eventId)
+      const payload = encodeSyncPayload({ windowBits, window, nonce, limit: SYNC_LIMIT, bloom: bloomBuild(salt, held) })
+      this.send(peer, encodeSignedEvent(this.header(EventType.sync, 0), payload, this.options.identity.secretKey))
+      this.counters.syncRequestsSent++
+    }
+  }
+
   private onReply (peer: string, bytes: Uint8Array): void {
     const event = openSignedEvent(bytes, EventType.syncFileReply)
     if (toHex(event.header.signerPk) !== peer) throw new WireError('field', 'reply signed by another peer')
@@ -405,9 +500,13 @@ export class Node {
     this.expireRequests()
     this.counters.requestsTimedOut += this.requester.expire(this.nowMs)
     this.sendRequests()
+    this.sendSyncRequests()
   }
 
   private flush (): void {
+    let dirty = this.peerDeltas.size > 0 || this.eventCount !== this.savedEventCount
+    for (const local of this.locals.values()) dirty ||= local.hasPending
+    if (!dirty) return
     this.store.transaction(() => {
       for (const local of this.locals.values()) {
         if (!local.flush(this.store, this.durable)) continue
@@ -521,6 +620,7 @@ export class Node {
 
   private saveEventCount (): void {
     this.store.setMeta(EVENT_COUNT_KEY, this.eventCount)
+    this.savedEventCount = this.eventCount
   }
 
   /** Logs a user decision, applies it to the wanted table and the in-memory mirror. */

@@ -1,7 +1,11 @@
 import { openSignedEvent } from '../wire/signed-event.js'
-import { decodeDescriptorPlaintext, openContentPayload } from '../wire/descriptor.js'
+import { decodeDescriptorPlaintext } from '../wire/descriptor.js'
+import { openContentPayload } from '../wire/content.js'
 import { decodeWantPayload } from '../wire/want-control.js'
-import { EventType } from '../wire/constants.js'
+import { EventType, SHAREABLE_TYPES } from '../wire/constants.js'
+import { decodeAddressPlaintext, decodeMessagePlaintext, decodePeerPlaintext } from '../wire/network-events.js'
+import { hash32 } from '../crypto/hash.js'
+import type { Address, Message } from '../wire/network-events.js'
 import { WireError } from '../wire/errors.js'
 import { FileLayout, sliceCount } from '../files/windows.js'
 import { MAX_SLICE_NO } from '../wire/slice.js'
@@ -93,10 +97,54 @@ export function applyWant (store: Store, opened: OpenedWant): WantedRow | null {
   return next
 }
 
+/** The 32-bit key ordinary sync windows are cut from: the first 4 bytes of hash32(event_id). */
+export function syncKeyOf (eventId: Uint8Array): number {
+  const digest = hash32(eventId)
+  return new DataView(digest.buffer).getUint32(0)
+}
+
+export type OpenedShared =
+  | { kind: 'descriptor', opened: OpenedDescriptor }
+  | { kind: 'peer', event: SignedEvent, eventId: Uint8Array, name: string }
+  | { kind: 'address', event: SignedEvent, eventId: Uint8Array, address: Address }
+  | { kind: 'message', event: SignedEvent, eventId: Uint8Array, message: Message }
+
+/** Verifies and decrypts any event that travels by ordinary sync; throws WireError otherwise. */
+export function openSharedEvent (bytes: Uint8Array, networkKey: Uint8Array): OpenedShared {
+  const type = bytes[1]!
+  if (!SHAREABLE_TYPES.has(type)) throw new WireError('type', `type ${type} is not shared by sync`)
+  if (type === EventType.attachmentDescriptor) return { kind: 'descriptor', opened: openDescriptorEvent(bytes, networkKey) }
+  const event = openSignedEvent(bytes, type)
+  const plain = openContentPayload(bytes, event.payload, networkKey)
+  const eventId = id(bytes)
+  if (type === EventType.peer) return { kind: 'peer', event, eventId, name: decodePeerPlaintext(plain).name }
+  if (type === EventType.address) return { kind: 'address', event, eventId, address: decodeAddressPlaintext(plain) }
+  return { kind: 'message', event, eventId, message: decodeMessagePlaintext(plain) }
+}
+
+export function sharedEventId (shared: OpenedShared): Uint8Array {
+  return shared.kind === 'descriptor' ? shared.opened.eventId : shared.eventId
+}
+
+export function sharedFileId (shared: OpenedShared): Uint8Array | null {
+  if (shared.kind === 'descriptor') return shared.opened.descriptor.fileId
+  return shared.kind === 'message' ? shared.message.fileId : null
+}
+
+/** Folds a shared event into its projection. The newest announcement per peer wins. */
+export function applyShared (store: Store, shared: OpenedShared): void {
+  switch (shared.kind) {
+    case 'descriptor': applyDescriptor(store, shared.opened); break
+    case 'peer': store.putMember(shared.event.header.signerPk.slice(), shared.name, shared.event.header.createdAtMs); break
+    case 'address': store.putAddress(shared.event.header.signerPk.slice(), shared.address.host, shared.address.port, shared.event.header.createdAtMs); break
+    case 'message': store.putMessage(shared.eventId, shared.event.header.signerPk.slice(), shared.message.fileId, shared.message.text, shared.event.header.createdAtMs); break
+  }
+}
+
 /** Replays the whole log into emptied projection tables (slice files are scanned by the caller). */
 export function replayLog (store: Store, networkKey: Uint8Array): void {
   for (const logged of store.events()) {
-    if (logged.type === EventType.attachmentDescriptor) applyDescriptor(store, openDescriptorEvent(logged.body, networkKey))
+    if (SHAREABLE_TYPES.has(logged.type)) applyShared(store, openSharedEvent(logged.body, networkKey))
     else if (logged.type === EventType.wantControl) applyWant(store, openWantEvent(logged.body))
   }
 }

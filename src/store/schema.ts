@@ -6,15 +6,19 @@ export const MIGRATIONS: readonly string[] = [
   `
   -- The event log: every valid signed event this node holds, in arrival order.
   -- Slice events are logged in their slice files instead (see docs/architecture.md).
+  -- sync_key: first 4 bytes of hash32(event_id) as an integer, set for events shared by
+  -- ordinary sync (NULL for local-only events); a window is a range of it.
   CREATE TABLE events (
     seq INTEGER PRIMARY KEY,
     event_id BLOB NOT NULL UNIQUE,
     type INTEGER NOT NULL,
     file_id BLOB,
+    sync_key INTEGER,
     body BLOB NOT NULL,
     received_at_ms INTEGER NOT NULL
   );
   CREATE INDEX events_by_file ON events (file_id, seq);
+  CREATE INDEX events_by_sync_key ON events (sync_key) WHERE sync_key IS NOT NULL;
 
   -- Projections: rebuilt from the event log and the slice files by reprojection.
   CREATE TABLE descriptors (
@@ -57,6 +61,27 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (file_id, range_no)
   ) WITHOUT ROWID;
 
+  CREATE TABLE members (
+    peer_pk BLOB PRIMARY KEY,
+    name TEXT NOT NULL,
+    announced_at_ms INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE addresses (
+    peer_pk BLOB PRIMARY KEY,
+    host TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    announced_at_ms INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE messages (
+    event_id BLOB PRIMARY KEY,
+    author_pk BLOB NOT NULL,
+    file_id BLOB,
+    text TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
   -- Per-peer sync state: counters, not a projection.
   CREATE TABLE peers (
     peer_pk BLOB PRIMARY KEY,
@@ -74,4 +99,4 @@ export const MIGRATIONS: readonly string[] = [
 ]
 
 /** Tables reprojection drops and rebuilds. */
-export const PROJECTION_TABLES = ['descriptors', 'wanted', 'local_files', 'slice_have'] as const
+export const PROJECTION_TABLES = ['descriptors', 'wanted', 'local_files', 'slice_have', 'members', 'addresses', 'messages'] as const

@@ -88,7 +88,19 @@ export class Store {
     this.migrate()
     const db = this.db
     this.stmt = {
-      appendEvent: db.prepare('INSERT OR IGNORE INTO events (event_id, type, file_id, body, received_at_ms) VALUES (?, ?, ?, ?, ?)'),
+      appendEvent: db.prepare('INSERT OR IGNORE INTO events (event_id, type, file_id, sync_key, body, received_at_ms) VALUES (?, ?, ?, ?, ?, ?)'),
+      sharedInRange: db.prepare('SELECT event_id, body FROM events WHERE sync_key BETWEEN ? AND ? ORDER BY sync_key'),
+      sharedCount: db.prepare('SELECT count(*) FROM events WHERE sync_key IS NOT NULL').pluck(),
+      putMember: db.prepare(`INSERT INTO members (peer_pk, name, announced_at_ms) VALUES (?, ?, ?)
+        ON CONFLICT (peer_pk) DO UPDATE SET name = excluded.name, announced_at_ms = excluded.announced_at_ms
+        WHERE excluded.announced_at_ms >= members.announced_at_ms`),
+      listMembers: db.prepare('SELECT * FROM members ORDER BY name, peer_pk'),
+      putAddress: db.prepare(`INSERT INTO addresses (peer_pk, host, port, announced_at_ms) VALUES (?, ?, ?, ?)
+        ON CONFLICT (peer_pk) DO UPDATE SET host = excluded.host, port = excluded.port, announced_at_ms = excluded.announced_at_ms
+        WHERE excluded.announced_at_ms >= addresses.announced_at_ms`),
+      listAddresses: db.prepare('SELECT * FROM addresses'),
+      putMessage: db.prepare('INSERT OR IGNORE INTO messages (event_id, author_pk, file_id, text, created_at_ms) VALUES (?, ?, ?, ?, ?)'),
+      listMessages: db.prepare('SELECT * FROM messages ORDER BY created_at_ms, event_id'),
       hasEvent: db.prepare('SELECT 1 FROM events WHERE event_id = ?').pluck(),
       getEvent: db.prepare('SELECT body FROM events WHERE event_id = ?').pluck(),
       eventsAfter: db.prepare('SELECT seq, type, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
@@ -146,9 +158,38 @@ export class Store {
     return this.db.transaction(fn)()
   }
 
-  /** Appends to the log; false when the event id is already there. */
-  appendEvent (eventId: Uint8Array, type: number, fileId: Uint8Array | null, body: Uint8Array, tMs: number): boolean {
-    return this.stmt.appendEvent.run(eventId, type, fileId, body, tMs).changes === 1
+  /** Appends to the log; false when the event id is already there. `syncKey` null: never shared. */
+  appendEvent (eventId: Uint8Array, type: number, fileId: Uint8Array | null, body: Uint8Array, tMs: number, syncKey: number | null = null): boolean {
+    return this.stmt.appendEvent.run(eventId, type, fileId, syncKey, body, tMs).changes === 1
+  }
+
+  /** Shared events whose sync key is in `[from, to]`. */
+  sharedEventsInRange (from: number, to: number): Array<{ eventId: Uint8Array, body: Uint8Array }> {
+    return (this.stmt.sharedInRange.all(from, to) as Row[]).map(r => ({ eventId: u8(r.event_id), body: u8(r.body) }))
+  }
+
+  sharedEventCount (): number {
+    return Number(this.stmt.sharedCount.get())
+  }
+
+  putMember (peerPk: Uint8Array, name: string, announcedAtMs: number): void { this.stmt.putMember.run(peerPk, name, announcedAtMs) }
+  listMembers (): Array<{ peerPk: Uint8Array, name: string, announcedAtMs: number }> {
+    return (this.stmt.listMembers.all() as Row[]).map(r => ({ peerPk: u8(r.peer_pk), name: String(r.name), announcedAtMs: Number(r.announced_at_ms) }))
+  }
+
+  putAddress (peerPk: Uint8Array, host: string, port: number, announcedAtMs: number): void { this.stmt.putAddress.run(peerPk, host, port, announcedAtMs) }
+  listAddresses (): Array<{ peerPk: Uint8Array, host: string, port: number }> {
+    return (this.stmt.listAddresses.all() as Row[]).map(r => ({ peerPk: u8(r.peer_pk), host: String(r.host), port: Number(r.port) }))
+  }
+
+  putMessage (eventId: Uint8Array, authorPk: Uint8Array, fileId: Uint8Array | null, text: string, createdAtMs: number): void {
+    this.stmt.putMessage.run(eventId, authorPk, fileId, text, createdAtMs)
+  }
+
+  listMessages (): Array<{ eventId: Uint8Array, authorPk: Uint8Array, fileId: Uint8Array | null, text: string, createdAtMs: number }> {
+    return (this.stmt.listMessages.all() as Row[]).map(r => ({
+      eventId: u8(r.event_id), authorPk: u8(r.author_pk), fileId: r.file_id === null ? null : u8(r.file_id), text: String(r.text), createdAtMs: Number(r.created_at_ms)
+    }))
   }
 
   hasEvent (eventId: Uint8Array): boolean {

@@ -5,8 +5,12 @@ export const PROTOCOL_VERSION = 1
 
 /** Event type bytes. Values are part of the protocol: never renumber. */
 export const EventType = {
+  peer: 0x01,
+  address: 0x02,
   slice: 0x03,
+  message: 0x04,
   attachmentDescriptor: 0x05,
+  sync: 0x07,
   syncFile: 0x0a,
   syncFileReply: 0x0b,
   /** Local-only: a user's decision about a wanted file (request, pause, …). Never sent. */
@@ -19,3 +23,6 @@ const KNOWN_TYPES = new Set<number>(Object.values(EventType))
 export function isKnownEventType (type: number): type is EventTypeByte {
   return KNOWN_TYPES.has(type)
 }
+
+/** Events that carry network content and travel by ordinary sync. */
+export const SHAREABLE_TYPES: ReadonlySet<number> = new Set([EventType.peer, EventType.address, EventType.message, EventType.attachmentDescriptor])

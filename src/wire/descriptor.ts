@@ -1,20 +1,19 @@
 import { WireError, expectLength } from './errors.js'
-import { HEADER_BYTES, PAYLOAD_BYTES, encodeHeader, expectZero } from './signed-event.js'
+import { expectZero } from './signed-event.js'
 import { NONCE_PREFIX_BYTES } from './slice.js'
 import { HASH_BYTES, ID_BYTES } from '../crypto/hash.js'
-import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, aeadDecrypt, aeadEncrypt } from '../crypto/aead.js'
-import { randomBytes } from '../crypto/random.js'
-import type { EventHeader } from './signed-event.js'
+import { AEAD_KEY_BYTES } from '../crypto/aead.js'
+import { CONTENT_PLAINTEXT_BYTES } from './content.js'
 
 /**
  * Attachment descriptor: everything needed to fetch and decrypt one file.
  *
- * Event payload (394): nonce 24 | XChaCha20-Poly1305(network_key, plaintext 354, ad = header 54) | tag 16
+ * Event payload: a content payload (see content.ts) around this plaintext.
  * Plaintext (354):
  *   file_id 16 | size 8 | nonce_prefix 20 | key 32 | root_hash 32 |
  *   name_length 1 | name 180 (UTF-8, zero-padded) | media_type_length 1 | media_type 64 (ASCII, zero-padded)
  */
-export const DESCRIPTOR_PLAINTEXT_BYTES = PAYLOAD_BYTES - AEAD_NONCE_BYTES - AEAD_TAG_BYTES
+export const DESCRIPTOR_PLAINTEXT_BYTES = CONTENT_PLAINTEXT_BYTES
 export const MAX_NAME_BYTES = 180
 export const MAX_MEDIA_TYPE_BYTES = 64
 
@@ -101,20 +100,3 @@ export function decodeDescriptorPlaintext (plain: Uint8Array): Descriptor {
   }
 }
 
-/** Seals a content payload with the network key, binding the event header. */
-export function sealContentPayload (header: EventHeader, plaintext: Uint8Array, networkKey: Uint8Array): Uint8Array {
-  expectLength(plaintext, DESCRIPTOR_PLAINTEXT_BYTES, 'content plaintext')
-  const nonce = randomBytes(AEAD_NONCE_BYTES)
-  const out = new Uint8Array(PAYLOAD_BYTES)
-  out.set(nonce, 0)
-  out.set(aeadEncrypt(plaintext, nonce, networkKey, encodeHeader(header)), AEAD_NONCE_BYTES)
-  return out
-}
-
-/** Opens a content payload; throws WireError('decrypt') if it is not for this network key or was altered. */
-export function openContentPayload (eventBytes: Uint8Array, payload: Uint8Array, networkKey: Uint8Array): Uint8Array {
-  expectLength(payload, PAYLOAD_BYTES, 'content payload')
-  const plain = aeadDecrypt(payload.subarray(AEAD_NONCE_BYTES), payload.subarray(0, AEAD_NONCE_BYTES), networkKey, eventBytes.subarray(0, HEADER_BYTES))
-  if (plain === null) throw new WireError('decrypt', 'payload does not decrypt with this network key')
-  return plain
-}

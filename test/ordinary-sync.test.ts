@@ -1,0 +1,45 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { makeCluster, makeFile } from './helpers/sim.js'
+import { bloomBuild, bloomHas, bloomSalt, windowBitsFor } from '../src/sync/bloom.js'
+import { randomBytes } from '../src/crypto/index.js'
+
+test('a member who joins late receives every shared event by ordinary sync', async () => {
+  const c = makeCluster(['alice', 'bob'], { latencyMs: 10, loss: 0.05 }, 3)
+  try {
+    const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
+    alice.node.announce('Alice', { host: '127.0.0.1', port: 4000 })
+    bob.node.announce('Bob')
+    const { fileId } = await alice.node.share(makeFile(c.root, 'report.pdf', 5000), { message: 'the report' })
+    for (let i = 0; i < 300; i++) (i % 2 === 0 ? alice : bob).node.postMessage(`message ${i}`)
+    c.net.run(100)
+    const carol = c.addPeer('carol').node
+    assert.equal(carol.files().length, 0)
+    const everyone = () => alice.node.messages().length
+    c.net.runUntil(() => carol.messages().length === everyone() && carol.files().length === 1 && carol.members().length === 2, { maxMs: 600_000 })
+    assert.equal(carol.messages().length, 301, '300 messages and the one about the report')
+    assert.equal(windowBitsFor(306) > 0, true, 'more than one window was walked')
+    assert.deepEqual(carol.members().map(m => m.name).sort(), ['Alice', 'Bob'])
+    assert.deepEqual(carol.addresses(), [{ publicKey: alice.node.publicKey, host: '127.0.0.1', port: 4000 }])
+    assert.equal(carol.messages().find(m => m.text === 'the report')?.fileId, fileId)
+    // And the descriptor it got is enough to fetch the file.
+    carol.requestFile(fileId)
+    c.net.runUntil(() => carol.progress(fileId).state === 'complete', { maxMs: 10_000 })
+  } finally { c.close() }
+})
+
+test('bloom filters: no false negatives, and a fresh salt moves the false positives', () => {
+  const ids = Array.from({ length: 100 }, () => randomBytes(16))
+  const others = Array.from({ length: 2000 }, () => randomBytes(16))
+  const pk = randomBytes(32)
+  const saltA = bloomSalt(pk, 3, 5, randomBytes(16))
+  const saltB = bloomSalt(pk, 3, 5, randomBytes(16))
+  const a = bloomBuild(saltA, ids)
+  const b = bloomBuild(saltB, ids)
+  assert.ok(ids.every(x => bloomHas(a, saltA, x) && bloomHas(b, saltB, x)))
+  const fpA = others.filter(x => bloomHas(a, saltA, x))
+  const fpB = others.filter(x => bloomHas(b, saltB, x))
+  // 100 ids in 512 bits with k = 5: about 9.4% false positives in theory.
+  assert.ok(fpA.length < others.length * 0.15, `false positive rate ${fpA.length / others.length}`)
+  assert.ok(fpA.filter(x => fpB.includes(x)).length < Math.max(3, fpA.length / 4), 'false positives differ between salts')
+})
