@@ -1,13 +1,229 @@
 #!/usr/bin/env node
+import fs from 'node:fs'
+import path from 'node:path'
+import { once } from 'node:events'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { readFileSync } from 'node:fs'
-import { Command } from 'commander'
+import { Command, InvalidArgumentError, Option } from 'commander'
+import cliProgress from 'cli-progress'
+import { defaultDataDir, initIdentity, loadControl } from '../node/config.js'
+import { QuietError } from '../node/errors.js'
+import { toHex } from '../bytes.js'
+import { CliError, daemonClient } from './client.js'
+import { Daemon, parseHostPort } from './daemon.js'
+import { formatBytes, formatEta, formatSpeed, table } from './format.js'
+import type { Progress } from '../node/progress.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string, description: string }
+
+interface DirOptions { dir?: string }
+interface JsonOptions extends DirOptions { json?: boolean }
+
+function dirOf (options: DirOptions): string {
+  return path.resolve(options.dir ?? defaultDataDir())
+}
+
+function intInRange (min: number, max: number, what: string) {
+  return (value: string): number => {
+    const n = Number(value)
+    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`${what} must be an integer from ${min} to ${max}`)
+    return n
+  }
+}
+
+function print (json: boolean | undefined, value: unknown, text: () => string): void {
+  console.log(json === true ? JSON.stringify(value) : text())
+}
+
+const FILE_ID = /^[0-9a-fA-F]{32}$/
+function fileIdArgument (value: string): string {
+  if (!FILE_ID.test(value)) throw new InvalidArgumentError('a file id is 32 hex digits')
+  return value.toLowerCase()
+}
 
 const program = new Command()
   .name('qf')
   .description(pkg.description)
   .version(pkg.version, '-V, --version')
-  .showHelpAfterError()
 
-program.parse(process.argv)
+/** Every command takes --dir. */
+function command (name: string, description: string): Command {
+  return program.command(name).description(description).option('--dir <dir>', 'data directory (default: $QF_DIR, else the user data directory)')
+}
+
+command('init', 'create this device\'s identity (running it again changes nothing)')
+  .option('--name <name>', 'display name shown to other members', process.env.USER ?? 'member')
+  .action((options: DirOptions & { name: string }) => {
+    const dir = dirOf(options)
+    const { identity, created } = initIdentity(dir, options.name)
+    console.log(created ? `created identity ${toHex(identity.publicKey)} (${identity.name}) in ${dir}` : `identity already exists: ${toHex(identity.publicKey)} (${identity.name}) in ${dir}`)
+  })
+
+command('daemon', 'run the node in the foreground')
+  .addOption(new Option('--port <port>', 'UDP port (0: any free port)').argParser(intInRange(0, 65535, 'port')).default(0))
+  .addOption(new Option('--http <port>', 'control API port on 127.0.0.1 (0: any free port)').argParser(intInRange(0, 65535, 'port')).default(0))
+  .option('--announce <host:port>', 'the address other members are told to use')
+  .addOption(new Option('--mtu <bytes>', 'largest datagram to send').argParser(intInRange(600, 65507, 'mtu')).default(1400))
+  .action(async (options: DirOptions & { port: number, http: number, announce?: string, mtu: number }) => {
+    const dir = dirOf(options)
+    const running = loadControl(dir)
+    if (running !== null && isAlive(running.pid)) throw new CliError(`a daemon is already running for ${dir} (pid ${running.pid})`)
+    const announce = options.announce === undefined ? undefined : parseHostPort(options.announce)
+    const daemon = await Daemon.start({ dir, udpPort: options.port, httpPort: options.http, announce, mtu: options.mtu })
+    console.log(`quiet-files daemon for ${dir}`)
+    console.log(`  public key  ${toHex(daemon.identity.publicKey)}`)
+    console.log(`  udp         ${daemon.udpPort} (announced as ${daemon.announceAddress.host}:${daemon.announceAddress.port})`)
+    console.log(`  control     http://127.0.0.1:${daemon.httpPort}`)
+    console.log(daemon.network === null ? '  network     none yet: qf network create NAME, or qf join LINK' : `  network     ${daemon.network.name}`)
+    const signals = ['SIGINT', 'SIGTERM'] as const
+    const signal = await Promise.race(signals.map(async s => { await once(process, s); return s }))
+    console.log(`${signal}: shutting down`)
+    await daemon.stop()
+    process.exit(0)
+  })
+
+function isAlive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch { return false }
+}
+
+const network = program.command('network').description('create or inspect the network')
+network.command('create <name>').description('create a new network and join it')
+  .option('--dir <dir>', 'data directory')
+  .option('--json', 'print JSON only')
+  .action(async (name: string, options: JsonOptions) => {
+    const result = await daemonClient(dirOf(options)).call<{ network_id: string, name: string }>('POST', '/api/network', { name })
+    print(options.json, result, () => `created network "${result.name}" (${result.network_id}); invite others with: qf invite`)
+  })
+
+command('invite', 'print an invite link for this network')
+  .addOption(new Option('--ttl <seconds>', 'how long the link stays valid').argParser(intInRange(1, 365 * 24 * 3600, 'ttl')).default(7 * 24 * 3600))
+  .option('--json', 'print JSON only')
+  .action(async (options: JsonOptions & { ttl: number }) => {
+    const result = await daemonClient(dirOf(options)).call<{ link: string, expires_at: string }>('GET', `/api/invite?ttl=${options.ttl}`)
+    print(options.json, result, () => result.link)
+  })
+
+command('join <link>', 'join a network with an invite link')
+  .option('--json', 'print JSON only')
+  .action(async (link: string, options: JsonOptions) => {
+    const result = await daemonClient(dirOf(options)).call<{ network_id: string, name: string }>('POST', '/api/join', { link })
+    print(options.json, result, () => `joined network "${result.name}" (${result.network_id})`)
+  })
+
+command('share <path>', 'share a file into the network; prints its file id')
+  .option('--message <text>', 'a short message posted with the file')
+  .option('--json', 'print JSON only')
+  .action(async (filePath: string, options: JsonOptions & { message?: string }) => {
+    const absolute = path.resolve(filePath)
+    if (!fs.existsSync(absolute)) throw new CliError(`no such file: ${filePath}`)
+    const result = await daemonClient(dirOf(options)).call<{ file_id: string, name: string, size: number }>('POST', '/api/share', { path: absolute, message: options.message })
+    print(options.json, result, () => result.file_id)
+  })
+
+command('files', 'list the files known in the network')
+  .option('--json', 'print JSON only')
+  .action(async (options: JsonOptions) => {
+    const files = await daemonClient(dirOf(options)).call<Array<Progress & { shared_by_name: string | null }>>('GET', '/api/files')
+    print(options.json, files, () => files.length === 0
+      ? 'no files yet'
+      : table([['FILE ID', 'NAME', 'SIZE', 'STATE', 'PERCENT', 'SHARED BY'],
+        ...files.map(f => [f.fileId, f.name, formatBytes(f.bytesTotal), f.state, `${f.percent.toFixed(1)}%`, f.shared_by_name ?? ''])]))
+  })
+
+for (const [verb, method, route, done] of [
+  ['pause', 'POST', 'pause', 'paused'],
+  ['resume', 'POST', 'resume', 'resumed'],
+  ['cancel', 'DELETE', 'download', 'cancelled; partial data deleted']
+] as const) {
+  command(`${verb} <file_id>`, `${verb} a download`)
+    .option('--json', 'print JSON only')
+    .action(async (fileId: string, options: JsonOptions) => {
+      const id = fileIdArgument(fileId)
+      const progress = await daemonClient(dirOf(options)).call<Progress>(method, `/api/files/${id}/${route}`)
+      print(options.json, progress, () => `${progress.name}: ${done} (${progress.state}, ${progress.percent.toFixed(1)}%)`)
+    })
+}
+
+command('status', 'peers, connections and downloads')
+  .option('--json', 'print JSON only')
+  .action(async (options: JsonOptions) => {
+    const status = await daemonClient(dirOf(options)).call<{
+      public_key: string, name: string, network: { id: string, name: string } | null, udp_port: number, connections: number,
+      peers: Array<{ public_key: string, name: string | null, address: string | null, connected: boolean }>, downloads: Progress[]
+    }>('GET', '/api/status')
+    print(options.json, status, () => [
+      `${status.name} ${status.public_key}`,
+      `network: ${status.network === null ? 'none' : `${status.network.name} (${status.network.id})`}, udp ${status.udp_port}, ${status.connections} connection(s)`,
+      'peers:', ...(status.peers.length === 0 ? ['  none'] : status.peers.map(p => `  ${p.name ?? '?'} ${p.public_key.slice(0, 16)}… ${p.address ?? ''} ${p.connected ? 'connected' : 'not connected'}`)),
+      'downloads:', ...(status.downloads.length === 0 ? ['  none'] : status.downloads.map(d => `  ${d.name} ${d.state} ${d.percent.toFixed(1)}% ${formatSpeed(d.speedBytesPerSecond)} ETA ${formatEta(d.etaSeconds)}`))
+    ].join('\n'))
+  })
+
+command('get <file_id>', 'download a file with a live progress bar and save it once verified')
+  .addOption(new Option('--priority <1-10>', 'download priority').argParser(intInRange(1, 10, 'priority')).default(5))
+  .addOption(new Option('--ttl <seconds>', 'give up after this long').argParser(intInRange(1, 10 * 365 * 24 * 3600, 'ttl')))
+  .option('--out <path>', 'where to save it (default: the file\'s name in the current directory)')
+  .option('--force', 'overwrite an existing file')
+  .option('--json', 'print progress as JSON lines instead of a bar')
+  .action(async (fileId: string, options: JsonOptions & { priority: number, ttl?: number, out?: string, force?: boolean }) => {
+    const id = fileIdArgument(fileId)
+    const client = daemonClient(dirOf(options))
+    const initial = await client.call<Progress>('GET', `/api/files/${id}/status`)
+    const safeName = path.basename(initial.name)
+    const out = path.resolve(options.out ?? (safeName === '' || safeName === '.' || safeName === '..' ? id : safeName))
+    if (fs.existsSync(out) && options.force !== true) throw new CliError(`${out} already exists; use --force to overwrite it`)
+    await client.call('POST', `/api/files/${id}/download`, { priority: options.priority, ttl: options.ttl })
+    const final = await followProgress(client, id, options.json === true)
+    if (final.state !== 'complete') throw new CliError(`${final.name}: download ${final.state}${final.reason === null ? '' : `: ${final.reason}`}`)
+    const partial = `${out}.qf-partial`
+    const response = await client.fetchRaw(`/api/files/${id}/content`)
+    if (!response.ok || response.body === null) throw new CliError(`the daemon could not read the file back (${response.status})`)
+    await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>), fs.createWriteStream(partial))
+    const written = fs.statSync(partial).size
+    if (written !== final.bytesTotal) {
+      fs.rmSync(partial, { force: true })
+      throw new CliError(`wrote ${written} bytes but the file has ${final.bytesTotal}; nothing saved`)
+    }
+    fs.renameSync(partial, out)
+    print(options.json, { event: 'saved', path: out, bytes: written, file_id: id }, () => `saved ${out} (${formatBytes(written)}, verified)`)
+  })
+
+async function followProgress (client: ReturnType<typeof daemonClient>, id: string, json: boolean): Promise<Progress> {
+  const bar = json ? null : new cliProgress.SingleBar({
+    format: '{name} |{bar}| {percentage}% | {done} / {size} | {speed} | ETA {eta_text} | {state}',
+    hideCursor: true,
+    barsize: 30,
+    stopOnComplete: false
+  }, cliProgress.Presets.shades_classic)
+  let progress = await client.call<Progress>('GET', `/api/files/${id}/status`)
+  const payload = (p: Progress) => ({ name: p.name, done: formatBytes(p.bytesReceived), size: formatBytes(p.bytesTotal), speed: formatSpeed(p.speedBytesPerSecond), eta_text: formatEta(p.etaSeconds), state: p.state })
+  bar?.start(Math.max(1, progress.bytesTotal), progress.bytesReceived, payload(progress))
+  for (;;) {
+    if (json) console.log(JSON.stringify({ event: 'progress', ...progress }))
+    else bar!.update(progress.bytesReceived, payload(progress))
+    if (['complete', 'failed', 'expired', 'cancelled'].includes(progress.state)) break
+    await new Promise(resolve => setTimeout(resolve, 200))
+    progress = await client.call<Progress>('GET', `/api/files/${id}/status`)
+  }
+  bar?.stop()
+  return progress
+}
+
+async function main (): Promise<void> {
+  program.exitOverride()
+  try {
+    await program.parseAsync(process.argv)
+  } catch (err) {
+    const code = (err as { code?: string, exitCode?: number }).code
+    if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') process.exit(0)
+    if (typeof code === 'string' && code.startsWith('commander.')) process.exit((err as { exitCode?: number }).exitCode ?? 1)
+    if (err instanceof CliError) { console.error(`qf: ${err.message}`); process.exit(err.exitCode) }
+    if (err instanceof QuietError) { console.error(`qf: ${err.message}`); process.exit(1) }
+    const message = err instanceof Error ? err.message : String(err)
+    console.error(`qf: ${message}`)
+    process.exit(1)
+  }
+}
+
+await main()

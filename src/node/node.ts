@@ -239,6 +239,11 @@ export class Node {
     return this.store.listMessages().map(m => ({ author: toHex(m.authorPk), fileId: m.fileId === null ? null : toHex(m.fileId), text: m.text, createdAtMs: m.createdAtMs }))
   }
 
+  /** The public key of the member who shared a file. */
+  sharedBy (fileId: string): string {
+    return toHex(this.knownDescriptor(fileId).sharedBy)
+  }
+
   /** The signed descriptor event this node holds for a file (what peers are sent). */
   descriptorEvent (fileId: string): Uint8Array {
     const descriptor = this.knownDescriptor(fileId)

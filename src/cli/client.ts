@@ -1,0 +1,45 @@
+import { loadControl } from '../node/config.js'
+
+/** An error the CLI prints as one line, then exits non-zero. */
+export class CliError extends Error {
+  constructor (message: string, readonly exitCode = 1) {
+    super(message)
+    this.name = 'CliError'
+  }
+}
+
+export interface DaemonClient {
+  call<T = unknown> (method: string, path: string, body?: unknown): Promise<T>
+  fetchRaw (path: string): Promise<Response>
+}
+
+/** A client for the daemon of `dir`, or a clear error saying none is running and how to start one. */
+export function daemonClient (dir: string): DaemonClient {
+  const control = loadControl(dir)
+  const notRunning = new CliError(`no daemon is running for ${dir}; start one with: qf daemon --dir ${dir}`)
+  if (control === null) throw notRunning
+  const base = `http://${control.httpHost}:${control.httpPort}`
+  const headers = { authorization: `Bearer ${control.token}` }
+  const fetchRaw = async (path: string, init: RequestInit = {}): Promise<Response> => {
+    try {
+      return await fetch(base + path, { ...init, headers: { ...headers, ...(init.headers as Record<string, string> | undefined) } })
+    } catch {
+      throw notRunning
+    }
+  }
+  return {
+    async call<T> (method: string, path: string, body?: unknown): Promise<T> {
+      const response = await fetchRaw(path, body === undefined ? { method } : { method, body: JSON.stringify(body), headers: { 'content-type': 'application/json' } })
+      const text = await response.text()
+      let json: unknown
+      try {
+        json = text === '' ? null : JSON.parse(text)
+      } catch {
+        throw new CliError(`the daemon answered ${response.status} with something that is not JSON`)
+      }
+      if (!response.ok) throw new CliError((json as { error?: string } | null)?.error ?? `the daemon answered ${response.status}`)
+      return json as T
+    },
+    fetchRaw
+  }
+}

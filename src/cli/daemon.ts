@@ -1,0 +1,195 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { Node } from '../node/node.js'
+import { QuietError } from '../node/errors.js'
+import { CONTROL_FILE, loadIdentity, loadNetwork, saveNetwork, writeSecretJson } from '../node/config.js'
+import { TransitEndpoint } from '../net/transit.js'
+import { openUdpSocket } from '../net/udp.js'
+import { randomBytes } from '../crypto/index.js'
+import { fromHex, toHex } from '../bytes.js'
+import { decodeInvite, encodeInvite } from '../wire/invite.js'
+import { WireError } from '../wire/errors.js'
+import { startControlApi } from '../http/control-api.js'
+import type { Identity, NetworkConfig } from '../node/config.js'
+import type { PeerAddress } from '../net/transit.js'
+import type { UdpSocket } from '../net/udp.js'
+import type { FastifyInstance } from 'fastify'
+
+export interface DaemonOptions {
+  dir: string
+  udpPort?: number
+  httpPort?: number
+  /** The address peers are told to use; default: this machine's first LAN IPv4, else loopback. */
+  announce?: PeerAddress
+  mtu?: number
+  tickMs?: number
+}
+
+export const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600_000
+
+/** This machine's first non-internal IPv4 address, or loopback. */
+export function defaultHost (): string {
+  for (const addresses of Object.values(os.networkInterfaces())) {
+    for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return a.address
+  }
+  return '127.0.0.1'
+}
+
+export function parseHostPort (text: string): PeerAddress {
+  const match = /^(.+):(\d{1,5})$/.exec(text)
+  const port = match === null ? 0 : Number(match[2])
+  if (match === null || port < 1 || port > 65535) throw new QuietError('invalid_argument', `expected HOST:PORT, got "${text}"`)
+  return { host: match[1]!, port }
+}
+
+/**
+ * One running peer: the node, its UDP socket and transit layer, the tick timer and the
+ * local control API. Before a network exists it runs without a node, waiting for
+ * `network create` or `join`.
+ */
+export class Daemon {
+  node: Node | null = null
+  transit: TransitEndpoint | null = null
+  network: NetworkConfig | null = null
+  readonly token = toHex(randomBytes(32))
+  private socket: UdpSocket | null = null
+  private http: FastifyInstance | null = null
+  private timer: NodeJS.Timeout | null = null
+  private announced: PeerAddress | null = null
+  private stopping: Promise<void> | null = null
+  private flushScheduled = false
+
+  private constructor (readonly options: DaemonOptions, readonly identity: Identity) {}
+
+  static async start (options: DaemonOptions): Promise<Daemon> {
+    const identity = loadIdentity(options.dir)
+    if (identity === null) throw new QuietError('not_found', `no identity in ${options.dir}; run: qf init --dir ${options.dir}`)
+    const daemon = new Daemon(options, identity)
+    await daemon.begin()
+    return daemon
+  }
+
+  get udpPort (): number {
+    return this.socket?.port ?? 0
+  }
+
+  get httpPort (): number {
+    const address = this.http?.server.address()
+    return typeof address === 'object' && address !== null ? address.port : 0
+  }
+
+  get announceAddress (): PeerAddress {
+    return this.announced ?? this.options.announce ?? { host: defaultHost(), port: this.udpPort }
+  }
+
+  private async begin (): Promise<void> {
+    this.socket = await openUdpSocket(this.options.udpPort ?? 0, (bytes, from) => {
+      this.transit?.onDatagram(bytes, from)
+      this.scheduleFlush()
+    })
+    const network = loadNetwork(this.options.dir)
+    if (network !== null) this.openNode(network)
+    this.http = await startControlApi(this, this.options.httpPort ?? 0)
+    writeSecretJson(path.join(this.options.dir, CONTROL_FILE), {
+      pid: process.pid, httpHost: '127.0.0.1', httpPort: this.httpPort, udpPort: this.udpPort, token: this.token
+    })
+    this.timer = setInterval(() => this.tick(), this.options.tickMs ?? 10)
+  }
+
+  requireNode (): Node {
+    if (this.node === null) throw new QuietError('conflict', 'this node is in no network yet; run "qf network create NAME" or "qf join LINK"')
+    return this.node
+  }
+
+  createNetwork (name: string): NetworkConfig {
+    if (this.network !== null) throw new QuietError('conflict', `already in network "${this.network.name}"`)
+    if (name.trim() === '') throw new QuietError('invalid_argument', 'a network needs a name')
+    const network = { networkId: randomBytes(16), networkKey: randomBytes(32), name }
+    saveNetwork(this.options.dir, network)
+    this.openNode(network)
+    return network
+  }
+
+  invite (ttlMs = DEFAULT_INVITE_TTL_MS): { link: string, expiresAtMs: number } {
+    const network = this.network
+    if (network === null) throw new QuietError('conflict', 'this node is in no network yet; run "qf network create NAME" first')
+    const expiresAtMs = Date.now() + ttlMs
+    const link = encodeInvite({
+      networkId: network.networkId, networkKey: network.networkKey, networkName: network.name,
+      inviterPk: this.identity.publicKey, expiresAtMs, addresses: [this.announceAddress]
+    })
+    return { link, expiresAtMs }
+  }
+
+  join (link: string): NetworkConfig {
+    let invite
+    try {
+      invite = decodeInvite(link)
+    } catch (err) {
+      if (err instanceof WireError) throw new QuietError('invalid_argument', `invalid invite: ${err.message}`)
+      throw err
+    }
+    if (invite.expiresAtMs < Date.now()) throw new QuietError('invalid_argument', `the invite expired on ${new Date(invite.expiresAtMs).toISOString()}`)
+    if (this.network !== null) {
+      if (toHex(this.network.networkId) === toHex(invite.networkId)) return this.network
+      throw new QuietError('conflict', `already in network "${this.network.name}"`)
+    }
+    const network = { networkId: invite.networkId, networkKey: invite.networkKey, name: invite.networkName }
+    saveNetwork(this.options.dir, network)
+    this.openNode(network)
+    for (const address of invite.addresses) this.transit!.addKnownPeer(invite.inviterPk, address)
+    return network
+  }
+
+  private openNode (network: NetworkConfig): void {
+    this.network = network
+    this.transit = new TransitEndpoint({
+      identity: this.identity,
+      networkId: network.networkId,
+      networkKey: network.networkKey,
+      mtu: this.options.mtu,
+      sendDatagram: (bytes, to) => this.socket?.send(bytes, to),
+      deliver: (peer, event) => this.node?.receive(peer, event, Date.now()),
+      now: () => Date.now()
+    })
+    this.node = Node.open({ dataDir: this.options.dir, identity: this.identity, networkKey: network.networkKey, transport: this.transit, startMs: Date.now() })
+    this.announced = this.announceAddress
+    this.node.announce(this.identity.name, this.announced)
+  }
+
+  /** Answers to a burst of incoming datagrams leave together, once the burst is handled. */
+  private scheduleFlush (): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    setImmediate(() => {
+      this.flushScheduled = false
+      this.transit?.flush()
+    })
+  }
+
+  private tick (): void {
+    const node = this.node
+    const transit = this.transit
+    if (node === null || transit === null) return
+    for (const a of node.addresses()) {
+      if (a.publicKey !== transit.publicKey) transit.addKnownPeer(fromHex(a.publicKey, 32), { host: a.host, port: a.port })
+    }
+    transit.tick()
+    node.tick(Date.now())
+    transit.flush()
+  }
+
+  /** Stops timers and sockets, closes the node; safe to call twice. */
+  async stop (): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.timer !== null) clearInterval(this.timer)
+      this.transit?.flush()
+      await this.http?.close()
+      await this.socket?.close()
+      this.node?.close()
+      fs.rmSync(path.join(this.options.dir, CONTROL_FILE), { force: true })
+    })()
+    await this.stopping
+  }
+}

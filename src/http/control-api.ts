@@ -1,0 +1,140 @@
+import Fastify from 'fastify'
+import { timingSafeEqual } from 'node:crypto'
+import { QuietError } from '../node/errors.js'
+import { toHex } from '../bytes.js'
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { Daemon } from '../cli/daemon.js'
+import type { QuietErrorCode } from '../node/errors.js'
+
+const STATUS_BY_CODE: Record<QuietErrorCode, number> = {
+  invalid_argument: 400, unknown_file: 404, not_found: 404, conflict: 409, not_ready: 409, corrupt: 500
+}
+
+function sendError (reply: FastifyReply, status: number, error: string, details: Record<string, unknown> = {}): FastifyReply {
+  return reply.code(status).send({ error, details })
+}
+
+function tokenMatches (header: string | undefined, token: string): boolean {
+  const expected = Buffer.from(`Bearer ${token}`)
+  const given = Buffer.from(header ?? '')
+  return given.length === expected.length && timingSafeEqual(given, expected)
+}
+
+function positiveInt (value: unknown, what: string, fallback: number): number {
+  if (value === undefined || value === null) return fallback
+  const n = Number(value)
+  if (!Number.isFinite(n) || n < 0 || !Number.isInteger(n)) throw new QuietError('invalid_argument', `${what} must be a non-negative integer`)
+  return n
+}
+
+/**
+ * The daemon's local control API: 127.0.0.1 only, a bearer token on every /api route.
+ * Errors are JSON `{"error", "details"}` with a fitting status.
+ */
+export async function startControlApi (daemon: Daemon, port: number, host = '127.0.0.1'): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 })
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.url.startsWith('/api/') && !tokenMatches(request.headers.authorization, daemon.token)) {
+      return await sendError(reply, 401, 'unauthorized')
+    }
+  })
+
+  app.setErrorHandler((err: unknown, _request, reply) => {
+    if (err instanceof QuietError) return sendError(reply, STATUS_BY_CODE[err.code], err.message, err.details)
+    const { statusCode, message } = err as { statusCode?: number, message?: string }
+    if (statusCode !== undefined && statusCode >= 400 && statusCode < 500) return sendError(reply, statusCode, message ?? 'bad request')
+    return sendError(reply, 500, 'internal error', { message: message ?? String(err) })
+  })
+
+  app.get('/api/status', async () => {
+    const node = daemon.node
+    const transit = daemon.transit
+    return {
+      public_key: toHex(daemon.identity.publicKey),
+      name: daemon.identity.name,
+      network: daemon.network === null ? null : { id: toHex(daemon.network.networkId), name: daemon.network.name },
+      udp_port: daemon.udpPort,
+      announce: daemon.announceAddress,
+      peers: peersOf(daemon),
+      connections: transit?.connectionCount() ?? 0,
+      downloads: node === null ? [] : node.files().filter(f => f.state !== 'available' && f.priority !== null),
+      stats: node?.stats() ?? null,
+      transit: transit?.stats ?? null
+    }
+  })
+
+  app.get('/api/peers', async () => peersOf(daemon))
+
+  app.post<{ Body: { name?: unknown } }>('/api/network', async (request, reply) => {
+    const network = daemon.createNetwork(String(request.body?.name ?? ''))
+    return reply.code(201).send({ network_id: toHex(network.networkId), name: network.name })
+  })
+
+  app.get<{ Querystring: { ttl?: string } }>('/api/invite', async (request) => {
+    const ttlSeconds = positiveInt(request.query.ttl, 'ttl', 7 * 24 * 3600)
+    const { link, expiresAtMs } = daemon.invite(ttlSeconds * 1000)
+    return { link, expires_at: new Date(expiresAtMs).toISOString() }
+  })
+
+  app.post<{ Body: { link?: unknown } }>('/api/join', async (request) => {
+    const network = daemon.join(String(request.body?.link ?? ''))
+    return { network_id: toHex(network.networkId), name: network.name }
+  })
+
+  app.post<{ Body: { path?: unknown, message?: unknown } }>('/api/share', async (request, reply) => {
+    const filePath = request.body?.path
+    if (typeof filePath !== 'string' || filePath === '') throw new QuietError('invalid_argument', 'path is required')
+    const message = typeof request.body?.message === 'string' ? request.body.message : undefined
+    const shared = await daemon.requireNode().share(filePath, { message })
+    return reply.code(201).send({ file_id: shared.fileId, name: shared.name, size: shared.size })
+  })
+
+  app.get('/api/files', async () => {
+    const node = daemon.requireNode()
+    const members = new Map(node.members().map(m => [m.publicKey, m.name]))
+    return node.files().map(p => {
+      const sharedBy = node.sharedBy(p.fileId)
+      return { ...p, shared_by: sharedBy, shared_by_name: members.get(sharedBy) ?? null }
+    })
+  })
+
+  app.get<{ Params: { id: string } }>('/api/files/:id/status', async (request) => daemon.requireNode().progress(request.params.id))
+
+  app.post<{ Params: { id: string }, Body: { priority?: unknown, ttl?: unknown } | undefined }>('/api/files/:id/download', async (request) => {
+    const priority = positiveInt(request.body?.priority, 'priority', 5)
+    const ttlSeconds = positiveInt(request.body?.ttl, 'ttl', 0)
+    return daemon.requireNode().requestFile(request.params.id, { priority, ttlMs: ttlSeconds * 1000 })
+  })
+
+  app.post<{ Params: { id: string } }>('/api/files/:id/pause', async (request) => daemon.requireNode().pause(request.params.id))
+  app.post<{ Params: { id: string } }>('/api/files/:id/resume', async (request) => daemon.requireNode().resume(request.params.id))
+  app.delete<{ Params: { id: string } }>('/api/files/:id/download', async (request) => daemon.requireNode().cancel(request.params.id))
+
+  app.get<{ Params: { id: string } }>('/api/files/:id/content', async (request, reply) => {
+    const node = daemon.requireNode()
+    const progress = node.progress(request.params.id)
+    const stream = node.readFile(request.params.id)
+    return reply
+      .header('content-type', progress.mediaType)
+      .header('content-length', String(progress.bytesTotal))
+      .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(progress.name)}`)
+      .send(stream)
+  })
+
+  await app.listen({ port, host })
+  return app
+}
+
+function peersOf (daemon: Daemon): Array<{ public_key: string, name: string | null, address: string | null, connected: boolean }> {
+  const node = daemon.node
+  if (node === null) return []
+  const connected = new Set(daemon.transit?.peers() ?? [])
+  const known = new Map((daemon.transit?.knownPeers() ?? []).map(k => [k.peer, k.address]))
+  return node.members()
+    .filter(m => m.publicKey !== toHex(daemon.identity.publicKey))
+    .map(m => {
+      const address = known.get(m.publicKey)
+      return { public_key: m.publicKey, name: m.name, address: address === undefined ? null : `${address.host}:${address.port}`, connected: connected.has(m.publicKey) }
+    })
+}

@@ -1,0 +1,289 @@
+import { ReplayWindow } from './replay-window.js'
+import { aeadDecryptInto, aeadEncryptInto, AEAD_KEY_BYTES, keyedHash, openSealed, randomBytes, sealTo } from '../crypto/index.js'
+import { bytesEqual, toHex } from '../bytes.js'
+import { EVENT_BYTES } from '../wire/constants.js'
+import { WireError } from '../wire/errors.js'
+import {
+  CONNECT_DATAGRAM_BYTES, DATA_OVERHEAD_BYTES, DataOffset, DatagramKind,
+  connectProofInput, dataNonce, decodeConnectBody, encodeConnectBody, readDataNonce
+} from '../wire/transit.js'
+import type { KeyPair } from '../crypto/index.js'
+import type { Transport } from './transport.js'
+
+export interface PeerAddress { host: string, port: number }
+
+export interface TransitOptions {
+  identity: KeyPair
+  networkId: Uint8Array
+  networkKey: Uint8Array
+  /** Largest datagram to send (path MTU); default 1400, which carries two events. */
+  mtu?: number
+  sendDatagram: (bytes: Uint8Array, to: PeerAddress) => void
+  deliver: (peer: string, event: Uint8Array) => void
+  now: () => number
+}
+
+export interface TransitStats {
+  datagramsIn: number
+  datagramsOut: number
+  connectsAccepted: number
+  connectsRejected: number
+  connectsReplayed: number
+  unknownConnection: number
+  replayedDatagrams: number
+  undecryptable: number
+  malformed: number
+  eventsDroppedNoConnection: number
+}
+
+/** Connections live this long before a fresh connect replaces them. */
+export const CONNECTION_TTL_MS = 10 * 60_000
+/** A connect older or newer than this (clock skew included) is refused. */
+export const CONNECT_FRESHNESS_MS = 120_000
+export const KEEPALIVE_MS = 2_000
+export const DEAD_AFTER_MS = 10_000
+export const CONNECT_RETRY_MS = 1_000
+const HANDSHAKE_TIMEOUT_MS = 5_000
+
+interface Connection {
+  id: Uint8Array
+  idHex: string
+  key: Uint8Array
+  peer: string
+  peerPk: Uint8Array
+  address: PeerAddress
+  /** The direction byte of our own nonces: 0 if we connected, 1 if they did. */
+  direction: 0 | 1
+  sendCounter: number
+  replay: ReplayWindow
+  established: boolean
+  createdAtMs: number
+  lastHeardMs: number
+  lastSentMs: number
+}
+
+interface KnownPeer { peerPk: Uint8Array, address: PeerAddress, lastAttemptMs: number }
+
+/**
+ * The transit layer over any datagram socket: sealed connects with proof of network
+ * membership, then every datagram encrypted with the connection's key. Strangers, replays
+ * and unknown connections get no answer. It is the node's Transport on a real network.
+ */
+export class TransitEndpoint implements Transport {
+  readonly stats: TransitStats = {
+    datagramsIn: 0, datagramsOut: 0, connectsAccepted: 0, connectsRejected: 0, connectsReplayed: 0,
+    unknownConnection: 0, replayedDatagrams: 0, undecryptable: 0, malformed: 0, eventsDroppedNoConnection: 0
+  }
+
+  private readonly connections = new Map<string, Connection>()
+  /** The connection we send on, per peer: the newest established one. */
+  private readonly current = new Map<string, Connection>()
+  private readonly known = new Map<string, KnownPeer>()
+  private readonly seenConnects = new Map<string, number>()
+  private readonly queues = new Map<string, Uint8Array[]>()
+  private readonly eventsPerDatagram: number
+  private readonly plain: Uint8Array
+  readonly publicKey: string
+
+  constructor (private readonly options: TransitOptions) {
+    const mtu = options.mtu ?? 1400
+    this.eventsPerDatagram = Math.floor((mtu - DATA_OVERHEAD_BYTES) / EVENT_BYTES)
+    if (this.eventsPerDatagram < 1) throw new RangeError(`MTU ${mtu} cannot carry one ${EVENT_BYTES}-byte event`)
+    this.plain = new Uint8Array(this.eventsPerDatagram * EVENT_BYTES)
+    this.publicKey = toHex(options.identity.publicKey)
+  }
+
+  // ---- Transport -------------------------------------------------------------------------
+
+  peers (): string[] {
+    return [...this.current.keys()]
+  }
+
+  send (peer: string, event: Uint8Array): void {
+    let queue = this.queues.get(peer)
+    if (queue === undefined) { queue = []; this.queues.set(peer, queue) }
+    queue.push(event)
+    if (queue.length >= this.eventsPerDatagram) this.flushPeer(peer, queue, false)
+  }
+
+  /** Sends whatever is queued, the last datagram of each peer possibly not full. */
+  flush (): void {
+    for (const [peer, queue] of this.queues) if (queue.length > 0) this.flushPeer(peer, queue, true)
+  }
+
+  // ---- connecting -------------------------------------------------------------------------
+
+  /** Remembers where a peer can be reached; `tick` keeps a connection to it up. */
+  addKnownPeer (peerPk: Uint8Array, address: PeerAddress): void {
+    const peer = toHex(peerPk)
+    if (peer === this.publicKey) return
+    const existing = this.known.get(peer)
+    if (existing !== undefined && existing.address.host === address.host && existing.address.port === address.port) return
+    this.known.set(peer, { peerPk, address, lastAttemptMs: existing?.lastAttemptMs ?? -Infinity })
+  }
+
+  knownPeers (): Array<{ peer: string, address: PeerAddress, connected: boolean }> {
+    return [...this.known.entries()].map(([peer, k]) => ({ peer, address: k.address, connected: this.current.has(peer) }))
+  }
+
+  connectionCount (): number {
+    return this.current.size
+  }
+
+  /** Opens a connection: a sealed connect to the peer's key at `address`. */
+  connect (peerPk: Uint8Array, address: PeerAddress): void {
+    const now = this.options.now()
+    const connection = this.newConnection(randomBytes(16), randomBytes(AEAD_KEY_BYTES), peerPk, address, 0, now)
+    const partial = {
+      connectionId: connection.id, createdAtMs: Math.floor(now), ttlMs: CONNECTION_TTL_MS,
+      senderPk: this.options.identity.publicKey, recipientPk: peerPk, networkId: this.options.networkId
+    }
+    const body = encodeConnectBody({ ...partial, transitKey: connection.key, proof: keyedHash(connectProofInput(partial), this.options.networkKey) }, this.options.identity.secretKey)
+    const datagram = new Uint8Array(CONNECT_DATAGRAM_BYTES)
+    datagram[0] = DatagramKind.connect
+    datagram.set(sealTo(body, peerPk), 1)
+    this.output(datagram, address)
+  }
+
+  /** Keepalives, reconnects to known peers, and forgetting dead connections. */
+  tick (): void {
+    const now = this.options.now()
+    for (const connection of this.connections.values()) {
+      const silentFor = now - connection.lastHeardMs
+      const expired = now - connection.createdAtMs > CONNECTION_TTL_MS + DEAD_AFTER_MS
+      if ((!connection.established && silentFor > HANDSHAKE_TIMEOUT_MS) || silentFor > DEAD_AFTER_MS || expired) {
+        this.drop(connection)
+      } else if (connection.established && now - connection.lastSentMs >= KEEPALIVE_MS) {
+        this.sendData(connection, this.plain.subarray(0, 0))
+      }
+    }
+    for (const [peer, known] of this.known) {
+      const current = this.current.get(peer)
+      const renewing = current !== undefined && now - current.createdAtMs > CONNECTION_TTL_MS
+      if ((current === undefined || renewing) && now - known.lastAttemptMs >= CONNECT_RETRY_MS) {
+        known.lastAttemptMs = now
+        this.connect(known.peerPk, known.address)
+      }
+    }
+    for (const [id, until] of this.seenConnects) if (until < now) this.seenConnects.delete(id)
+  }
+
+  // ---- input ------------------------------------------------------------------------------
+
+  /** One datagram from the socket. Anything that does not check out is dropped and counted. */
+  onDatagram (bytes: Uint8Array, from: PeerAddress): void {
+    this.stats.datagramsIn++
+    if (bytes[0] === DatagramKind.connect && bytes.length === CONNECT_DATAGRAM_BYTES) this.onConnect(bytes, from)
+    else if (bytes[0] === DatagramKind.data && bytes.length >= DATA_OVERHEAD_BYTES) this.onData(bytes, from)
+    else this.stats.malformed++
+  }
+
+  private onConnect (bytes: Uint8Array, from: PeerAddress): void {
+    const body = openSealed(bytes.subarray(1), this.options.identity.publicKey, this.options.identity.secretKey)
+    if (body === null) { this.stats.connectsRejected++; return }
+    let connect
+    try {
+      connect = decodeConnectBody(body)
+    } catch (err) {
+      if (!(err instanceof WireError)) throw err
+      this.stats.connectsRejected++
+      return
+    }
+    const now = this.options.now()
+    const proof = keyedHash(connectProofInput(connect), this.options.networkKey)
+    if (!bytesEqual(connect.recipientPk, this.options.identity.publicKey) || !bytesEqual(connect.networkId, this.options.networkId) ||
+        !bytesEqual(proof, connect.proof) || Math.abs(now - connect.createdAtMs) > CONNECT_FRESHNESS_MS || bytesEqual(connect.senderPk, this.options.identity.publicKey)) {
+      this.stats.connectsRejected++
+      return
+    }
+    const idHex = toHex(connect.connectionId)
+    if (this.seenConnects.has(idHex) || this.connections.has(idHex)) { this.stats.connectsReplayed++; return }
+    this.seenConnects.set(idHex, connect.createdAtMs + 2 * CONNECT_FRESHNESS_MS)
+    const connection = this.newConnection(connect.connectionId, connect.transitKey, connect.senderPk, from, 1, now)
+    this.establish(connection)
+    this.stats.connectsAccepted++
+    // The accept: an empty data datagram, smaller than the connect that asked for it.
+    this.sendData(connection, this.plain.subarray(0, 0))
+  }
+
+  private onData (bytes: Uint8Array, from: PeerAddress): void {
+    const idHex = toHex(bytes.subarray(DataOffset.connectionId, DataOffset.nonce))
+    const connection = this.connections.get(idHex)
+    if (connection === undefined) { this.stats.unknownConnection++; return }
+    const nonce = bytes.subarray(DataOffset.nonce, DataOffset.ciphertext)
+    const parsed = readDataNonce(nonce)
+    const length = bytes.length - DATA_OVERHEAD_BYTES
+    if (parsed === null || parsed.direction === connection.direction || length % EVENT_BYTES !== 0) { this.stats.malformed++; return }
+    const plain = new Uint8Array(length)
+    const ok = aeadDecryptInto(plain, bytes.subarray(DataOffset.ciphertext, DataOffset.ciphertext + length),
+      bytes.subarray(DataOffset.ciphertext + length), nonce, connection.key, bytes.subarray(0, DataOffset.ciphertext))
+    if (!ok) { this.stats.undecryptable++; return }
+    if (!connection.replay.accept(parsed.counter)) { this.stats.replayedDatagrams++; return }
+    connection.lastHeardMs = this.options.now()
+    connection.address = from
+    if (!connection.established) this.establish(connection)
+    for (let at = 0; at < length; at += EVENT_BYTES) this.options.deliver(connection.peer, plain.subarray(at, at + EVENT_BYTES))
+  }
+
+  // ---- helpers ----------------------------------------------------------------------------
+
+  private newConnection (id: Uint8Array, key: Uint8Array, peerPk: Uint8Array, address: PeerAddress, direction: 0 | 1, now: number): Connection {
+    const connection: Connection = {
+      id, idHex: toHex(id), key, peer: toHex(peerPk), peerPk, address, direction, sendCounter: 0,
+      replay: new ReplayWindow(), established: false, createdAtMs: now, lastHeardMs: now, lastSentMs: now
+    }
+    this.connections.set(connection.idHex, connection)
+    return connection
+  }
+
+  private establish (connection: Connection): void {
+    connection.established = true
+    const current = this.current.get(connection.peer)
+    if (current === undefined || current.createdAtMs <= connection.createdAtMs) this.current.set(connection.peer, connection)
+    // A peer that connected to us can be reconnected to at the address it came from.
+    if (!this.known.has(connection.peer)) this.addKnownPeer(connection.peerPk, connection.address)
+  }
+
+  private drop (connection: Connection): void {
+    this.connections.delete(connection.idHex)
+    if (this.current.get(connection.peer) !== connection) return
+    this.current.delete(connection.peer)
+    for (const other of this.connections.values()) {
+      if (other.peer === connection.peer && other.established) this.establish(other)
+    }
+  }
+
+  private flushPeer (peer: string, queue: Uint8Array[], all: boolean): void {
+    const connection = this.current.get(peer)
+    if (connection === undefined) {
+      this.stats.eventsDroppedNoConnection += queue.length
+      queue.length = 0
+      return
+    }
+    let at = 0
+    while (queue.length - at >= this.eventsPerDatagram || (all && at < queue.length)) {
+      const count = Math.min(this.eventsPerDatagram, queue.length - at)
+      for (let k = 0; k < count; k++) this.plain.set(queue[at + k]!, k * EVENT_BYTES)
+      this.sendData(connection, this.plain.subarray(0, count * EVENT_BYTES))
+      at += count
+    }
+    queue.splice(0, at)
+  }
+
+  private sendData (connection: Connection, payload: Uint8Array): void {
+    const datagram = new Uint8Array(DATA_OVERHEAD_BYTES + payload.length)
+    datagram[DataOffset.kind] = DatagramKind.data
+    datagram.set(connection.id, DataOffset.connectionId)
+    dataNonce(connection.direction, connection.sendCounter++, datagram.subarray(DataOffset.nonce, DataOffset.ciphertext))
+    aeadEncryptInto(datagram.subarray(DataOffset.ciphertext, DataOffset.ciphertext + payload.length),
+      datagram.subarray(DataOffset.ciphertext + payload.length), payload,
+      datagram.subarray(DataOffset.nonce, DataOffset.ciphertext), connection.key, datagram.subarray(0, DataOffset.ciphertext))
+    connection.lastSentMs = this.options.now()
+    this.output(datagram, connection.address)
+  }
+
+  private output (datagram: Uint8Array, to: PeerAddress): void {
+    this.stats.datagramsOut++
+    this.options.sendDatagram(datagram, to)
+  }
+}
