@@ -9,45 +9,21 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import crypto from 'node:crypto'
-import dgram from 'node:dgram'
-import { spawn, execFileSync } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { spawn } from 'node:child_process'
 import { daemonClient } from './client.js'
 import { formatBytes } from './format.js'
-import type { ChildProcess } from 'node:child_process'
+import { QF_MAIN, qf, sleep, startDaemonProcess, stopDaemonProcess } from './processes.js'
+import type { DaemonProcess } from './processes.js'
 import type { Progress } from '../node/progress.js'
 
-const QF = path.join(path.dirname(fileURLToPath(import.meta.url)), 'main.js')
 const args = process.argv.slice(2)
 const size = args.includes('--size') ? Number(args[args.indexOf('--size') + 1]) : 50 * 1024 * 1024
 const keep = args.includes('--keep')
-const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
-function qf (...argv: string[]): string {
-  return execFileSync(process.execPath, [QF, ...argv], { encoding: 'utf8' }).trim()
-}
-
-async function freeUdpPort (): Promise<number> {
-  const socket = dgram.createSocket('udp4')
-  await new Promise<void>(resolve => socket.bind(0, '127.0.0.1', resolve))
-  const { port } = socket.address()
-  await new Promise<void>(resolve => socket.close(() => resolve()))
-  return port
-}
-
-async function startDaemon (name: string, dir: string, logFile: string): Promise<ChildProcess> {
-  const port = await freeUdpPort()
-  const child = spawn(process.execPath, [QF, 'daemon', '--dir', dir, '--port', String(port), '--announce', `127.0.0.1:${port}`], {
-    stdio: ['ignore', fs.openSync(logFile, 'w'), fs.openSync(logFile, 'a')]
-  })
-  for (let i = 0; i < 100; i++) {
-    try {
-      await daemonClient(dir).call('GET', '/api/status')
-      console.log(`  ${name}: daemon pid ${child.pid}, udp 127.0.0.1:${port}`)
-      return child
-    } catch { await sleep(100) }
-  }
-  throw new Error(`${name}'s daemon did not start; see ${logFile}`)
+async function startDaemon (name: string, dir: string, logFile: string): Promise<DaemonProcess> {
+  const daemon = await startDaemonProcess(dir, logFile)
+  console.log(`  ${name}: daemon pid ${daemon.child.pid}, udp 127.0.0.1:${daemon.port}`)
+  return daemon
 }
 
 function writeRandomFile (filePath: string, bytes: number): void {
@@ -70,7 +46,7 @@ async function main (): Promise<number> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-demo-'))
   const alice = path.join(root, 'alice')
   const bob = path.join(root, 'bob')
-  const daemons: ChildProcess[] = []
+  const daemons: DaemonProcess[] = []
   try {
     console.log(`quiet-files demo in ${root}`)
     qf('init', '--dir', alice, '--name', 'alice')
@@ -100,7 +76,7 @@ async function main (): Promise<number> {
 
     const out = path.join(root, 'bob-download.bin')
     const started = Date.now()
-    const get = spawn(process.execPath, [QF, 'get', fileId, '--dir', bob, '--out', out, '--priority', '8'], { stdio: 'inherit' })
+    const get = spawn(process.execPath, [QF_MAIN, 'get', fileId, '--dir', bob, '--out', out, '--priority', '8'], { stdio: 'inherit' })
     const exited = new Promise<number>(resolve => get.on('exit', code => resolve(code ?? 1)))
     let pausedMs = 0
     for (;;) {
@@ -135,8 +111,7 @@ async function main (): Promise<number> {
     console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`)
     return 1
   } finally {
-    for (const d of daemons) d.kill('SIGTERM')
-    await Promise.all(daemons.map(async d => await new Promise(resolve => d.exitCode !== null ? resolve(null) : d.on('exit', resolve))))
+    await Promise.all(daemons.map(stopDaemonProcess))
     if (!keep) fs.rmSync(root, { recursive: true, force: true })
   }
 }
