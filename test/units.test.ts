@@ -45,7 +45,7 @@ test('requester asks only for missing slices and frees the range when all announ
 })
 
 test('requester times out quiet requests and backs off from a peer that has nothing', () => {
-  const requester = new Requester({ minTimeoutMs: 200, lackBackoffMs: 3000 })
+  const requester = new Requester({ minTimeoutMs: 200, lackBackoffMs: 3000, expectedTickMs: 10_000 })
   const f = file('f', 100)
   const [first] = requester.plan([f], ['p'], 0)
   assert.equal(requester.expire(100), 0)
@@ -57,6 +57,18 @@ test('requester times out quiet requests and backs off from a peer that has noth
   requester.expire(4100)
   assert.equal(requester.plan([f], ['p'], 4100).length, 1, 'asked again after the back-off')
   assert.equal(requester.plan([f], ['p', 'q'], 4100).length, 0, 'at most one request per range')
+})
+
+test('requester does not hold its own stall against a peer', () => {
+  const requester = new Requester({ minTimeoutMs: 200, expectedTickMs: 10 })
+  const f = file('f', 100)
+  requester.plan([f], ['p'], 0)
+  for (let t = 10; t <= 100; t += 10) assert.equal(requester.expire(t), 0)
+  // The node was blocked for 2 s: the answer may be unread in the socket.
+  assert.equal(requester.expire(2100), 0, 'a local stall is not a timeout')
+  let t = 2100
+  while (requester.expire(t += 10) === 0) assert.ok(t < 5000)
+  assert.ok(t >= 2100 + 200 - 100, `timed out ${t - 2100} ms after the stall`)
 })
 
 test('responder sends what it has and the requester lacks, up to the limit', () => {

@@ -60,6 +60,8 @@ interface Connection {
   createdAtMs: number
   lastHeardMs: number
   lastSentMs: number
+  /** Events waiting to be packed into datagrams. */
+  queue: Uint8Array[]
 }
 
 interface KnownPeer { peerPk: Uint8Array, address: PeerAddress, lastAttemptMs: number }
@@ -80,7 +82,8 @@ export class TransitEndpoint implements Transport {
   private readonly current = new Map<string, Connection>()
   private readonly known = new Map<string, KnownPeer>()
   private readonly seenConnects = new Map<string, number>()
-  private readonly queues = new Map<string, Uint8Array[]>()
+  /** The connection whose datagram is being handled (answers go back on it). */
+  private replyVia: Connection | null = null
   private readonly eventsPerDatagram: number
   private readonly plain: Uint8Array
   readonly publicKey: string
@@ -99,16 +102,22 @@ export class TransitEndpoint implements Transport {
     return [...this.current.keys()]
   }
 
+  /**
+   * Queues an event for a peer. An answer given while a datagram from that peer is being
+   * handled goes back on the connection the question came by: after a peer restarts,
+   * answers meant for its old process must not reach the new one as duplicates.
+   */
   send (peer: string, event: Uint8Array): void {
-    let queue = this.queues.get(peer)
-    if (queue === undefined) { queue = []; this.queues.set(peer, queue) }
+    const connection = this.replyVia?.peer === peer ? this.replyVia : this.current.get(peer)
+    if (connection === undefined) { this.stats.eventsDroppedNoConnection++; return }
+    const queue = connection.queue
     queue.push(event)
-    if (queue.length >= this.eventsPerDatagram) this.flushPeer(peer, queue, false)
+    if (queue.length >= this.eventsPerDatagram) this.flushConnection(connection, false)
   }
 
-  /** Sends whatever is queued, the last datagram of each peer possibly not full. */
+  /** Sends whatever is queued, the last datagram of each connection possibly not full. */
   flush (): void {
-    for (const [peer, queue] of this.queues) if (queue.length > 0) this.flushPeer(peer, queue, true)
+    for (const connection of this.connections.values()) if (connection.queue.length > 0) this.flushConnection(connection, true)
   }
 
   // ---- connecting -------------------------------------------------------------------------
@@ -222,7 +231,12 @@ export class TransitEndpoint implements Transport {
     connection.lastHeardMs = this.options.now()
     connection.address = from
     if (!connection.established) this.establish(connection)
-    for (let at = 0; at < length; at += EVENT_BYTES) this.options.deliver(connection.peer, plain.subarray(at, at + EVENT_BYTES))
+    this.replyVia = connection
+    try {
+      for (let at = 0; at < length; at += EVENT_BYTES) this.options.deliver(connection.peer, plain.subarray(at, at + EVENT_BYTES))
+    } finally {
+      this.replyVia = null
+    }
   }
 
   // ---- helpers ----------------------------------------------------------------------------
@@ -230,7 +244,7 @@ export class TransitEndpoint implements Transport {
   private newConnection (id: Uint8Array, key: Uint8Array, peerPk: Uint8Array, address: PeerAddress, direction: 0 | 1, now: number): Connection {
     const connection: Connection = {
       id, idHex: toHex(id), key, peer: toHex(peerPk), peerPk, address, direction, sendCounter: 0,
-      replay: new ReplayWindow(), established: false, createdAtMs: now, lastHeardMs: now, lastSentMs: now
+      replay: new ReplayWindow(), established: false, createdAtMs: now, lastHeardMs: now, lastSentMs: now, queue: []
     }
     this.connections.set(connection.idHex, connection)
     return connection
@@ -246,6 +260,7 @@ export class TransitEndpoint implements Transport {
 
   private drop (connection: Connection): void {
     this.connections.delete(connection.idHex)
+    this.stats.eventsDroppedNoConnection += connection.queue.length
     if (this.current.get(connection.peer) !== connection) return
     this.current.delete(connection.peer)
     for (const other of this.connections.values()) {
@@ -253,13 +268,8 @@ export class TransitEndpoint implements Transport {
     }
   }
 
-  private flushPeer (peer: string, queue: Uint8Array[], all: boolean): void {
-    const connection = this.current.get(peer)
-    if (connection === undefined) {
-      this.stats.eventsDroppedNoConnection += queue.length
-      queue.length = 0
-      return
-    }
+  private flushConnection (connection: Connection, all: boolean): void {
+    const queue = connection.queue
     let at = 0
     while (queue.length - at >= this.eventsPerDatagram || (all && at < queue.length)) {
       const count = Math.min(this.eventsPerDatagram, queue.length - at)

@@ -8,6 +8,9 @@ import { SLICE_PLAINTEXT_BYTES, SLICE_RECORD_BYTES } from '../wire/slice.js'
 import { toHex } from '../bytes.js'
 import type { DescriptorRow, LocalFileRow, LocalStatus, Store } from '../store/store.js'
 
+/** Records hashed per flush at most: about 4 MB, a few tens of milliseconds. */
+export const HASH_RECORDS_PER_FLUSH = 8192
+
 export function sliceFilePath (dataDir: string, fileId: Uint8Array): string {
   return path.join(dataDir, 'slices', `${toHex(fileId)}.slc`)
 }
@@ -142,13 +145,18 @@ export class LocalFile {
    * Returns whether the file just became whole (complete or failed).
    */
   flush (store: Store, durable: boolean): boolean {
-    if (!this.hasPending) return false
+    if (!this.hasPending && !this.hashBehind) return false
     this.writePending()
     if (durable) this.sliceFile.sync()
     const wasPartial = this.status === 'partial'
-    this.advanceVerifier()
+    this.advanceVerifier(HASH_RECORDS_PER_FLUSH)
     this.persist(store)
     return wasPartial && this.status !== 'partial'
+  }
+
+  /** Held slices wait to be hashed (after a restart the running hash starts again from 0). */
+  private get hashBehind (): boolean {
+    return this.status === 'partial' && this.hashedUpTo < this.descriptor.slices && this.have.has(this.hashedUpTo)
   }
 
   /** Writes the changed have-bitmap ranges and the file's row. Call inside a store transaction. */
@@ -212,13 +220,17 @@ export class LocalFile {
     }
   }
 
-  /** Hashes the newly contiguous prefix; on reaching the end, decides complete or failed. */
-  private advanceVerifier (): void {
+  /**
+   * Hashes the newly contiguous prefix, at most `budget` records a call so a node catching
+   * up after a restart never stalls for long; on reaching the end, decides complete or failed.
+   */
+  private advanceVerifier (budget = Infinity): void {
     if (this.status !== 'partial') return
     const total = this.descriptor.slices
-    while (this.hashedUpTo < total && this.have.has(this.hashedUpTo)) {
+    const stopAt = Math.min(total, this.hashedUpTo + budget)
+    while (this.hashedUpTo < stopAt && this.have.has(this.hashedUpTo)) {
       let run = 1
-      while (run < RECORDS_PER_BATCH && this.hashedUpTo + run < total && this.have.has(this.hashedUpTo + run)) run++
+      while (run < RECORDS_PER_BATCH && this.hashedUpTo + run < stopAt && this.have.has(this.hashedUpTo + run)) run++
       this.verifier.update(this.sliceFile.read(this.hashedUpTo, run, this.scratch))
       this.hashedUpTo += run
     }

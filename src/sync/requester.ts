@@ -33,13 +33,16 @@ export interface RequesterOptions {
   maxTimeoutMs: number
   /** How long a peer that answered "I have none of that" is not asked for that range again. */
   lackBackoffMs: number
+  /** How often `expire` is called; a longer gap is a local stall. */
+  expectedTickMs: number
 }
 
 export const DEFAULT_REQUESTER_OPTIONS: RequesterOptions = {
   maxInflightSlicesPerPeer: 2048,
-  minTimeoutMs: 200,
+  minTimeoutMs: 1000,
   maxTimeoutMs: 5000,
-  lackBackoffMs: 3000
+  lackBackoffMs: 3000,
+  expectedTickMs: 10
 }
 
 interface PeerState {
@@ -62,6 +65,7 @@ export class Requester {
   private readonly lacks = new Map<string, number>()
   private readonly cursors = new Map<string, number>()
   private nextRequestId = 1
+  private lastExpireMs = -1
   private roundRobin = 0
   private readonly options: RequesterOptions
 
@@ -136,8 +140,17 @@ export class Requester {
     if (request.outstanding === 0) this.inflight.delete(key)
   }
 
-  /** Gives up on requests that went quiet; their ranges become requestable again. */
+  /**
+   * Gives up on requests that went quiet; their ranges become requestable again. When this
+   * node itself was stalled since the last call (a long disk write, a busy event loop),
+   * the stall is not held against the peers: answers may be waiting unread in the socket.
+   */
   expire (tMs: number): number {
+    const stall = this.lastExpireMs < 0 ? 0 : tMs - this.lastExpireMs - this.options.expectedTickMs
+    this.lastExpireMs = tMs
+    if (stall > this.options.minTimeoutMs / 2) {
+      for (const request of this.inflight.values()) request.lastActivityMs += stall
+    }
     let expired = 0
     for (const [key, request] of this.inflight) {
       const state = this.peer(request.peer)

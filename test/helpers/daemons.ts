@@ -1,0 +1,70 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { daemonClient } from '../../src/cli/client.js'
+import { qf, sleep, startDaemonProcess, stopDaemonProcess } from '../../src/cli/processes.js'
+import type { DaemonProcess } from '../../src/cli/processes.js'
+import type { Progress } from '../../src/node/progress.js'
+
+export interface Member {
+  name: string
+  dir: string
+  daemon: DaemonProcess
+  log: string
+  api: ReturnType<typeof daemonClient>
+}
+
+export interface ProcessNetwork {
+  root: string
+  members: Member[]
+  restart (member: Member): Promise<void>
+  close (): Promise<void>
+}
+
+/** `names[0]` creates a network, the others join with its invite; each is its own `qf daemon` process. */
+export async function startProcessNetwork (names: string[]): Promise<ProcessNetwork> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-proc-'))
+  const members: Member[] = []
+  const net: ProcessNetwork = {
+    root,
+    members,
+    async restart (member) {
+      member.daemon = await startDaemonProcess(member.dir, member.log, member.daemon.port)
+      member.api = daemonClient(member.dir)
+    },
+    async close () {
+      await Promise.all(members.map(async m => await stopDaemonProcess(m.daemon)))
+      fs.rmSync(root, { recursive: true, force: true })
+    }
+  }
+  try {
+    for (const name of names) {
+      const dir = path.join(root, name)
+      qf('init', '--dir', dir, '--name', name)
+      const log = path.join(root, `${name}.log`)
+      const daemon = await startDaemonProcess(dir, log)
+      members.push({ name, dir, daemon, log, api: daemonClient(dir) })
+    }
+    qf('network', 'create', 'test', '--dir', members[0]!.dir)
+    const link = qf('invite', '--dir', members[0]!.dir)
+    for (const m of members.slice(1)) qf('join', link, '--dir', m.dir)
+    return net
+  } catch (err) {
+    await net.close()
+    throw err
+  }
+}
+
+export async function waitFor<T> (what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 30_000, everyMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe().catch(() => null)
+    if (value !== null && value !== undefined && value !== false) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(everyMs)
+  }
+}
+
+export async function status (member: Member, fileId: string): Promise<Progress> {
+  return await member.api.call<Progress>('GET', `/api/files/${fileId}/status`)
+}

@@ -1,0 +1,173 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import dgram from 'node:dgram'
+import { spawn } from 'node:child_process'
+import { makeFile, sha256OfFile } from './helpers/sim.js'
+import { startProcessNetwork, status, waitFor } from './helpers/daemons.js'
+import { QF_MAIN, qf, sleep } from '../src/cli/processes.js'
+import { TransitEndpoint } from '../src/net/transit.js'
+import { loadNetwork, loadIdentity } from '../src/node/config.js'
+import { fromHex } from '../src/bytes.js'
+import { randomBytes, signKeyPair } from '../src/crypto/index.js'
+import type { Member } from './helpers/daemons.js'
+
+const MiB = 1024 * 1024
+
+async function seesFile (member: Member, fileId: string): Promise<boolean> {
+  const files = await member.api.call<Array<{ fileId: string }>>('GET', '/api/files')
+  return files.some(f => f.fileId === fileId)
+}
+
+function runGet (member: Member, fileId: string, out: string, extra: string[] = []): { exited: Promise<{ code: number | null, stdout: string, stderr: string }> } {
+  const child = spawn(process.execPath, [QF_MAIN, 'get', fileId, '--dir', member.dir, '--out', out, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  return { exited: new Promise(resolve => child.on('exit', code => resolve({ code, stdout, stderr }))) }
+}
+
+test('three processes over UDP: a 5 MiB file shared by one is fetched by the two others with qf get', async () => {
+  const net = await startProcessNetwork(['alice', 'bob', 'carol'])
+  try {
+    const [alice, bob, carol] = net.members as [Member, Member, Member]
+    const source = makeFile(net.root, 'five.bin', 5 * MiB, 21)
+    const shared = JSON.parse(qf('share', source, '--dir', alice.dir, '--json')) as { file_id: string, name: string, size: number }
+    assert.deepEqual(Object.keys(shared).sort(), ['file_id', 'name', 'size'])
+    assert.equal(shared.size, 5 * MiB)
+    await waitFor('the descriptor to reach bob and carol', async () => await seesFile(bob, shared.file_id) && await seesFile(carol, shared.file_id))
+    const files = JSON.parse(qf('files', '--dir', carol.dir, '--json')) as Array<{ fileId: string, name: string, state: string }>
+    assert.deepEqual(files.map(f => [f.fileId, f.name, f.state]), [[shared.file_id, 'five.bin', 'available']])
+    const [b, c] = await Promise.all([
+      runGet(bob, shared.file_id, path.join(net.root, 'bob.bin'), ['--json']).exited,
+      runGet(carol, shared.file_id, path.join(net.root, 'carol.bin')).exited
+    ])
+    assert.equal(b.code, 0, b.stderr)
+    assert.equal(c.code, 0, c.stderr)
+    const lines = b.stdout.trim().split('\n').map(l => JSON.parse(l) as { event: string, state?: string })
+    assert.equal(lines.at(-1)!.event, 'saved')
+    assert.ok(lines.some(l => l.event === 'progress' && l.state === 'complete'))
+    const expected = await sha256OfFile(source)
+    assert.equal(await sha256OfFile(path.join(net.root, 'bob.bin')), expected)
+    assert.equal(await sha256OfFile(path.join(net.root, 'carol.bin')), expected)
+    // Never overwrites without --force.
+    const again = await runGet(bob, shared.file_id, path.join(net.root, 'bob.bin')).exited
+    assert.notEqual(again.code, 0)
+    assert.match(again.stderr, /already exists; use --force/)
+  } finally { await net.close() }
+})
+
+test('pause, resume and cancel through the CLI against running daemons', async () => {
+  const net = await startProcessNetwork(['alice', 'bob'])
+  try {
+    const [alice, bob] = net.members as [Member, Member]
+    const source = makeFile(net.root, 'big.bin', 120 * MiB, 5)
+    const fileId = qf('share', source, '--dir', alice.dir)
+    await waitFor('bob to see the file', async () => await seesFile(bob, fileId))
+    const get = runGet(bob, fileId, path.join(net.root, 'out.bin'))
+    await waitFor('some progress', async () => (await status(bob, fileId)).slicesReceived > 0, 30_000, 5)
+    const paused = JSON.parse(qf('pause', fileId, '--dir', bob.dir, '--json')) as { state: string }
+    assert.equal(paused.state, 'paused')
+    await sleep(1000) // replies in flight drain
+    const held = (await status(bob, fileId)).slicesReceived
+    await sleep(1500)
+    const later = await status(bob, fileId)
+    assert.equal(later.slicesReceived, held, 'nothing arrives while paused')
+    assert.equal(later.state, 'paused')
+    assert.ok(held < later.slicesTotal, 'paused before the end')
+    assert.match(qf('resume', fileId, '--dir', bob.dir), /resumed/)
+    const done = await get.exited
+    assert.equal(done.code, 0, done.stderr)
+    assert.equal(await sha256OfFile(path.join(net.root, 'out.bin')), await sha256OfFile(source))
+
+    // Cancel mid-way: qf get reports it and fails; the partial data is gone.
+    const second = qf('share', makeFile(net.root, 'second.bin', 120 * MiB, 6), '--dir', alice.dir)
+    await waitFor('bob to see the second file', async () => await seesFile(bob, second))
+    const get2 = runGet(bob, second, path.join(net.root, 'second.out'))
+    await waitFor('some progress', async () => (await status(bob, second)).slicesReceived > 0, 30_000, 5)
+    const cancelled = JSON.parse(qf('cancel', second, '--dir', bob.dir, '--json')) as { state: string, bytesReceived: number }
+    assert.equal(cancelled.state, 'cancelled')
+    assert.equal(cancelled.bytesReceived, 0)
+    const result = await get2.exited
+    assert.notEqual(result.code, 0)
+    assert.match(result.stderr, /cancelled/)
+    assert.equal(fs.existsSync(path.join(net.root, 'second.out')), false)
+    assert.equal(fs.existsSync(path.join(bob.dir, 'slices', `${second}.slc`)), false, 'partial slices deleted')
+  } finally { await net.close() }
+})
+
+test('SIGKILL mid-download: the restarted daemon resumes by itself and does not fetch stored slices again', async () => {
+  const net = await startProcessNetwork(['alice', 'bob'])
+  try {
+    const [alice, bob] = net.members as [Member, Member]
+    const source = makeFile(net.root, 'film.bin', 120 * MiB, 9)
+    const fileId = qf('share', source, '--dir', alice.dir)
+    await waitFor('bob to see the file', async () => await seesFile(bob, fileId))
+    await bob.api.call('POST', `/api/files/${fileId}/download`, { priority: 7 })
+    await waitFor('about half', async () => (await status(bob, fileId)).percent >= 40, 60_000, 5)
+    bob.daemon.child.kill('SIGKILL')
+    await bob.daemon.exited
+    await net.restart(bob)
+    const resumed = await status(bob, fileId)
+    assert.ok(resumed.slicesReceived > 0 && resumed.slicesReceived < resumed.slicesTotal, `held ${resumed.slicesReceived} after the restart`)
+    assert.notEqual(resumed.state, 'available', 'the download is still wanted')
+    const final = await waitFor('completion after the restart', async () => {
+      const p = await status(bob, fileId)
+      return p.state === 'complete' ? p : null
+    }, 120_000, 100)
+    const after = await bob.api.call<{ stats: { slicesAccepted: number, slicesDuplicate: number }, transit: unknown }>('GET', '/api/status')
+    const stats = after.stats
+    const context = JSON.stringify(after)
+    assert.equal(stats.slicesAccepted, final.slicesTotal - resumed.slicesReceived, `exactly the missing slices were stored after the restart: ${context}`)
+    assert.equal(stats.slicesDuplicate, 0, `no stored slice was fetched again: ${context}`)
+    const out = path.join(net.root, 'film.out')
+    const get = await runGet(bob, fileId, out).exited
+    assert.equal(get.code, 0, get.stderr)
+    assert.equal(await sha256OfFile(out), await sha256OfFile(source))
+  } finally { await net.close() }
+})
+
+test('a stranger without the invite gets nothing back: no accept, no descriptor, no slice', async () => {
+  const net = await startProcessNetwork(['alice'])
+  const socket = dgram.createSocket('udp4')
+  try {
+    const [alice] = net.members as [Member]
+    const fileId = qf('share', makeFile(net.root, 'secret.bin', 100_000, 2), '--dir', alice.dir)
+    const alicePk = loadIdentity(alice.dir)!.publicKey
+    const received: Buffer[] = []
+    socket.on('message', msg => received.push(msg))
+    await new Promise<void>(resolve => socket.bind(0, '127.0.0.1', resolve))
+    const target = { host: '127.0.0.1', port: alice.daemon.port }
+    const endpointWith = (networkKey: Uint8Array, networkId: Uint8Array) => new TransitEndpoint({
+      identity: signKeyPair(), networkId, networkKey,
+      sendDatagram: (bytes, to) => socket.send(bytes, to.port, to.host),
+      deliver: () => {},
+      now: () => Date.now()
+    })
+    const realNetwork = loadNetwork(alice.dir)!
+    // A stranger who knows alice's key and address but not the network key.
+    endpointWith(randomBytes(32), realNetwork.networkId).connect(alicePk, target)
+    // Garbage, a truncated connect, and data for a connection that does not exist.
+    socket.send(Buffer.from('hello'), target.port, target.host)
+    socket.send(Buffer.alloc(286, 0x51), target.port, target.host)
+    const fake = Buffer.concat([Buffer.from([0x52]), randomBytes(16), Buffer.alloc(24), randomBytes(1040)])
+    socket.send(fake, target.port, target.host)
+    await sleep(1500)
+    assert.equal(received.length, 0, 'nothing came back')
+    const transit = (await alice.api.call<{ transit: Record<string, number> }>('GET', '/api/status')).transit
+    assert.ok(transit.connectsRejected! >= 2)
+    assert.equal(transit.unknownConnection, 1)
+    assert.ok(transit.malformed! >= 1)
+
+    // The same connect from a member (who has the key) is accepted, with a reply smaller than the connect.
+    endpointWith(realNetwork.networkKey, realNetwork.networkId).connect(alicePk, target)
+    await waitFor('an accept', async () => received.length > 0, 5000)
+    assert.ok(received[0]!.length < 286, 'the accept is smaller than the connect')
+    assert.ok(fileId.length === 32 && fromHex(fileId).length === 16)
+  } finally {
+    socket.close()
+    await net.close()
+  }
+})
