@@ -24,8 +24,11 @@ test('reprojection: dropping every projection and rebuilding it from the log giv
     bob.node.requestFile(cancelled.fileId, { priority: 3 })
     c.net.run(100)
     bob.node.cancel(cancelled.fileId)
+    // The link is cut while the last request runs out its ttl.
+    c.net.setLink(alice.node.publicKey, bob.node.publicKey, { up: false })
     bob.node.requestFile(expiring.fileId, { priority: 2, ttlMs: 50 })
     c.net.run(2000)
+    c.net.setLink(alice.node.publicKey, bob.node.publicKey, { up: true })
     assert.equal(bob.node.progress(expiring.fileId).state, 'expired')
     assert.equal(bob.node.progress(empty.fileId).state, 'complete')
 

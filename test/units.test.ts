@@ -18,7 +18,7 @@ function file (key: string, slices: number, have = new Bitset(slices)): Requesta
 }
 
 test('requester fills the budget from the highest-priority file first, ranges in order', () => {
-  const requester = new Requester({ maxInflightSlicesPerPeer: 1000 })
+  const requester = new Requester({ initialWindow: 1000 })
   const high = file('high', 2000)
   const low = file('low', 2000)
   const planned = requester.plan([high, low], ['p'], 0)
@@ -69,6 +69,36 @@ test('requester does not hold its own stall against a peer', () => {
   let t = 2100
   while (requester.expire(t += 10) === 0) assert.ok(t < 5000)
   assert.ok(t >= 2100 + 200 - 100, `timed out ${t - 2100} ms after the stall`)
+})
+
+test('AIMD: the window grows while answers come in full and halves when the smoothed loss is high', () => {
+  const requester = new Requester({ initialWindow: 1000, windowIncrease: 100, minTimeoutMs: 200, expectedTickMs: 10_000 })
+  const f = file('f', 100_000)
+  let t = 0
+  const answerAll = () => {
+    for (const r of requester.plan([f], ['p'], t)) {
+      requester.onReply('p', 'f', r.range, r.requestId, r.limit, t)
+      for (let i = 0; i < r.limit; i++) requester.onSlice('p', 'f', r.range, t)
+      for (let i = r.firstSlice; i < r.firstSlice + r.rangeLength; i++) f.have.add(i)
+    }
+  }
+  for (let round = 0; round < 5; round++) { t += 10; answerAll() }
+  const grown = requester.peerStats('p')!.window
+  assert.ok(grown > 1000, `grew to ${grown}`)
+  // Now half of every answer is lost.
+  for (let round = 0; round < 10; round++) {
+    t += 10
+    for (const r of requester.plan([f], ['p'], t)) {
+      requester.onReply('p', 'f', r.range, r.requestId, r.limit, t)
+      for (let i = 0; i < r.limit / 2; i++) requester.onSlice('p', 'f', r.range, t)
+    }
+    t += 1000
+    requester.expire(t)
+  }
+  const shrunk = requester.peerStats('p')!
+  assert.ok(shrunk.lossEma > 0.05)
+  assert.ok(shrunk.window < grown / 4, `shrank to ${shrunk.window}`)
+  assert.ok(shrunk.window >= 64)
 })
 
 test('responder sends what it has and the requester lacks, up to the limit', () => {

@@ -24,11 +24,23 @@ interface InFlight extends PlannedRequest {
   lastActivityMs: number
   /** Slices still expected: `limit` until the reply says how many are coming. */
   outstanding: number
+  /** What the reply announced, once it arrived. */
+  expected?: number
 }
 
 export interface RequesterOptions {
-  /** Slices requested but not yet arrived, per peer. Bounds memory and queues on the path. */
+  /**
+   * Congestion control, per peer: the window is how many slices may be requested and not
+   * yet arrived. It grows by `windowIncrease` for every request answered in full and halves
+   * (at most once per round trip) while the smoothed loss is above `lossThreshold`.
+   */
+  initialWindow: number
+  minWindow: number
   maxInflightSlicesPerPeer: number
+  windowIncrease: number
+  lossThreshold: number
+  /** Weight of the newest sample in the loss average (the spec's EMA alpha). */
+  lossAlpha: number
   minTimeoutMs: number
   maxTimeoutMs: number
   /** How long a peer that answered "I have none of that" is not asked for that range again. */
@@ -38,7 +50,12 @@ export interface RequesterOptions {
 }
 
 export const DEFAULT_REQUESTER_OPTIONS: RequesterOptions = {
-  maxInflightSlicesPerPeer: 2048,
+  initialWindow: 1024,
+  minWindow: 64,
+  maxInflightSlicesPerPeer: 4096,
+  windowIncrease: 256,
+  lossThreshold: 0.05,
+  lossAlpha: 0.125,
   minTimeoutMs: 1000,
   maxTimeoutMs: 5000,
   lackBackoffMs: 3000,
@@ -47,6 +64,10 @@ export const DEFAULT_REQUESTER_OPTIONS: RequesterOptions = {
 
 interface PeerState {
   outstanding: number
+  window: number
+  /** Smoothed fraction of requested slices that never came. */
+  lossEma: number
+  lastDecreaseMs: number
   /** Smoothed round trip (request → reply) and its variation, TCP style. */
   srttMs: number
   rttVarMs: number
@@ -121,8 +142,9 @@ export class Requester {
     const stillComing = Math.max(0, sending - arrivedBeforeReply)
     state.outstanding -= request.outstanding - stillComing
     request.outstanding = stillComing
+    request.expected = sending
     if (sending === 0) this.lacks.set(lackKey(peer, fileKey, range), tMs + this.options.lackBackoffMs)
-    if (request.outstanding === 0) this.inflight.delete(rangeKey(fileKey, range))
+    if (request.outstanding === 0) this.finish(request, 0, tMs)
   }
 
   /** A slice of `range` arrived from `peer` (accepted or duplicate: either way it answered). */
@@ -137,7 +159,7 @@ export class Requester {
       request.outstanding--
       state.outstanding--
     }
-    if (request.outstanding === 0) this.inflight.delete(key)
+    if (request.outstanding === 0) this.finish(request, 0, tMs)
   }
 
   /**
@@ -152,11 +174,11 @@ export class Requester {
       for (const request of this.inflight.values()) request.lastActivityMs += stall
     }
     let expired = 0
-    for (const [key, request] of this.inflight) {
+    for (const request of [...this.inflight.values()]) {
       const state = this.peer(request.peer)
       if (tMs - request.lastActivityMs >= this.timeoutMs(state)) {
         state.outstanding -= request.outstanding
-        this.inflight.delete(key)
+        this.finish(request, request.outstanding, tMs)
         expired++
       }
     }
@@ -190,19 +212,37 @@ export class Requester {
     return this.peers.get(peer)
   }
 
+  /** A request ended with `lost` slices never arriving: feed the loss average, then AIMD. */
+  private finish (request: InFlight, lost: number, tMs: number): void {
+    this.inflight.delete(rangeKey(request.fileKey, request.range))
+    const asked = request.expected ?? request.limit
+    if (asked === 0) return
+    const state = this.peer(request.peer)
+    const o = this.options
+    state.lossEma = (1 - o.lossAlpha) * state.lossEma + o.lossAlpha * (lost / asked)
+    if (state.lossEma > o.lossThreshold) {
+      if (tMs - state.lastDecreaseMs >= Math.max(state.srttMs, 0)) {
+        state.window = Math.max(o.minWindow, Math.floor(state.window / 2))
+        state.lastDecreaseMs = tMs
+      }
+    } else if (lost === 0) {
+      state.window = Math.min(o.maxInflightSlicesPerPeer, state.window + o.windowIncrease)
+    }
+  }
+
   private rangeComplete (file: RequestableFile, r: number): boolean {
     return file.missing(r) === 0 && !this.inflight.has(rangeKey(file.key, r))
   }
 
   private anyPeerHasRoom (peerIds: readonly string[]): boolean {
-    return peerIds.some(id => this.peer(id).outstanding < this.options.maxInflightSlicesPerPeer)
+    return peerIds.some(id => { const p = this.peer(id); return p.outstanding < p.window })
   }
 
   private choosePeer (peerIds: readonly string[], fileKey: string, range: number, cost: number, tMs: number): string | null {
     for (let i = 0; i < peerIds.length; i++) {
       const id = peerIds[(this.roundRobin + i) % peerIds.length]!
       const state = this.peer(id)
-      const roomy = state.outstanding === 0 || state.outstanding + cost <= this.options.maxInflightSlicesPerPeer
+      const roomy = state.outstanding === 0 || state.outstanding + cost <= state.window
       const lackUntil = this.lacks.get(lackKey(id, fileKey, range))
       if (roomy && (lackUntil === undefined || lackUntil <= tMs)) {
         this.roundRobin = (this.roundRobin + i + 1) % peerIds.length
@@ -215,7 +255,7 @@ export class Requester {
   private peer (id: string): PeerState {
     let state = this.peers.get(id)
     if (state === undefined) {
-      state = { outstanding: 0, srttMs: -1, rttVarMs: 0, requested: 0, received: 0 }
+      state = { outstanding: 0, window: this.options.initialWindow, lossEma: 0, lastDecreaseMs: -Infinity, srttMs: -1, rttVarMs: 0, requested: 0, received: 0 }
       this.peers.set(id, state)
     }
     return state
