@@ -21,7 +21,7 @@ function task (name: string, bytes: number): Record<string, number> {
 /** Runs a task `times` times; returns the run with the median time, and the highest peak RSS seen. */
 function median (name: string, bytes: number, times = 3): Record<string, number> {
   const runs = Array.from({ length: times }, () => task(name, bytes)).sort((a, b) => a.seconds! - b.seconds!)
-  return { ...runs[Math.floor(times / 2)]!, peak_rss_mb: Math.max(...runs.map(r => r.peak_rss_mb!)) }
+  return { ...runs[Math.floor(times / 2)]!, peak_rss_mb: Math.max(...runs.map(r => r.peak_rss_mb ?? 0)) }
 }
 
 const round = (x: number, digits = 3): number => Number(x.toFixed(digits))
@@ -32,6 +32,9 @@ try {
   const sim50 = median('sim-sync', 50 * MiB)
   const share200 = task('share', 200 * MiB)
   const store = task('store-options', 50 * MiB)
+  const udp50 = median('udp-sync', 50 * MiB)
+  const raw50 = median('udp-raw', 50 * MiB)
+  const goodputMbps = 50 * MiB * 8 / 1e6 / udp50.seconds!
   const result = {
     share_50mib_s: round(share50.seconds!),
     copy_50mib_baseline_s: round(copy50.seconds!),
@@ -51,6 +54,15 @@ try {
     store_sqlite_rows_read_50mib_s: round(store.sqlite_read_s!),
     store_slice_file_write_50mib_s: round(store.slice_file_write_s!),
     store_slice_file_read_50mib_s: round(store.slice_file_read_s!),
+    udp_sync_50mib_s: round(udp50.seconds!),
+    udp_goodput_mbps: round(goodputMbps, 1),
+    udp_raw_baseline_mbps: round(raw50.payload_mbps!, 1),
+    udp_raw_baseline_delivered: round(raw50.received! / raw50.sent!, 3),
+    udp_goodput_ratio: round(goodputMbps / raw50.payload_mbps!, 3),
+    udp_sync_sender_cpu_s: round(udp50.sender_cpu_s!, 2),
+    udp_sync_receiver_cpu_s: round(udp50.receiver_cpu_s!, 2),
+    udp_daemon_peak_rss_mb: round(udp50.daemon_peak_rss_mb!, 1),
+    udp_sync_timeouts: udp50.timeouts,
     node: process.version,
     cpus: os.cpus().length
   }

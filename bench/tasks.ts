@@ -12,7 +12,19 @@ import { Node } from '../src/node/node.js'
 import { randomBytes, signKeyPair } from '../src/crypto/index.js'
 import { SliceFileWriter } from '../src/store/slice-file.js'
 import { SliceEncryptor } from '../src/files/encrypt.js'
-import { SLICE_RECORD_BYTES } from '../src/wire/slice.js'
+import { SLICE_PLAINTEXT_BYTES, SLICE_RECORD_BYTES } from '../src/wire/slice.js'
+import dgram from 'node:dgram'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { startProcessNetwork, status, waitFor } from '../test/helpers/daemons.js'
+import { qf } from '../src/cli/processes.js'
+import { sliceCount } from '../src/files/windows.js'
+import { DATA_OVERHEAD_BYTES } from '../src/wire/transit.js'
+import { EVENT_BYTES } from '../src/wire/constants.js'
+import { SOCKET_BUFFER_BYTES } from '../src/net/udp.js'
+import type { Member } from '../test/helpers/daemons.js'
 
 type Result = Record<string, number>
 
@@ -108,7 +120,76 @@ async function storeOptions (dir: string, bytes: number): Promise<Result> {
   return { sqlite_write_s: sqliteWrite, sqlite_read_s: sqliteRead, slice_file_write_s: fileWrite, slice_file_read_s: sliceFileRead }
 }
 
-const tasks: Record<string, (dir: string, bytes: number) => Promise<Result>> = { share, copy, 'sim-sync': simSync, 'store-options': storeOptions }
+/** Two daemons in separate processes on loopback: request to verified file on disk. */
+async function udpSync (dir: string, bytes: number): Promise<Result> {
+  const source = sourceFile(dir, bytes)
+  const net = await startProcessNetwork(['alice', 'bob'])
+  try {
+    const [alice, bob] = net.members as [Member, Member]
+    const fileId = qf('share', source, '--dir', alice.dir)
+    await waitFor('bob to see the file', async () => (await bob.api.call<Array<{ fileId: string }>>('GET', '/api/files')).some(f => f.fileId === fileId))
+    const out = path.join(dir, `udp-${process.pid}.out`)
+    const cpuBefore = [alice, bob].map(m => cpuSecondsOfPid(m.daemon.child.pid!))
+    const start = performance.now()
+    await bob.api.call('POST', `/api/files/${fileId}/download`, { priority: 8 })
+    await waitFor('completion', async () => (await status(bob, fileId)).state === 'complete', 600_000, 50)
+    const response = await bob.api.fetchRaw(`/api/files/${fileId}/content`)
+    await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>), fs.createWriteStream(out))
+    const seconds = (performance.now() - start) / 1000
+    const cpu = [alice, bob].map((m, i) => cpuSecondsOfPid(m.daemon.child.pid!) - cpuBefore[i]!)
+    if (fs.statSync(out).size !== bytes) throw new Error('the downloaded file has the wrong size')
+    const stats = (await bob.api.call<{ stats: Record<string, number> }>('GET', '/api/status')).stats
+    const rss = [alice, bob].map(m => peakRssOfPid(m.daemon.child.pid!))
+    return { seconds, sender_cpu_s: cpu[0]!, receiver_cpu_s: cpu[1]!, daemon_peak_rss_mb: Math.max(...rss), requests: stats.requestsSent!, timeouts: stats.requestsTimedOut!, duplicates: stats.slicesDuplicate! }
+  } finally {
+    await net.close()
+  }
+}
+
+/** CPU time (user + system) a process used so far, from /proc. */
+function cpuSecondsOfPid (pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+function peakRssOfPid (pid: number): number {
+  const match = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return match === null ? 0 : Number(match[1]) / 1024
+}
+
+/**
+ * The baseline: a raw dgram blast between two processes of as many datagrams, of the same
+ * size, as a focused sync of `bytes` sends (two slice events per datagram), nothing else.
+ */
+async function udpRaw (_dir: string, bytes: number): Promise<Result> {
+  const datagrams = Math.ceil(sliceCount(bytes) / 2)
+  const size = DATA_OVERHEAD_BYTES + 2 * EVENT_BYTES
+  const receiver = spawn(process.execPath, [path.join(path.dirname(fileURLToPath(import.meta.url)), 'udp-raw-receiver.js')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const lines: string[] = []
+  let buffered = ''
+  const gotLine = new Promise<void>(resolve => receiver.stdout.on('data', (d: Buffer) => {
+    buffered += d.toString()
+    const parts = buffered.split('\n'); buffered = parts.pop()!
+    lines.push(...parts)
+    if (lines.length >= 1) resolve()
+  }))
+  await gotLine
+  const { port } = JSON.parse(lines[0]!) as { port: number }
+  const socket = dgram.createSocket({ type: 'udp4', sendBufferSize: SOCKET_BUFFER_BYTES })
+  const payload = Buffer.alloc(size, 0xab)
+  for (let i = 0; i < datagrams; i++) {
+    socket.send(payload, port, '127.0.0.1')
+    // Yield now and then, as a real sender does between batches, so the loop does not just pile up.
+    if (i % 256 === 255) await new Promise(resolve => setImmediate(resolve))
+  }
+  await new Promise(resolve => receiver.on('exit', resolve))
+  socket.close()
+  const result = JSON.parse(lines[1] ?? buffered) as { received: number, bytes: number, seconds: number }
+  const payloadBytes = result.received * 2 * SLICE_PLAINTEXT_BYTES
+  return { seconds: result.seconds, received: result.received, sent: datagrams, payload_mbps: payloadBytes * 8 / 1e6 / result.seconds }
+}
+
+const tasks: Record<string, (dir: string, bytes: number) => Promise<Result>> = { share, copy, 'sim-sync': simSync, 'store-options': storeOptions, 'udp-sync': udpSync, 'udp-raw': udpRaw }
 
 const [task, dir, bytes] = process.argv.slice(2)
 const run = tasks[task ?? '']

@@ -27,6 +27,8 @@ export interface DaemonOptions {
 }
 
 export const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600_000
+/** How often announced addresses are handed to the transit layer for (re)connecting. */
+const ADDRESS_REFRESH_MS = 1000
 
 /** This machine's first non-internal IPv4 address, or loopback. */
 export function defaultHost (): string {
@@ -59,6 +61,7 @@ export class Daemon {
   private announced: PeerAddress | null = null
   private stopping: Promise<void> | null = null
   private flushScheduled = false
+  private addressesCheckedMs = -Infinity
 
   private constructor (readonly options: DaemonOptions, readonly identity: Identity) {}
 
@@ -172,8 +175,12 @@ export class Daemon {
     const node = this.node
     const transit = this.transit
     if (node === null || transit === null) return
-    for (const a of node.addresses()) {
-      if (a.publicKey !== transit.publicKey) transit.addKnownPeer(fromHex(a.publicKey, 32), { host: a.host, port: a.port })
+    const now = Date.now()
+    if (now - this.addressesCheckedMs >= ADDRESS_REFRESH_MS) {
+      this.addressesCheckedMs = now
+      for (const a of node.addresses()) {
+        if (a.publicKey !== transit.publicKey) transit.addKnownPeer(fromHex(a.publicKey, 32), { host: a.host, port: a.port })
+      }
     }
     transit.tick()
     node.tick(Date.now())

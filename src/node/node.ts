@@ -89,6 +89,8 @@ export interface PeerCounters {
 const DB_FILE = 'quiet-files.db'
 /** How often each peer is asked for one window of ordinary sync. */
 export const SYNC_INTERVAL_MS = 1000
+/** How often accepted slices are made durable and recorded. */
+export const FLUSH_INTERVAL_MS = 50
 /** Events one ordinary sync answer carries at most. */
 export const SYNC_LIMIT = 64
 const EVENT_COUNT_KEY = 'event_count'
@@ -123,6 +125,7 @@ export class Node {
   /** Per peer: when it was last asked, and how far the walk over its windows got. */
   private readonly lastSyncAt = new Map<string, number>()
   private readonly syncWalk = new Map<string, number>()
+  private lastFlushMs = -Infinity
 
   private constructor (private readonly options: NodeOptions) {
     if (options.networkKey.length !== AEAD_KEY_BYTES) throw new QuietError('invalid_argument', 'network key must be 32 bytes')
@@ -462,12 +465,11 @@ export class Node {
 
   /** Asks each peer, once per interval, for one window (in a random order) of shared events. */
   private sendSyncRequests (): void {
-    const peers = this.transport?.peers() ?? []
-    if (peers.length === 0) return
+    const due = (this.transport?.peers() ?? []).filter(peer => this.nowMs - (this.lastSyncAt.get(peer) ?? -Infinity) >= SYNC_INTERVAL_MS)
+    if (due.length === 0) return
     const windowBits = windowBitsFor(this.store.sharedEventCount())
     const span = 2 ** (32 - windowBits)
-    for (const peer of peers) {
-      if (this.nowMs - (this.lastSyncAt.get(peer) ?? -Infinity) < SYNC_INTERVAL_MS) continue
+    for (const peer of due) {
       this.lastSyncAt.set(peer, this.nowMs)
       // An odd multiplier permutes the counter modulo 2^bits: every window, in a scattered order.
       const step = this.syncWalk.get(peer) ?? 0
@@ -501,7 +503,11 @@ export class Node {
   tick (tMs: number): void {
     this.ensureOpen()
     if (tMs > this.nowMs) this.nowMs = tMs
-    this.flush()
+    // Durable writes are batched: an fsync and a transaction every few ticks, not every tick.
+    if (this.nowMs - this.lastFlushMs >= FLUSH_INTERVAL_MS) {
+      this.lastFlushMs = this.nowMs
+      this.flush()
+    }
     this.expireRequests()
     this.counters.requestsTimedOut += this.requester.expire(this.nowMs)
     this.sendRequests()
