@@ -106,8 +106,9 @@ export class LocalFile {
     return true
   }
 
-  get hasPending (): boolean {
-    return this.pendingSlices.length > 0 || this.dirtyRanges.size > 0
+  /** Something for `flush` to do: records to write, ranges to record, or hashing to catch up. */
+  get needsFlush (): boolean {
+    return this.pendingSlices.length > 0 || this.dirtyRanges.size > 0 || this.hashBehind
   }
 
   /** Writes accepted records to the slice file (not yet durable), one write per run of consecutive slices. */
@@ -145,7 +146,7 @@ export class LocalFile {
    * Returns whether the file just became whole (complete or failed).
    */
   flush (store: Store, durable: boolean): boolean {
-    if (!this.hasPending && !this.hashBehind) return false
+    if (!this.needsFlush) return false
     this.writePending()
     if (durable) this.sliceFile.sync()
     const wasPartial = this.status === 'partial'

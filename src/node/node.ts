@@ -516,7 +516,7 @@ export class Node {
 
   private flush (): void {
     let dirty = this.peerDeltas.size > 0 || this.eventCount !== this.savedEventCount
-    for (const local of this.locals.values()) dirty ||= local.hasPending
+    for (const local of this.locals.values()) dirty ||= local.needsFlush
     if (!dirty) return
     this.store.transaction(() => {
       for (const local of this.locals.values()) {
