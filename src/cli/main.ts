@@ -38,7 +38,7 @@ function print (json: boolean | undefined, value: unknown, text: () => string): 
 
 const FILE_ID = /^[0-9a-fA-F]{32}$/
 function fileIdArgument (value: string): string {
-  if (!FILE_ID.test(value)) throw new InvalidArgumentError('a file id is 32 hex digits')
+  if (!FILE_ID.test(value)) throw new CliError(`not a file id (32 hex digits): ${value}`)
   return value.toLowerCase()
 }
 

@@ -1,0 +1,83 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { QF_MAIN } from '../src/cli/processes.js'
+import { startProcessNetwork } from './helpers/daemons.js'
+import type { Member } from './helpers/daemons.js'
+
+function run (...args: string[]): { code: number | null, stdout: string, stderr: string } {
+  const r = spawnSync(process.execPath, [QF_MAIN, ...args], { encoding: 'utf8' })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** One line on stderr, a non-zero exit, no stack trace. */
+function assertCleanError (r: { code: number | null, stderr: string }, pattern: RegExp): void {
+  assert.notEqual(r.code, 0)
+  assert.match(r.stderr, pattern)
+  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`)
+  assert.doesNotMatch(r.stderr, /\n\s+at /)
+}
+
+test('qf: init is idempotent; bad arguments and a missing daemon get one-line errors', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-cli-'))
+  try {
+    const first = run('init', '--dir', dir, '--name', 'dana')
+    assert.equal(first.code, 0)
+    assert.match(first.stdout, /created identity [0-9a-f]{64} \(dana\)/)
+    const identity = fs.readFileSync(path.join(dir, 'identity.json'), 'utf8')
+    const second = run('init', '--dir', dir, '--name', 'other')
+    assert.match(second.stdout, /identity already exists/)
+    assert.equal(fs.readFileSync(path.join(dir, 'identity.json'), 'utf8'), identity, 'running init again changes nothing')
+    assert.equal(fs.statSync(path.join(dir, 'identity.json')).mode & 0o077, 0, 'the secret key is private to its owner')
+
+    assertCleanError(run('files', '--dir', dir), /no daemon is running for .*; start one with: qf daemon --dir/)
+    assertCleanError(run('get', 'nothex', '--dir', dir), /not a file id/)
+    assertCleanError(run('get', '00'.repeat(16), '--priority', '11', '--dir', dir), /priority must be an integer from 1 to 10/)
+    assertCleanError(run('share', '/no/such/file', '--dir', dir), /no such file/)
+    assertCleanError(run('frobnicate'), /unknown command/)
+    assertCleanError(run('daemon', '--dir', path.join(dir, 'empty')), /no identity .*qf init/)
+    assert.match(run('--version').stdout, /^\d+\.\d+\.\d+/)
+  } finally { fs.rmSync(dir, { recursive: true, force: true }) }
+})
+
+test('qf against a running daemon: invalid invites, unknown files and listing as JSON', async () => {
+  const net = await startProcessNetwork(['alice'])
+  try {
+    const [alice] = net.members as [Member]
+    assertCleanError(run('join', 'qf://join#AAAA', '--dir', alice.dir), /invalid invite|already in network/)
+    assertCleanError(run('join', 'https://example.com', '--dir', alice.dir), /invalid invite|already in network/)
+    assertCleanError(run('pause', 'ab'.repeat(16), '--dir', alice.dir), /unknown file/)
+    assertCleanError(run('get', 'ab'.repeat(16), '--dir', alice.dir), /unknown file/)
+    const files = run('files', '--dir', alice.dir, '--json')
+    assert.deepEqual(JSON.parse(files.stdout), [])
+    const status = JSON.parse(run('status', '--dir', alice.dir, '--json').stdout) as { network: { name: string }, name: string }
+    assert.equal(status.name, 'alice')
+    assert.equal(status.network.name, 'test')
+    // Without the token the control API says 401 and nothing else.
+    const control = JSON.parse(fs.readFileSync(path.join(alice.dir, 'control.json'), 'utf8')) as { httpPort: number }
+    const response = await fetch(`http://127.0.0.1:${control.httpPort}/api/files`)
+    assert.equal(response.status, 401)
+    assert.deepEqual(await response.json(), { error: 'unauthorized', details: {} })
+    const wrong = await fetch(`http://127.0.0.1:${control.httpPort}/api/files`, { headers: { authorization: 'Bearer nope' } })
+    assert.equal(wrong.status, 401)
+  } finally { await net.close() }
+})
+
+test('an expired invite is refused with a one-line error', async () => {
+  const net = await startProcessNetwork(['alice', 'bob'])
+  try {
+    const [alice] = net.members as [Member, Member]
+    const link = run('invite', '--ttl', '1', '--dir', alice.dir).stdout.trim()
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    const dir = path.join(net.root, 'late')
+    run('init', '--dir', dir, '--name', 'late')
+    const { startDaemonProcess, stopDaemonProcess } = await import('../src/cli/processes.js')
+    const late = await startDaemonProcess(dir, path.join(net.root, 'late.log'))
+    try {
+      assertCleanError(run('join', link, '--dir', dir), /invite expired/)
+    } finally { await stopDaemonProcess(late) }
+  } finally { await net.close() }
+})
