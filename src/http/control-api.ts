@@ -1,4 +1,5 @@
 import Fastify from 'fastify'
+import multipart from '@fastify/multipart'
 import { timingSafeEqual } from 'node:crypto'
 import { QuietError } from '../node/errors.js'
 import { toHex } from '../bytes.js'
@@ -7,7 +8,34 @@ import type { Daemon } from '../cli/daemon.js'
 import type { QuietErrorCode } from '../node/errors.js'
 
 const STATUS_BY_CODE: Record<QuietErrorCode, number> = {
-  invalid_argument: 400, unknown_file: 404, not_found: 404, conflict: 409, not_ready: 409, corrupt: 500
+  invalid_argument: 400, unknown_file: 404, not_found: 404, conflict: 409, not_ready: 409, corrupt: 500, range_not_satisfiable: 416
+}
+
+/** How often the event stream looks for changed progress. */
+export const EVENTS_INTERVAL_MS = 250
+
+/** Says whether the bytes served already passed the whole-file root-hash check. */
+export const VERIFIED_HEADER = 'x-quiet-verified'
+
+/**
+ * Parses a single `Range: bytes=…` against a size: `{start, end}` (inclusive), null for no
+ * usable range (absent, or several ranges: the whole file is sent), or 'unsatisfiable'.
+ */
+export function parseRange (header: string | undefined, size: number): { start: number, end: number } | null | 'unsatisfiable' {
+  if (header === undefined) return null
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  if (match === null) return header.includes(',') ? null : 'unsatisfiable'
+  const [, from, to] = match as unknown as [string, string, string]
+  if (from === '' && to === '') return 'unsatisfiable'
+  if (from === '') {
+    const suffix = Number(to)
+    if (suffix === 0 || size === 0) return 'unsatisfiable'
+    return { start: Math.max(0, size - suffix), end: size - 1 }
+  }
+  const start = Number(from)
+  const end = to === '' ? size - 1 : Math.min(Number(to), size - 1)
+  if (start >= size || end < start) return 'unsatisfiable'
+  return { start, end }
 }
 
 function sendError (reply: FastifyReply, status: number, error: string, details: Record<string, unknown> = {}): FastifyReply {
@@ -32,7 +60,12 @@ function positiveInt (value: unknown, what: string, fallback: number): number {
  * Errors are JSON `{"error", "details"}` with a fitting status.
  */
 export async function startControlApi (daemon: Daemon, port: number, host = '127.0.0.1'): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 })
+  // Event streams stay open: closing the daemon must not wait for them.
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, forceCloseConnections: true })
+  // Uploads are streamed into the slicer, never buffered: multipart forms (the page) and
+  // raw bodies of any other type (scripts) both reach the handler as streams.
+  await app.register(multipart, { limits: { fileSize: Number.MAX_SAFE_INTEGER, files: 1 } })
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null))
 
   app.addHook('onRequest', async (request, reply) => {
     if (request.url.startsWith('/api/') && !tokenMatches(request.headers.authorization, daemon.token)) {
@@ -90,6 +123,45 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
     return reply.code(201).send({ file_id: shared.fileId, name: shared.name, size: shared.size })
   })
 
+  app.post<{ Headers: { 'x-file-name'?: string } }>('/api/files', async (request, reply) => {
+    const node = daemon.requireNode()
+    let shared
+    if (request.isMultipart()) {
+      const part = await request.file()
+      if (part === undefined) throw new QuietError('invalid_argument', 'the form has no file')
+      shared = await node.shareStream(part.file, { name: part.filename, mediaType: part.mimetype })
+      if (part.file.truncated) throw new QuietError('invalid_argument', 'the upload was cut short')
+    } else {
+      const rawName = request.headers['x-file-name']
+      if (rawName === undefined || rawName === '') throw new QuietError('invalid_argument', 'X-File-Name header is required for a raw upload')
+      let name: string
+      try { name = decodeURIComponent(rawName) } catch { name = rawName }
+      const mediaType = request.headers['content-type']?.split(';')[0]?.trim()
+      shared = await node.shareStream(request.raw, { name, mediaType: mediaType === undefined || mediaType === '' ? undefined : mediaType })
+    }
+    return reply.code(201).send({ file_id: shared.fileId, name: shared.name, size: shared.size })
+  })
+
+  /** Server-sent events: a `progress` event whenever a file's progress or state changes. */
+  app.get('/api/events', async (request, reply) => {
+    reply.hijack()
+    const out = reply.raw
+    out.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
+    const last = new Map<string, string>()
+    const push = (): void => {
+      for (const progress of daemon.node?.files() ?? []) {
+        const json = JSON.stringify(progress)
+        if (last.get(progress.fileId) === json) continue
+        last.set(progress.fileId, json)
+        out.write(`event: progress\ndata: ${json}\n\n`)
+      }
+    }
+    push()
+    const timer = setInterval(push, EVENTS_INTERVAL_MS)
+    const keepalive = setInterval(() => out.write(': keepalive\n\n'), 15_000)
+    request.raw.on('close', () => { clearInterval(timer); clearInterval(keepalive) })
+  })
+
   app.get('/api/files', async () => {
     const node = daemon.requireNode()
     const members = new Map(node.members().map(m => [m.publicKey, m.name]))
@@ -111,15 +183,24 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
   app.post<{ Params: { id: string } }>('/api/files/:id/resume', async (request) => daemon.requireNode().resume(request.params.id))
   app.delete<{ Params: { id: string } }>('/api/files/:id/download', async (request) => daemon.requireNode().cancel(request.params.id))
 
+  // Plaintext, streamed; works while the file downloads (bytes not there yet are fetched first).
   app.get<{ Params: { id: string } }>('/api/files/:id/content', async (request, reply) => {
     const node = daemon.requireNode()
-    const progress = node.progress(request.params.id)
-    const stream = node.readFile(request.params.id)
-    return reply
-      .header('content-type', progress.mediaType)
-      .header('content-length', String(progress.bytesTotal))
-      .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(progress.name)}`)
-      .send(stream)
+    const size = node.progress(request.params.id).bytesTotal
+    const range = parseRange(request.headers.range, size)
+    if (range === 'unsatisfiable') {
+      return await sendError(reply.header('content-range', `bytes */${size}`), 416, 'range not satisfiable', { size })
+    }
+    const read = node.openRead(request.params.id, range ?? undefined)
+    reply
+      .header('content-type', read.mediaType)
+      .header('accept-ranges', 'bytes')
+      .header('content-length', String(read.end - read.start + 1))
+      .header('cache-control', 'no-store')
+      .header('content-disposition', `inline; filename*=UTF-8''${encodeURIComponent(read.name)}`)
+      .header(VERIFIED_HEADER, String(read.verified))
+    if (range !== null) reply.code(206).header('content-range', `bytes ${read.start}-${read.end}/${read.size}`)
+    return await reply.send(read.stream)
   })
 
   await app.listen({ port, host })

@@ -27,6 +27,8 @@ export class LocalFile {
   private readonly rangeHave: Uint16Array
   haveSlices = 0
   haveBytes = 0
+  /** Ranges a reader waits for: fetched before everything else, even while paused. */
+  readonly urgent = new Set<number>()
   status: LocalStatus = 'partial'
   reason: string | null = null
   /** Accepted records not yet written: `pendingSlices[k]` is in `pendingRecords` at record k. */

@@ -10,7 +10,6 @@ import { applyShared, applyWant, openSharedEvent, openWantEvent, replayLog, shar
 import { bloomBuild, bloomHas, bloomSalt, windowBitsFor } from '../sync/bloom.js'
 import { SliceEncryptor, RECORDS_PER_BATCH } from '../files/encrypt.js'
 import { openSliceRecord } from '../files/verify.js'
-import { sliceCount } from '../files/windows.js'
 import { mediaTypeFor } from '../files/media-type.js'
 import { Requester } from '../sync/requester.js'
 import { planResponse } from '../sync/responder.js'
@@ -27,7 +26,7 @@ import {
 } from '../wire/index.js'
 import type { KeyPair } from '../crypto/index.js'
 import type { Transport } from '../net/transport.js'
-import type { RequesterOptions } from '../sync/requester.js'
+import type { RequestableFile, RequesterOptions } from '../sync/requester.js'
 import type { DescriptorRow, WantedRow } from '../store/store.js'
 import type { FileState, Progress } from './progress.js'
 import type { WantActionName } from '../wire/want-control.js'
@@ -86,6 +85,27 @@ export interface PeerCounters {
   lastSeenMs: number
 }
 
+interface SliceWaiter {
+  local: LocalFile
+  sliceNo: number
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+/** A byte range being read (inclusive), and whether the whole file passed verification yet. */
+export interface OpenRead {
+  stream: Readable
+  start: number
+  end: number
+  size: number
+  verified: boolean
+  name: string
+  mediaType: string
+}
+
+/** Slices past the one a reader waits for that are fetched with it: about 1 MB of read-ahead. */
+export const READ_AHEAD_SLICES = 2400
+
 const DB_FILE = 'quiet-files.db'
 /** How often each peer is asked for one window of ordinary sync. */
 export const SYNC_INTERVAL_MS = 1000
@@ -126,6 +146,7 @@ export class Node {
   private readonly lastSyncAt = new Map<string, number>()
   private readonly syncWalk = new Map<string, number>()
   private lastFlushMs = -Infinity
+  private readonly waiters = new Set<SliceWaiter>()
 
   private constructor (private readonly options: NodeOptions) {
     if (options.networkKey.length !== AEAD_KEY_BYTES) throw new QuietError('invalid_argument', 'network key must be 32 bytes')
@@ -360,7 +381,90 @@ export class Node {
     if (local === null || local.status !== 'complete') {
       throw new QuietError('not_ready', local?.status === 'failed' ? `file failed verification: ${local.reason ?? ''}` : 'file is not complete')
     }
-    return Readable.from(readPlaintext(local, descriptor))
+    return Readable.from(this.readPlainRange(local, 0, descriptor.size - 1))
+  }
+
+  /**
+   * Reads plaintext bytes `[start, end]` (inclusive; default the whole file), also while the
+   * file is still downloading: slices already held are authenticated and served at once;
+   * for the others the ranges that cover them jump the queue and the read waits for them.
+   * A file that is not being fetched is requested. `verified` says whether the whole file
+   * already passed the root-hash check; a file that failed it is never read.
+   */
+  openRead (fileId: string, range?: { start: number, end: number }): OpenRead {
+    const descriptor = this.knownDescriptor(fileId)
+    let local = this.localFile(descriptor)
+    if (local?.status === 'failed') throw new QuietError('not_ready', `file failed verification: ${local.reason ?? ''}`)
+    const want = this.wanted.get(toHex(descriptor.fileId))
+    if (local?.status !== 'complete' && (want === undefined || want.state === 'expired')) {
+      this.requestFile(fileId)
+      local = this.localFile(descriptor)
+    }
+    const size = descriptor.size
+    const start = range?.start ?? 0
+    const end = range?.end ?? size - 1
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end >= size || start > end + 1 || (range !== undefined && start > end)) {
+      throw new QuietError('range_not_satisfiable', `range ${start}-${end} is outside a file of ${size} bytes`, { size })
+    }
+    return {
+      stream: Readable.from(this.readPlainRange(local!, start, end)),
+      start, end, size, verified: local!.status === 'complete', name: descriptor.name, mediaType: descriptor.mediaType
+    }
+  }
+
+  private async * readPlainRange (local: LocalFile, start: number, end: number): AsyncGenerator<Buffer> {
+    const { descriptor } = local
+    const buffer = new Uint8Array(RECORDS_PER_BATCH * SLICE_RECORD_BYTES)
+    const nonce = new Uint8Array(24)
+    const lastSlice = Math.floor(end / SLICE_PLAINTEXT_BYTES)
+    let position = start
+    while (position <= end) {
+      const first = Math.floor(position / SLICE_PLAINTEXT_BYTES)
+      if (!local.have.has(first)) await this.waitForSlice(local, first)
+      if (local.status === 'failed') throw new QuietError('not_ready', `file failed verification: ${local.reason ?? ''}`)
+      let count = 1
+      while (count < RECORDS_PER_BATCH && first + count <= lastSlice && local.have.has(first + count)) count++
+      const records = local.readRecords(first, count, buffer)
+      const plain = Buffer.allocUnsafe(count * SLICE_PLAINTEXT_BYTES)
+      for (let k = 0; k < count; k++) {
+        const ok = openSliceRecord(records.subarray(k * SLICE_RECORD_BYTES, (k + 1) * SLICE_RECORD_BYTES), first + k, descriptor,
+          plain.subarray(k * SLICE_PLAINTEXT_BYTES, (k + 1) * SLICE_PLAINTEXT_BYTES), nonce)
+        if (!ok) throw new QuietError('corrupt', `stored slice ${first + k} of ${toHex(descriptor.fileId)} does not authenticate`)
+      }
+      const from = position - first * SLICE_PLAINTEXT_BYTES
+      const to = Math.min(end + 1, (first + count) * SLICE_PLAINTEXT_BYTES) - first * SLICE_PLAINTEXT_BYTES
+      yield plain.subarray(from, to)
+      position = first * SLICE_PLAINTEXT_BYTES + to
+    }
+  }
+
+  /** Resolves once slice `sliceNo` is held; its ranges and some read-ahead become urgent. */
+  private async waitForSlice (local: LocalFile, sliceNo: number): Promise<void> {
+    const last = Math.min(local.descriptor.slices - 1, sliceNo + READ_AHEAD_SLICES)
+    for (let r = local.layout.rangeOf(sliceNo); r <= local.layout.rangeOf(last); r++) {
+      if (local.missing(r) > 0) local.urgent.add(r)
+    }
+    await new Promise<void>((resolve, reject) => this.waiters.add({ local, sliceNo, resolve, reject }))
+  }
+
+  /** Wakes readers whose slice arrived; fails those whose file went away. */
+  private settleWaiters (): void {
+    for (const waiter of this.waiters) {
+      const { local } = waiter
+      const current = this.locals.get(local.key)
+      const want = this.wanted.get(local.key)
+      let error: QuietError | null = null
+      if (current !== local) error = new QuietError('conflict', 'the download was cancelled')
+      else if (local.status === 'failed') error = new QuietError('not_ready', `file failed verification: ${local.reason ?? ''}`)
+      else if (want?.state === 'expired') error = new QuietError('conflict', 'the download expired')
+      if (error === null && !local.have.has(waiter.sliceNo)) continue
+      this.waiters.delete(waiter)
+      if (error === null) waiter.resolve()
+      else waiter.reject(error)
+    }
+    for (const local of this.locals.values()) {
+      for (const r of local.urgent) if (local.missing(r) === 0) local.urgent.delete(r)
+    }
   }
 
   // ---- network input ------------------------------------------------------------------------
@@ -510,6 +614,7 @@ export class Node {
     }
     this.expireRequests()
     this.counters.requestsTimedOut += this.requester.expire(this.nowMs)
+    if (this.waiters.size > 0) this.settleWaiters()
     this.sendRequests()
     this.sendSyncRequests()
   }
@@ -541,11 +646,15 @@ export class Node {
   private sendRequests (): void {
     const peers = this.transport?.peers() ?? []
     if (peers.length === 0) return
-    const files: LocalFile[] = []
-    // `wanted` is kept in priority order (see loadWanted).
+    const files: RequestableFile[] = []
+    // `wanted` is kept in priority order (see loadWanted). A paused file is not fetched,
+    // except the ranges a reader waits for.
     for (const row of this.wanted.values()) {
       const local = this.locals.get(toHex(row.fileId))
-      if (row.state === 'wanted' && local?.status === 'partial') files.push(local)
+      if (local?.status !== 'partial' || row.state === 'expired') continue
+      const urgentRanges = local.urgent.size > 0 ? [...local.urgent] : undefined
+      if (row.state === 'wanted') files.push({ key: local.key, layout: local.layout, missing: r => local.missing(r), urgentRanges })
+      else if (urgentRanges !== undefined) files.push({ key: local.key, layout: local.layout, missing: r => local.missing(r), urgentRanges, background: false })
     }
     for (const planned of this.requester.plan(files, peers, this.nowMs)) {
       const local = this.locals.get(planned.fileKey)!
@@ -724,23 +833,5 @@ export class Node {
     let delta = this.peerDeltas.get(peer)
     if (delta === undefined) { delta = { accepted: 0, rejected: 0, answered: 0 }; this.peerDeltas.set(peer, delta) }
     return delta
-  }
-}
-
-async function * readPlaintext (local: LocalFile, descriptor: DescriptorRow): AsyncGenerator<Buffer> {
-  const buffer = new Uint8Array(RECORDS_PER_BATCH * SLICE_RECORD_BYTES)
-  const nonce = new Uint8Array(24)
-  const total = sliceCount(descriptor.size)
-  for (let first = 0; first < total; first += RECORDS_PER_BATCH) {
-    const count = Math.min(RECORDS_PER_BATCH, total - first)
-    const records = local.readRecords(first, count, buffer)
-    const plain = Buffer.allocUnsafe(count * SLICE_PLAINTEXT_BYTES)
-    for (let k = 0; k < count; k++) {
-      const ok = openSliceRecord(records.subarray(k * SLICE_RECORD_BYTES, (k + 1) * SLICE_RECORD_BYTES), first + k, descriptor,
-        plain.subarray(k * SLICE_PLAINTEXT_BYTES, (k + 1) * SLICE_PLAINTEXT_BYTES), nonce)
-      if (!ok) throw new QuietError('corrupt', `stored slice ${first + k} of ${toHex(descriptor.fileId)} does not authenticate`)
-    }
-    const end = Math.min(count * SLICE_PLAINTEXT_BYTES, descriptor.size - first * SLICE_PLAINTEXT_BYTES)
-    yield plain.subarray(0, end)
   }
 }

@@ -6,6 +6,10 @@ export interface RequestableFile {
   layout: FileLayout
   /** Slices of range r this node does not hold yet. */
   missing (range: number): number
+  /** Ranges someone is waiting on right now (a reader of a file still downloading). */
+  urgentRanges?: readonly number[]
+  /** False: fetch only the urgent ranges (a paused download being read). Default true. */
+  background?: boolean
 }
 
 export interface PlannedRequest {
@@ -102,33 +106,44 @@ export class Requester {
     const planned: PlannedRequest[] = []
     if (peerIds.length === 0) return planned
     for (const id of peerIds) this.peer(id)
+    // Ranges a reader is waiting for go first, whatever their file's priority.
     for (const file of files) {
+      for (const r of file.urgentRanges ?? []) {
+        if (!this.anyPeerHasRoom(peerIds)) return planned
+        this.tryRange(file, r, peerIds, tMs, planned)
+      }
+    }
+    for (const file of files) {
+      if (file.background === false) continue
       let cursor = this.cursors.get(file.key) ?? 0
       const ranges = file.layout.rangeCount
       while (cursor < ranges && this.rangeComplete(file, cursor)) cursor++
       this.cursors.set(file.key, cursor)
       for (let r = cursor; r < ranges; r++) {
         if (!this.anyPeerHasRoom(peerIds)) return planned
-        const key = rangeKey(file.key, r)
-        if (this.inflight.has(key)) continue
-        const missing = file.missing(r)
-        if (missing === 0) continue
-        const firstSlice = file.layout.rangeStart(r)
-        const rangeLength = file.layout.rangeLength(r)
-        const peer = this.choosePeer(peerIds, file.key, r, missing, tMs)
-        if (peer === null) continue
-        const request: InFlight = {
-          peer, fileKey: file.key, range: r, firstSlice, rangeLength, limit: missing,
-          requestId: this.takeRequestId(), sentAtMs: tMs, lastActivityMs: tMs, outstanding: missing
-        }
-        this.inflight.set(key, request)
-        const state = this.peer(peer)
-        state.outstanding += missing
-        state.requested += missing
-        planned.push(request)
+        this.tryRange(file, r, peerIds, tMs, planned)
       }
     }
     return planned
+  }
+
+  /** Requests range r of a file from a peer with room, unless it is held or already asked for. */
+  private tryRange (file: RequestableFile, r: number, peerIds: readonly string[], tMs: number, planned: PlannedRequest[]): void {
+    const key = rangeKey(file.key, r)
+    if (this.inflight.has(key)) return
+    const missing = file.missing(r)
+    if (missing === 0) return
+    const peer = this.choosePeer(peerIds, file.key, r, missing, tMs)
+    if (peer === null) return
+    const request: InFlight = {
+      peer, fileKey: file.key, range: r, firstSlice: file.layout.rangeStart(r), rangeLength: file.layout.rangeLength(r),
+      limit: missing, requestId: this.takeRequestId(), sentAtMs: tMs, lastActivityMs: tMs, outstanding: missing
+    }
+    this.inflight.set(key, request)
+    const state = this.peer(peer)
+    state.outstanding += missing
+    state.requested += missing
+    planned.push(request)
   }
 
   /** The reply header arrived: now we know how many slices are coming. */
