@@ -13,6 +13,7 @@ import { toHex } from '../bytes.js'
 import { CliError, daemonClient } from './client.js'
 import { Daemon, parseHostPort } from './daemon.js'
 import { formatBytes, formatEta, formatSpeed, table } from './format.js'
+import { pageUrl } from '../http/control-api.js'
 import type { Progress } from '../node/progress.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string, description: string }
@@ -75,6 +76,7 @@ command('daemon', 'run the node in the foreground')
     console.log(`  public key  ${toHex(daemon.identity.publicKey)}`)
     console.log(`  udp         ${daemon.udpPort} (announced as ${daemon.announceAddress.host}:${daemon.announceAddress.port})`)
     console.log(`  control     http://127.0.0.1:${daemon.httpPort}`)
+    console.log(`  page        ${pageUrl(daemon.httpPort, daemon.token)}`)
     console.log(daemon.network === null ? '  network     none yet: qf network create NAME, or qf join LINK' : `  network     ${daemon.network.name}`)
     const signals = ['SIGINT', 'SIGTERM'] as const
     const signal = await Promise.race(signals.map(async s => { await once(process, s); return s }))
@@ -144,6 +146,14 @@ for (const [verb, method, route, done] of [
       print(options.json, progress, () => `${progress.name}: ${done} (${progress.state}, ${progress.percent.toFixed(1)}%)`)
     })
 }
+
+command('open', 'print the address of the web page (with its token)')
+  .action((options: DirOptions) => {
+    const dir = dirOf(options)
+    const control = loadControl(dir)
+    if (control === null || !isAlive(control.pid)) throw new CliError(`no daemon is running for ${dir}; start one with: qf daemon --dir ${dir}`)
+    console.log(pageUrl(control.httpPort, control.token))
+  })
 
 command('status', 'peers, connections and downloads')
   .option('--json', 'print JSON only')

@@ -1,6 +1,9 @@
 import Fastify from 'fastify'
 import multipart from '@fastify/multipart'
 import { timingSafeEqual } from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { QuietError } from '../node/errors.js'
 import { toHex } from '../bytes.js'
 import type { FastifyInstance, FastifyReply } from 'fastify'
@@ -9,6 +12,19 @@ import type { QuietErrorCode } from '../node/errors.js'
 
 const STATUS_BY_CODE: Record<QuietErrorCode, number> = {
   invalid_argument: 400, unknown_file: 404, not_found: 404, conflict: 409, not_ready: 409, corrupt: 500, range_not_satisfiable: 416
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+/** Route, file on disk, media type. The script is compiled into dist/web; the rest is served from web/. */
+const WEB_FILES: ReadonlyArray<[string, string, string]> = [
+  ['/', path.resolve(here, '../../../web/index.html'), 'text/html; charset=utf-8'],
+  ['/style.css', path.resolve(here, '../../../web/style.css'), 'text/css; charset=utf-8'],
+  ['/app.js', path.resolve(here, '../../web/app.js'), 'text/javascript; charset=utf-8']
+]
+
+/** The page's address, token included: the one link a person opens. */
+export function pageUrl (port: number, token: string): string {
+  return `http://127.0.0.1:${port}/?token=${token}`
 }
 
 /** How often the event stream looks for changed progress. */
@@ -68,10 +84,18 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
   app.addContentTypeParser('*', (_request, _payload, done) => done(null))
 
   app.addHook('onRequest', async (request, reply) => {
-    if (request.url.startsWith('/api/') && !tokenMatches(request.headers.authorization, daemon.token)) {
-      return await sendError(reply, 401, 'unauthorized')
-    }
+    if (!request.url.startsWith('/api/')) return
+    if (tokenMatches(request.headers.authorization, daemon.token)) return
+    // Media elements and download links cannot send headers: file content also takes ?token=.
+    const query = request.query as { token?: string } | undefined
+    if (request.method === 'GET' && /^\/api\/files\/[0-9a-fA-F]{32}\/content(\?|$)/.test(request.url) && tokenMatches(`Bearer ${query?.token ?? ''}`, daemon.token)) return
+    return await sendError(reply, 401, 'unauthorized')
   })
+
+  // The page: static files, no secrets in them (the token arrives in the page's URL).
+  for (const [route, file, type] of WEB_FILES) {
+    app.get(route, async (_request, reply) => await reply.header('content-type', type).header('cache-control', 'no-cache').send(fs.createReadStream(file)))
+  }
 
   app.setErrorHandler((err: unknown, _request, reply) => {
     if (err instanceof QuietError) return sendError(reply, STATUS_BY_CODE[err.code], err.message, err.details)

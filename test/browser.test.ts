@@ -1,0 +1,141 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium } from 'playwright-core'
+import { makeFile, sha256OfFile } from './helpers/sim.js'
+import { startProcessNetwork, status } from './helpers/daemons.js'
+import { qf } from '../src/cli/processes.js'
+import { loadControl } from '../src/node/config.js'
+import type { Member } from './helpers/daemons.js'
+import type { Browser, Page } from 'playwright-core'
+
+const MiB = 1024 * 1024
+/** Debian's chromium, installed by .ci/run; never a downloaded browser. */
+const CHROMIUM = process.env.QF_CHROMIUM ?? '/usr/bin/chromium'
+const OUTPUT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../test-output')
+
+/** A WAV file of `seconds` of a quiet tone (44.1 kHz, 16-bit stereo): real media the browser can play. */
+function writeWav (filePath: string, seconds: number): string {
+  const rate = 44_100
+  const frames = rate * seconds
+  const data = Buffer.alloc(frames * 4)
+  for (let i = 0; i < frames; i++) {
+    const sample = Math.round(Math.sin((2 * Math.PI * 440 * i) / rate) * 3000)
+    data.writeInt16LE(sample, i * 4)
+    data.writeInt16LE(sample, i * 4 + 2)
+  }
+  const header = Buffer.alloc(44)
+  header.write('RIFF', 0); header.writeUInt32LE(36 + data.length, 4); header.write('WAVE', 8)
+  header.write('fmt ', 12); header.writeUInt32LE(16, 16); header.writeUInt16LE(1, 20); header.writeUInt16LE(2, 22)
+  header.writeUInt32LE(rate, 24); header.writeUInt32LE(rate * 4, 28); header.writeUInt16LE(4, 32); header.writeUInt16LE(16, 34)
+  header.write('data', 36); header.writeUInt32LE(data.length, 40)
+  fs.writeFileSync(filePath, Buffer.concat([header, data]))
+  return filePath
+}
+
+async function launch (): Promise<Browser> {
+  return await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    chromiumSandbox: false,
+    args: ['--autoplay-policy=no-user-gesture-required', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+  })
+}
+
+async function openPage (browser: Browser, member: Member): Promise<Page> {
+  const url = qf('open', '--dir', member.dir)
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]{64}$/)
+  const page = await (await browser.newContext({ acceptDownloads: true })).newPage()
+  await page.goto(url)
+  await page.waitForFunction(() => document.getElementById('who')?.textContent?.includes('network') === true)
+  return page
+}
+
+test('in a real browser: share on one page, download with pause and resume on another, save, and read a range', async () => {
+  fs.mkdirSync(OUTPUT, { recursive: true })
+  const net = await startProcessNetwork(['alice', 'bob'])
+  const browser = await launch()
+  try {
+    const [alice, bob] = net.members as [Member, Member]
+    const alicePage = await openPage(browser, alice)
+    const bobPage = await openPage(browser, bob)
+
+    // Alice shares by picking a file.
+    const source = makeFile(net.root, 'holiday.mp4', 80 * MiB, 77)
+    await alicePage.setInputFiles('#picker', source)
+    await alicePage.waitForFunction(() => document.getElementById('share-status')?.textContent?.startsWith('Shared holiday.mp4') === true, undefined, { timeout: 60_000 })
+    const card = bobPage.locator('li.file', { hasText: 'holiday.mp4' })
+    await card.waitFor({ timeout: 30_000 })
+    await alicePage.locator('li.file[data-state="complete"]', { hasText: 'holiday.mp4' }).waitFor()
+    assert.match(await card.locator('.meta').innerText(), /80\.0 MiB · shared by alice · video\/mp4/)
+    const fileId = await card.getAttribute('data-file-id')
+    assert.ok(fileId !== null)
+
+    // Bob downloads with priority 8, pauses from the keyboard, resumes with a click.
+    await card.locator('select[data-role="priority"]').selectOption('8')
+    await card.locator('[data-action="download"]').click()
+    await bobPage.waitForFunction(id => {
+      const li = document.querySelector(`li[data-file-id="${id}"]`)
+      return li !== null && Number(li.querySelector('progress')?.getAttribute('value') ?? li.querySelector('progress')?.value) > 5
+    }, fileId, { polling: 20, timeout: 60_000 })
+    await card.locator('[data-action="pause"]').focus()
+    await bobPage.keyboard.press('Enter')
+    await bobPage.locator(`li[data-file-id="${fileId}"][data-state="paused"]`).waitFor()
+    const pausedAt = (await status(bob, fileId)).percent
+    assert.ok(pausedAt < 100, `paused at ${pausedAt}%`)
+    assert.equal((await status(bob, fileId)).priority, 8)
+    await bobPage.screenshot({ path: path.join(OUTPUT, 'bob-paused.png'), fullPage: true })
+    await card.locator('[data-action="resume"]').click()
+    await bobPage.locator(`li[data-file-id="${fileId}"][data-state="complete"]`).waitFor({ timeout: 120_000 })
+    assert.equal(await card.locator('.percent').innerText(), '100.0%')
+
+    // Save it through the page and compare the bytes.
+    const [download] = await Promise.all([bobPage.waitForEvent('download'), card.locator('[data-action="save"]').click()])
+    const saved = path.join(net.root, 'saved.mp4')
+    await download.saveAs(saved)
+    assert.equal(await sha256OfFile(saved), await sha256OfFile(source))
+
+    // A range in the middle of a file bob has not downloaded: the right bytes.
+    const other = makeFile(net.root, 'talk.mp3', 12 * MiB, 78)
+    const otherId = qf('share', other, '--dir', alice.dir)
+    await bobPage.locator(`li[data-file-id="${otherId}"]`).waitFor({ timeout: 30_000 })
+    assert.equal((await status(bob, otherId)).state, 'available')
+    const token = loadControl(bob.dir)!.token
+    const fetched = await bobPage.evaluate(async ({ id, token }) => {
+      const response = await fetch(`/api/files/${id}/content`, { headers: { range: 'bytes=6000000-6004999', authorization: `Bearer ${token}` } })
+      return { status: response.status, verified: response.headers.get('x-quiet-verified'), bytes: Array.from(new Uint8Array(await response.arrayBuffer())) }
+    }, { id: otherId, token })
+    assert.equal(fetched.status, 206)
+    assert.equal(fetched.verified, 'false')
+    assert.deepEqual(Buffer.from(fetched.bytes), fs.readFileSync(other).subarray(6_000_000, 6_005_000))
+
+    // Audio plays in the page while the download is paused far from the end.
+    const wav = writeWav(path.join(net.root, 'birdsong.wav'), 600)
+    const wavId = qf('share', wav, '--dir', alice.dir)
+    const wavCard = bobPage.locator(`li[data-file-id="${wavId}"]`)
+    await wavCard.waitFor({ timeout: 30_000 })
+    await bob.api.call('POST', `/api/files/${wavId}/download`, { priority: 1 })
+    await bob.api.call('POST', `/api/files/${wavId}/pause`)
+    await wavCard.locator('[data-action="preview"]').click()
+    const audio = wavCard.locator('audio')
+    await audio.waitFor()
+    await bobPage.waitForFunction(id => {
+      const element = document.querySelector<HTMLAudioElement>(`li[data-file-id="${id}"] audio`)
+      return element !== null && element.readyState >= 2 && Math.abs(element.duration - 600) < 0.5
+    }, wavId, { timeout: 30_000 })
+    await audio.evaluate(async (element: HTMLAudioElement) => { element.muted = true; await element.play() })
+    await bobPage.waitForFunction(id => (document.querySelector<HTMLAudioElement>(`li[data-file-id="${id}"] audio`)?.currentTime ?? 0) > 0.5, wavId, { timeout: 15_000 })
+    const whilePlaying = await status(bob, wavId)
+    assert.equal(whilePlaying.state, 'paused')
+    assert.ok(whilePlaying.percent < 100, `played with ${whilePlaying.percent.toFixed(1)}% held`)
+
+    await alicePage.screenshot({ path: path.join(OUTPUT, 'alice.png'), fullPage: true })
+    await bobPage.screenshot({ path: path.join(OUTPUT, 'bob.png'), fullPage: true })
+    assert.ok(fs.statSync(path.join(OUTPUT, 'bob.png')).size > 1000)
+  } finally {
+    await browser.close()
+    await net.close()
+  }
+})
