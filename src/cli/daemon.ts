@@ -62,6 +62,7 @@ export class Daemon {
   private stopping: Promise<void> | null = null
   private flushScheduled = false
   private addressesCheckedMs = -Infinity
+  private lastErrorLogMs = -Infinity
 
   private constructor (readonly options: DaemonOptions, readonly identity: Identity) {}
 
@@ -88,7 +89,7 @@ export class Daemon {
 
   private async begin (): Promise<void> {
     this.socket = await openUdpSocket(this.options.udpPort ?? 0, (bytes, from) => {
-      this.transit?.onDatagram(bytes, from)
+      this.guard('handling a datagram', () => this.transit?.onDatagram(bytes, from))
       this.scheduleFlush()
     })
     const network = loadNetwork(this.options.dir)
@@ -97,7 +98,7 @@ export class Daemon {
     writeSecretJson(path.join(this.options.dir, CONTROL_FILE), {
       pid: process.pid, httpHost: '127.0.0.1', httpPort: this.httpPort, udpPort: this.udpPort, token: this.token
     })
-    this.timer = setInterval(() => this.tick(), this.options.tickMs ?? 10)
+    this.timer = setInterval(() => this.guard('the periodic tick', () => this.tick()), this.options.tickMs ?? 10)
   }
 
   requireNode (): Node {
@@ -161,13 +162,29 @@ export class Daemon {
     this.node.announce(this.identity.name, this.announced)
   }
 
+  /**
+   * A daemon keeps running through an unexpected error in one step (a full disk, a bug):
+   * it says what failed, at most once a second, and carries on with the next step.
+   */
+  private guard (what: string, step: () => void): void {
+    try {
+      step()
+    } catch (err) {
+      const now = Date.now()
+      if (now - this.lastErrorLogMs >= 1000) {
+        this.lastErrorLogMs = now
+        console.error(`quiet-files: error while ${what}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+      }
+    }
+  }
+
   /** Answers to a burst of incoming datagrams leave together, once the burst is handled. */
   private scheduleFlush (): void {
     if (this.flushScheduled) return
     this.flushScheduled = true
     setImmediate(() => {
       this.flushScheduled = false
-      this.transit?.flush()
+      this.guard('sending', () => this.transit?.flush())
     })
   }
 
