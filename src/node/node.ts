@@ -710,11 +710,6 @@ export class Node {
     return row === null ? null : { slicesAccepted: row.slicesAccepted, slicesRejected: row.slicesRejected, requestsAnswered: row.requestsAnswered, lastSeenMs: row.lastSeenMs }
   }
 
-  /** Requests this node has in flight (for one file, or in all). */
-  inflightRequests (fileId?: string): number {
-    return this.requester.inflightCount(fileId)
-  }
-
   close (): void {
     if (this.closed) return
     this.flush()

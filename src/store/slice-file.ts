@@ -20,10 +20,6 @@ export class SliceFile {
     return new SliceFile(filePath, fd, slices)
   }
 
-  static exists (filePath: string): boolean {
-    return fs.existsSync(filePath)
-  }
-
   /** Writes `records` (a whole number of records) starting at slice `firstSlice`. */
   write (firstSlice: number, records: Uint8Array): void {
     if (records.length % SLICE_RECORD_BYTES !== 0) throw new RangeError('partial slice record')

@@ -34,15 +34,6 @@ export class Bitset {
     for (let k = 0; k < length; k++) if (this.has(first + k)) out[k >> 3]! |= 0x80 >> (k & 7)
     return out
   }
-
-  /** Sets every bit of `[first, first+length)` that is set in a wire bitmap; returns how many were new. */
-  addRangeBitmap (first: number, length: number, bitmap: Uint8Array): number {
-    let added = 0
-    for (let k = 0; k < length; k++) {
-      if ((bitmap[k >> 3]! & (0x80 >> (k & 7))) !== 0 && this.add(first + k)) added++
-    }
-    return added
-  }
 }
 
 /** Tests bit k of a wire bitmap. */

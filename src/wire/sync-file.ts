@@ -1,4 +1,3 @@
-import { EventType } from './constants.js'
 import { WireError, expectLength } from './errors.js'
 import { PAYLOAD_BYTES, expectZero } from './signed-event.js'
 import { ID_BYTES } from '../crypto/hash.js'
@@ -104,5 +103,3 @@ export function decodeSyncFileReplyPayload (payload: Uint8Array): SyncFileReply 
   const { count, ...range } = decodeRange(payload)
   return { ...range, sending: count }
 }
-
-export const SYNC_FILE_TYPES = { request: EventType.syncFile, reply: EventType.syncFileReply } as const
