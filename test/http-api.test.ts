@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { makeFile } from './helpers/sim.js'
+import { sliceCount, windowCount } from '../src/files/windows.js'
 import { startProcessNetwork, status, waitFor } from './helpers/daemons.js'
 import { loadControl } from '../src/node/config.js'
 import type { Member } from './helpers/daemons.js'
@@ -42,8 +43,9 @@ test('HTTP API: raw and multipart uploads, ranges of a file still downloading, 4
     assert.match((await missingName.json() as { error: string }).error, /X-File-Name/)
 
     await waitFor('bob to see both files', async () => {
-      const files = await (await bobHttp('/api/files')).json() as Array<{ fileId: string, shared_by_name: string | null }>
-      return files.length === 2 && files.every(f => f.shared_by_name === 'alice')
+      const files = await (await bobHttp('/api/files')).json() as Array<{ fileId: string, shared_by_name: string | null, root_hash: string, windows: number, bytesTotal: number }>
+      return files.length === 2 && files.every(f => f.shared_by_name === 'alice' && /^[0-9a-f]{64}$/.test(f.root_hash)) &&
+        files.find(f => f.fileId === rawShared.file_id)?.windows === windowCount(sliceCount(24 * MiB))
     })
 
     // Server-sent events: read the stream while things change.

@@ -190,8 +190,15 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
     const node = daemon.requireNode()
     const members = new Map(node.members().map(m => [m.publicKey, m.name]))
     return node.files().map(p => {
-      const sharedBy = node.sharedBy(p.fileId)
-      return { ...p, shared_by: sharedBy, shared_by_name: members.get(sharedBy) ?? null }
+      const info = node.descriptorInfo(p.fileId)
+      return {
+        ...p,
+        shared_by: info.sharedBy,
+        shared_by_name: members.get(info.sharedBy) ?? null,
+        shared_at: new Date(info.sharedAtMs).toISOString(),
+        root_hash: info.rootHash,
+        windows: info.windows
+      }
     })
   })
 

@@ -263,9 +263,10 @@ export class Node {
     return this.store.listMessages().map(m => ({ author: toHex(m.authorPk), fileId: m.fileId === null ? null : toHex(m.fileId), text: m.text, createdAtMs: m.createdAtMs }))
   }
 
-  /** The public key of the member who shared a file. */
-  sharedBy (fileId: string): string {
-    return toHex(this.knownDescriptor(fileId).sharedBy)
+  /** The public parts of a file's descriptor: who shared it and when, its root hash and windows (never its key). */
+  descriptorInfo (fileId: string): { sharedBy: string, sharedAtMs: number, rootHash: string, windows: number } {
+    const d = this.knownDescriptor(fileId)
+    return { sharedBy: toHex(d.sharedBy), sharedAtMs: d.sharedAtMs, rootHash: toHex(d.rootHash), windows: d.windows }
   }
 
   /** The signed descriptor event this node holds for a file (what peers are sent). */
