@@ -21,6 +21,14 @@ async function seesFile (member: Member, fileId: string): Promise<boolean> {
   return files.some(f => f.fileId === fileId)
 }
 
+/** `from` shares a generated file with `qf share`; resolves once `to` knows it. */
+async function shareAndSee (net: { root: string }, from: Member, to: Member, name: string, size: number, seed: number): Promise<{ source: string, fileId: string }> {
+  const source = makeFile(net.root, name, size, seed)
+  const fileId = qf('share', source, '--dir', from.dir)
+  await waitFor(`${to.name} to see ${name}`, async () => await seesFile(to, fileId))
+  return { source, fileId }
+}
+
 function runGet (member: Member, fileId: string, out: string, extra: string[] = []): { exited: Promise<{ code: number | null, stdout: string, stderr: string }> } {
   const child = spawn(process.execPath, [QF_MAIN, 'get', fileId, '--dir', member.dir, '--out', out, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
@@ -64,9 +72,7 @@ test('pause, resume and cancel through the CLI against running daemons', async (
   const net = await startProcessNetwork(['alice', 'bob'])
   try {
     const [alice, bob] = net.members as [Member, Member]
-    const source = makeFile(net.root, 'big.bin', 120 * MiB, 5)
-    const fileId = qf('share', source, '--dir', alice.dir)
-    await waitFor('bob to see the file', async () => await seesFile(bob, fileId))
+    const { source, fileId } = await shareAndSee(net, alice, bob, 'big.bin', 120 * MiB, 5)
     const get = runGet(bob, fileId, path.join(net.root, 'out.bin'))
     await waitFor('some progress', async () => (await status(bob, fileId)).slicesReceived > 0, 30_000, 5)
     const paused = JSON.parse(qf('pause', fileId, '--dir', bob.dir, '--json')) as { state: string }
@@ -84,8 +90,7 @@ test('pause, resume and cancel through the CLI against running daemons', async (
     assert.equal(await sha256OfFile(path.join(net.root, 'out.bin')), await sha256OfFile(source))
 
     // Cancel mid-way: qf get reports it and fails; the partial data is gone.
-    const second = qf('share', makeFile(net.root, 'second.bin', 120 * MiB, 6), '--dir', alice.dir)
-    await waitFor('bob to see the second file', async () => await seesFile(bob, second))
+    const { fileId: second } = await shareAndSee(net, alice, bob, 'second.bin', 120 * MiB, 6)
     const get2 = runGet(bob, second, path.join(net.root, 'second.out'))
     await waitFor('some progress', async () => (await status(bob, second)).slicesReceived > 0, 30_000, 5)
     const cancelled = JSON.parse(qf('cancel', second, '--dir', bob.dir, '--json')) as { state: string, bytesReceived: number }
@@ -103,9 +108,7 @@ test('SIGKILL mid-download: the restarted daemon resumes by itself and does not 
   const net = await startProcessNetwork(['alice', 'bob'])
   try {
     const [alice, bob] = net.members as [Member, Member]
-    const source = makeFile(net.root, 'film.bin', 120 * MiB, 9)
-    const fileId = qf('share', source, '--dir', alice.dir)
-    await waitFor('bob to see the file', async () => await seesFile(bob, fileId))
+    const { source, fileId } = await shareAndSee(net, alice, bob, 'film.bin', 120 * MiB, 9)
     await bob.api.call('POST', `/api/files/${fileId}/download`, { priority: 7 })
     await waitFor('about half', async () => (await status(bob, fileId)).percent >= 40, 60_000, 5)
     bob.daemon.child.kill('SIGKILL')
