@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { makeCluster, makeFile, sha256OfFile, sha256OfStream } from './helpers/sim.js'
+import { makeCluster, makeFile, shareAndRequest, sha256OfFile, sha256OfStream } from './helpers/sim.js'
 import { EventType, SliceOffset, encodeSignedEvent, openSignedEvent, decodeDescriptorPlaintext, encodeDescriptorPlaintext, openContentPayload, sealContentPayload } from '../src/wire/index.js'
 import { signKeyPair } from '../src/crypto/index.js'
 import { QuietError } from '../src/node/errors.js'
@@ -111,11 +111,7 @@ test('malformed packets, events from strangers and descriptors under another net
 test('a node that stops mid-download and reopens resumes without fetching stored slices again', async () => {
   const c = makeCluster(['alice', 'bob'], { latencyMs: 10, bandwidthBps: 40e6 })
   try {
-    const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
-    const source = makeFile(c.root, 'resume.bin', 3 * MiB, 8)
-    const { fileId } = await alice.node.share(source)
-    c.net.step(20)
-    bob.node.requestFile(fileId)
+    const { alice, bob, source, fileId } = await shareAndRequest(c, 'resume.bin', 3 * MiB, 8)
     c.net.runUntil(() => bob.node.progress(fileId).percent >= 50, { maxMs: 60_000 })
     c.net.step(10) // one more tick makes the last arrivals durable
     bob.node.close()

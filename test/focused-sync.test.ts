@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { makeCluster, makeFile, sha256OfFile, sha256OfStream } from './helpers/sim.js'
+import { makeCluster, makeFile, shareAndRequest, sha256OfFile, sha256OfStream } from './helpers/sim.js'
 import { EventType } from '../src/wire/constants.js'
 import { QuietError } from '../src/node/errors.js'
 import type { Progress } from '../src/node/progress.js'
@@ -31,11 +31,7 @@ test('a 5 MiB file: progress sampled every tick is monotonic, has speed and ETA,
   // 40 Mbit/s so the transfer spans about a simulated second of ticks.
   const c = makeCluster(['alice', 'bob'], { latencyMs: 10, bandwidthBps: 40e6 })
   try {
-    const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
-    const source = makeFile(c.root, 'clip.bin', 5 * MiB, 7)
-    const { fileId } = await alice.node.share(source)
-    c.net.step(20)
-    bob.node.requestFile(fileId, { priority: 8 })
+    const { bob, source, fileId } = await shareAndRequest(c, 'clip.bin', 5 * MiB, 7, { priority: 8 })
     const samples: Progress[] = []
     c.net.runUntil(() => bob.node.progress(fileId).state === 'complete', { maxMs: 60_000, onStep: () => samples.push(bob.node.progress(fileId)) })
     assert.ok(samples.length > 50, `expected many ticks, got ${samples.length}`)
@@ -65,11 +61,7 @@ test('a 5 MiB file: progress sampled every tick is monotonic, has speed and ETA,
 test('pause near 50%: once in-flight replies drain nothing more arrives and no request is sent; resume completes', async () => {
   const c = makeCluster(['alice', 'bob'], { latencyMs: 10, bandwidthBps: 40e6 })
   try {
-    const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
-    const source = makeFile(c.root, 'big.bin', 5 * MiB, 3)
-    const { fileId } = await alice.node.share(source)
-    c.net.step(20)
-    bob.node.requestFile(fileId)
+    const { alice, bob, source, fileId } = await shareAndRequest(c, 'big.bin', 5 * MiB, 3)
     c.net.runUntil(() => bob.node.progress(fileId).percent >= 50, { maxMs: 60_000 })
     assert.equal(bob.node.pause(fileId).state, 'paused')
     c.net.run(3000) // in-flight replies drain
@@ -93,11 +85,7 @@ test('pause near 50%: once in-flight replies drain nothing more arrives and no r
 test('cancel mid-way deletes the partial data; requesting again starts from zero and completes', async () => {
   const c = makeCluster(['alice', 'bob'], { latencyMs: 10, bandwidthBps: 40e6 })
   try {
-    const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
-    const source = makeFile(c.root, 'movie.bin', 3 * MiB, 5)
-    const { fileId } = await alice.node.share(source)
-    c.net.step(20)
-    bob.node.requestFile(fileId)
+    const { bob, source, fileId } = await shareAndRequest(c, 'movie.bin', 3 * MiB, 5)
     c.net.runUntil(() => bob.node.progress(fileId).percent >= 40, { maxMs: 60_000 })
     const cancelled = bob.node.cancel(fileId)
     assert.equal(cancelled.state, 'cancelled')
@@ -122,10 +110,7 @@ test('cancel mid-way deletes the partial data; requesting again starts from zero
 test('an expired ttl stops requests', async () => {
   const c = makeCluster(['alice', 'bob'], { latencyMs: 10, bandwidthBps: 8e6 })
   try {
-    const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
-    const { fileId } = await alice.node.share(makeFile(c.root, 'slow.bin', 4 * MiB))
-    c.net.step(20)
-    bob.node.requestFile(fileId, { ttlMs: 1000 })
+    const { alice, bob, fileId } = await shareAndRequest(c, 'slow.bin', 4 * MiB, 1, { ttlMs: 1000 })
     c.net.run(1100)
     assert.equal(bob.node.progress(fileId).state, 'expired')
     c.net.run(3000) // replies already sent drain

@@ -6,7 +6,7 @@ import { Node } from '../../src/node/node.js'
 import { SimNetwork } from '../../src/net/sim-network.js'
 import { randomBytes, signKeyPair } from '../../src/crypto/index.js'
 import type { LinkOptions } from '../../src/net/sim-network.js'
-import type { NodeOptions } from '../../src/node/node.js'
+import type { NodeOptions, RequestOptions } from '../../src/node/node.js'
 
 export interface SimPeer {
   name: string
@@ -54,6 +54,19 @@ export function makeCluster (names: string[], link: Partial<LinkOptions> = {}, s
   }
   for (const name of names) cluster.addPeer(name)
   return cluster
+}
+
+/**
+ * The cluster's first peer shares a generated file; once its descriptor has travelled, the
+ * second peer asks for it.
+ */
+export async function shareAndRequest (c: Cluster, name: string, size: number, seed: number, request: RequestOptions = {}): Promise<{ alice: SimPeer, bob: SimPeer, source: string, fileId: string }> {
+  const [alice, bob] = c.peers as [SimPeer, SimPeer]
+  const source = makeFile(c.root, name, size, seed)
+  const { fileId } = await alice.node.share(source)
+  c.net.step(20)
+  bob.node.requestFile(fileId, request)
+  return { alice, bob, source, fileId }
 }
 
 /** A file of `size` bytes with reproducible contents. */
