@@ -183,7 +183,7 @@ export class LocalFile {
 
   /** Forgets a slice whose stored record no longer authenticates (disk damage). */
   forget (sliceNo: number): void {
-    // Bits are only ever added in memory; a damaged record is rare enough to reload from disk.
+    // The record on disk no longer authenticates: it is not held any more and will be fetched again.
     if (!this.have.has(sliceNo)) return
     this.have.bytes[sliceNo >> 3]! &= ~(0x80 >> (sliceNo & 7))
     const r = this.layout.rangeOf(sliceNo)
