@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import { performance } from 'node:perf_hooks'
-import { makeCluster, makeFile } from '../test/helpers/sim.js'
+import { makeCluster, makeFile, sha256OfFile } from '../test/helpers/sim.js'
 import { Node } from '../src/node/node.js'
 import { randomBytes, signKeyPair } from '../src/crypto/index.js'
 import { SliceFileWriter } from '../src/store/slice-file.js'
@@ -16,8 +16,6 @@ import { SLICE_PLAINTEXT_BYTES, SLICE_RECORD_BYTES } from '../src/wire/slice.js'
 import dgram from 'node:dgram'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { startProcessNetwork, status, waitFor } from '../test/helpers/daemons.js'
 import { qf } from '../src/cli/processes.js'
 import { sliceCount } from '../src/files/windows.js'
@@ -120,7 +118,7 @@ async function storeOptions (dir: string, bytes: number): Promise<Result> {
   return { sqlite_write_s: sqliteWrite, sqlite_read_s: sqliteRead, slice_file_write_s: fileWrite, slice_file_read_s: sliceFileRead }
 }
 
-/** Two daemons in separate processes on loopback: request to verified file on disk. */
+/** Two daemons in separate processes on loopback: from the request to the verified plaintext file in place on disk. */
 async function udpSync (dir: string, bytes: number): Promise<Result> {
   const source = sourceFile(dir, bytes)
   const net = await startProcessNetwork(['alice', 'bob'])
@@ -131,13 +129,17 @@ async function udpSync (dir: string, bytes: number): Promise<Result> {
     const out = path.join(dir, `udp-${process.pid}.out`)
     const cpuBefore = [alice, bob].map(m => cpuSecondsOfPid(m.daemon.child.pid!))
     const start = performance.now()
+    // As `qf get` does: request, then have the daemon save the plaintext as it arrives.
     await bob.api.call('POST', `/api/files/${fileId}/download`, { priority: 8 })
-    await waitFor('completion', async () => (await status(bob, fileId)).state === 'complete', 600_000, 50)
-    const response = await bob.api.fetchRaw(`/api/files/${fileId}/content`)
-    await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>), fs.createWriteStream(out))
+    await bob.api.call('POST', `/api/files/${fileId}/save`, { path: out, force: true })
+    const saving = await waitFor('the verified file in place', async () => {
+      const { saving } = await status(bob, fileId)
+      return saving !== null && saving.state !== 'writing' && saving
+    }, 600_000, 20)
+    if (saving.state !== 'saved') throw new Error(`the save failed: ${saving.error ?? ''}`)
     const seconds = (performance.now() - start) / 1000
     const cpu = [alice, bob].map((m, i) => cpuSecondsOfPid(m.daemon.child.pid!) - cpuBefore[i]!)
-    if (fs.statSync(out).size !== bytes) throw new Error('the downloaded file has the wrong size')
+    if (await sha256OfFile(out) !== await sha256OfFile(source)) throw new Error('the saved file differs from the shared one')
     const stats = (await bob.api.call<{ stats: Record<string, number> }>('GET', '/api/status')).stats
     const rss = [alice, bob].map(m => peakRssOfPid(m.daemon.child.pid!))
     return { seconds, sender_cpu_s: cpu[0]!, receiver_cpu_s: cpu[1]!, daemon_peak_rss_mb: Math.max(...rss), requests: stats.requestsSent!, timeouts: stats.requestsTimedOut!, duplicates: stats.slicesDuplicate! }

@@ -1,9 +1,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
 import { makeCluster, makeFile, shareAndRequest, sha256OfFile, sha256OfStream } from './helpers/sim.js'
 import { EventType, SliceOffset, encodeSignedEvent, openSignedEvent, decodeDescriptorPlaintext, encodeDescriptorPlaintext, openContentPayload, sealContentPayload } from '../src/wire/index.js'
 import { signKeyPair } from '../src/crypto/index.js'
 import { QuietError } from '../src/node/errors.js'
+import { PARTIAL_SUFFIX } from '../src/node/save-target.js'
 
 const MiB = 1024 * 1024
 
@@ -65,9 +68,16 @@ test('a descriptor with a wrong root hash ends in "failed" and nothing is served
     const forged = encodeSignedEvent(header, sealContentPayload(header, encodeDescriptorPlaintext(descriptor), c.networkKey), mallory.secretKey)
     assert.equal(bob.node.ingestEvent(forged), true)
     bob.node.requestFile(fileId)
+    const out = path.join(c.root, 'doc.pdf.out')
+    bob.node.save(fileId, out)
     c.net.runUntil(() => bob.node.progress(fileId).state === 'failed', { maxMs: 30_000 })
+    c.net.step(10)
     const p = bob.node.progress(fileId)
     assert.match(p.reason ?? '', /root hash/)
+    assert.equal(p.saving?.state, 'failed')
+    assert.match(p.saving?.error ?? '', /root hash/)
+    assert.equal(fs.existsSync(out), false, 'nothing unverified is left at the target')
+    assert.equal(fs.existsSync(out + PARTIAL_SUFFIX), false)
     assert.throws(() => bob.node.readFile(fileId), (e: unknown) => e instanceof QuietError && e.code === 'not_ready')
     const requests = c.net.linkCounters(bob.node.publicKey, alice.node.publicKey).byType.get(EventType.syncFile)
     c.net.run(2000)

@@ -103,6 +103,17 @@ test('HTTP API: raw and multipart uploads, ranges of a file still downloading, 4
     await reader.cancel()
     await collect.catch(() => {})
 
+    // Saving to a path on the daemon's machine: absolute paths only, in place once verified.
+    const postJson = async (url: string, body: unknown) => await bobHttp(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } })
+    assert.equal((await postJson(`/api/files/${noteShared.file_id}/save`, { path: 'relative.txt' })).status, 400)
+    assert.equal((await postJson(`/api/files/${noteShared.file_id}/save`, {})).status, 400)
+    const savedNote = path.join(net.root, 'saved-note.txt')
+    assert.equal((await postJson(`/api/files/${noteShared.file_id}/save`, { path: savedNote })).status, 200)
+    assert.equal((await postJson(`/api/files/${noteShared.file_id}/download`, {})).status, 200)
+    await waitFor('the note saved', async () => (await status(bob, noteShared.file_id)).saving?.state === 'saved')
+    assert.equal(fs.readFileSync(savedNote, 'utf8'), 'hello from a form')
+    assert.equal((await postJson(`/api/files/${noteShared.file_id}/save`, { path: savedNote })).status, 409, 'an existing file is not overwritten')
+
     const unknown = await bobHttp(`/api/files/${'ab'.repeat(16)}/status`)
     assert.equal(unknown.status, 404)
     assert.deepEqual(Object.keys(await unknown.json() as object).sort(), ['details', 'error'])

@@ -2,8 +2,6 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { once } from 'node:events'
-import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { readFileSync } from 'node:fs'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import cliProgress from 'cli-progress'
@@ -183,20 +181,14 @@ command('get <file_id>', 'download a file with a live progress bar and save it o
     const safeName = path.basename(initial.name)
     const out = path.resolve(options.out ?? (safeName === '' || safeName === '.' || safeName === '..' ? id : safeName))
     if (fs.existsSync(out) && options.force !== true) throw new CliError(`${out} already exists; use --force to overwrite it`)
+    if (!fs.existsSync(path.dirname(out))) throw new CliError(`no such directory: ${path.dirname(out)}`)
     await client.call('POST', `/api/files/${id}/download`, { priority: options.priority, ttl: options.ttl })
+    // The daemon writes the plaintext as slices arrive and moves it into place once verified.
+    await client.call('POST', `/api/files/${id}/save`, { path: out, force: options.force === true })
     const final = await followProgress(client, id, options.json === true)
     if (final.state !== 'complete') throw new CliError(`${final.name}: download ${final.state}${final.reason === null ? '' : `: ${final.reason}`}`)
-    const partial = `${out}.qf-partial`
-    const response = await client.fetchRaw(`/api/files/${id}/content`)
-    if (!response.ok || response.body === null) throw new CliError(`the daemon could not read the file back (${response.status})`)
-    await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>), fs.createWriteStream(partial))
-    const written = fs.statSync(partial).size
-    if (written !== final.bytesTotal) {
-      fs.rmSync(partial, { force: true })
-      throw new CliError(`wrote ${written} bytes but the file has ${final.bytesTotal}; nothing saved`)
-    }
-    fs.renameSync(partial, out)
-    print(options.json, { event: 'saved', path: out, bytes: written, file_id: id }, () => `saved ${out} (${formatBytes(written)}, verified)`)
+    if (final.saving?.state !== 'saved') throw new CliError(final.saving?.error ?? `${final.name}: the file was not saved`)
+    print(options.json, { event: 'saved', path: out, bytes: final.bytesTotal, file_id: id }, () => `saved ${out} (${formatBytes(final.bytesTotal)}, verified)`)
   })
 
 async function followProgress (client: ReturnType<typeof daemonClient>, id: string, json: boolean): Promise<Progress> {
@@ -207,12 +199,13 @@ async function followProgress (client: ReturnType<typeof daemonClient>, id: stri
     stopOnComplete: false
   }, cliProgress.Presets.shades_classic)
   let progress = await client.call<Progress>('GET', `/api/files/${id}/status`)
-  const payload = (p: Progress) => ({ name: p.name, done: formatBytes(p.bytesReceived), size: formatBytes(p.bytesTotal), speed: formatSpeed(p.speedBytesPerSecond), eta_text: formatEta(p.etaSeconds), state: p.state })
+  const payload = (p: Progress) => ({ name: p.name, done: formatBytes(p.bytesReceived), size: formatBytes(p.bytesTotal), speed: formatSpeed(p.speedBytesPerSecond), eta_text: formatEta(p.etaSeconds), state: p.state === 'complete' && p.saving?.state === 'writing' ? 'saving' : p.state })
   bar?.start(Math.max(1, progress.bytesTotal), progress.bytesReceived, payload(progress))
   for (;;) {
     if (json) console.log(JSON.stringify({ event: 'progress', ...progress }))
     else bar!.update(progress.bytesReceived, payload(progress))
-    if (['complete', 'failed', 'expired', 'cancelled'].includes(progress.state)) break
+    const saving = progress.state === 'complete' && progress.saving?.state === 'writing'
+    if (!saving && ['complete', 'failed', 'expired', 'cancelled'].includes(progress.state)) break
     await new Promise(resolve => setTimeout(resolve, 200))
     progress = await client.call<Progress>('GET', `/api/files/${id}/status`)
   }

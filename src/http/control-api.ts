@@ -210,6 +210,13 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
     return daemon.requireNode().requestFile(request.params.id, { priority, ttlMs: ttlSeconds * 1000 })
   })
 
+  // Saves the plaintext to a path on this machine as it downloads; `saving` in the status says when it is in place.
+  app.post<{ Params: { id: string }, Body: { path?: unknown, force?: unknown } | undefined }>('/api/files/:id/save', async (request) => {
+    const target = request.body?.path
+    if (typeof target !== 'string' || target === '') throw new QuietError('invalid_argument', 'path must be a non-empty string')
+    return daemon.requireNode().save(request.params.id, target, { overwrite: request.body?.force === true })
+  })
+
   app.post<{ Params: { id: string } }>('/api/files/:id/pause', async (request) => daemon.requireNode().pause(request.params.id))
   app.post<{ Params: { id: string } }>('/api/files/:id/resume', async (request) => daemon.requireNode().resume(request.params.id))
   app.delete<{ Params: { id: string } }>('/api/files/:id/download', async (request) => daemon.requireNode().cancel(request.params.id))

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream'
 import { Store } from '../store/store.js'
 import { SliceFileWriter } from '../store/slice-file.js'
 import { LocalFile, sliceFilePath } from './local-file.js'
+import { SaveTarget } from './save-target.js'
 import { QuietError } from './errors.js'
 import { percentOf } from './progress.js'
 import { applyShared, applyWant, openSharedEvent, openWantEvent, replayLog, sharedEventId, sharedFileId, syncKeyOf } from './projections.js'
@@ -115,6 +116,8 @@ export const FLUSH_INTERVAL_MS = 50
 export const SYNC_LIMIT = 64
 const EVENT_COUNT_KEY = 'event_count'
 export const DEFAULT_PRIORITY = 5
+/** Slices a save copies from the store per tick, when they arrived before the save began. */
+export const SAVE_FILL_SLICES_PER_TICK = 4096
 
 /**
  * A quiet-files peer: the store, the slice files, focused sync, driven by `tick(tMs)` and
@@ -147,6 +150,7 @@ export class Node {
   private readonly syncWalk = new Map<string, number>()
   private lastFlushMs = -Infinity
   private readonly waiters = new Set<SliceWaiter>()
+  private readonly saves = new Map<string, SaveTarget>()
 
   private constructor (private readonly options: NodeOptions) {
     if (options.networkKey.length !== AEAD_KEY_BYTES) throw new QuietError('invalid_argument', 'network key must be 32 bytes')
@@ -336,6 +340,24 @@ export class Node {
       this.logWant(row.fileId, 'cancel', 0, 0)
       this.dropLocal(descriptor)
     })
+    this.saves.get(toHex(descriptor.fileId))?.abort('the download was cancelled')
+    return this.progress(fileId)
+  }
+
+  /**
+   * Saves the file's plaintext to the absolute path `target` as it downloads: slices are
+   * written as they arrive, and the file appears at `target` once it passed verification
+   * (`progress().saving` says when). Does not request the file; a file already held is
+   * written from the store. A save of the same file to another path replaces this one.
+   */
+  save (fileId: string, target: string, options: { overwrite?: boolean } = {}): Progress {
+    const descriptor = this.knownDescriptor(fileId)
+    const key = toHex(descriptor.fileId)
+    const previous = this.saves.get(key)
+    if (previous?.state === 'writing' && previous.path === target) return this.progress(fileId)
+    const next = SaveTarget.open(target, descriptor.size, descriptor.slices, options.overwrite === true)
+    previous?.abort(`replaced by a save to ${target}`)
+    this.saves.set(key, next)
     return this.progress(fileId)
   }
 
@@ -363,7 +385,8 @@ export class Node {
       percent: percentOf(bytesReceived, descriptor.size, state === 'complete'),
       speedBytesPerSecond: speed,
       etaSeconds: state === 'complete' ? 0 : speed > 0 ? remaining / speed : null,
-      reason: local?.reason ?? null
+      reason: local?.reason ?? null,
+      saving: this.saves.get(key)?.status() ?? null
     }
   }
 
@@ -514,6 +537,7 @@ export class Node {
       this.counters.slicesDuplicate++
       return
     }
+    this.saves.get(key)?.add(slice.sliceNo, this.plaintextScratch)
     this.counters.slicesAccepted++
     this.peerDelta(peer).accepted++
     this.meter(key).add(Math.min(SLICE_PLAINTEXT_BYTES, descriptor.size - slice.sliceNo * SLICE_PLAINTEXT_BYTES), this.nowMs)
@@ -616,6 +640,7 @@ export class Node {
     this.expireRequests()
     this.counters.requestsTimedOut += this.requester.expire(this.nowMs)
     if (this.waiters.size > 0) this.settleWaiters()
+    if (this.saves.size > 0) this.advanceSaves()
     this.sendRequests()
     this.sendSyncRequests()
   }
@@ -634,6 +659,38 @@ export class Node {
       this.peerDeltas.clear()
       this.saveEventCount()
     })
+  }
+
+  /** Finishes saves of files that became whole, first copying slices that came before the save. */
+  private advanceSaves (): void {
+    for (const [key, target] of this.saves) {
+      if (target.state !== 'writing') continue
+      const local = this.locals.get(key)
+      const want = this.wanted.get(key)
+      if (local?.status === 'failed') target.abort(`file failed verification: ${local.reason ?? ''}`)
+      else if (want?.state === 'expired' && local?.status !== 'complete') target.abort('the download expired')
+      else if (local?.status === 'complete') this.fillSave(target, local)
+    }
+  }
+
+  private fillSave (target: SaveTarget, local: LocalFile): void {
+    const missing = target.missingSlices(SAVE_FILL_SLICES_PER_TICK)
+    const plain = new Uint8Array(SLICE_PLAINTEXT_BYTES)
+    for (let i = 0; i < missing.length;) {
+      let count = 1
+      while (i + count < missing.length && count < RECORDS_PER_BATCH && missing[i + count] === missing[i]! + count) count++
+      const records = local.readRecords(missing[i]!, count)
+      for (let k = 0; k < count; k++) {
+        const sliceNo = missing[i]! + k
+        if (!openSliceRecord(records.subarray(k * SLICE_RECORD_BYTES, (k + 1) * SLICE_RECORD_BYTES), sliceNo, local.descriptor, plain, this.nonceScratch)) {
+          target.abort(`stored slice ${sliceNo} does not authenticate`)
+          return
+        }
+        target.add(sliceNo, plain)
+      }
+      i += count
+    }
+    if (missing.length < SAVE_FILL_SLICES_PER_TICK) target.finish()
   }
 
   private expireRequests (): void {
@@ -713,6 +770,7 @@ export class Node {
 
   close (): void {
     if (this.closed) return
+    for (const target of this.saves.values()) target.abort('the node stopped before the file was saved')
     this.flush()
     for (const local of this.locals.values()) local.close()
     this.locals.clear()

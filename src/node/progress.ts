@@ -18,6 +18,17 @@ export interface Progress {
   speedBytesPerSecond: number
   etaSeconds: number | null
   reason: string | null
+  /** Where the file is being saved to, when a save was asked for (`Node.save`). */
+  saving: SaveStatus | null
+}
+
+export type SaveState = 'writing' | 'saved' | 'failed'
+
+/** A save in progress or done: `saved` once the verified file is in place at `path`. */
+export interface SaveStatus {
+  path: string
+  state: SaveState
+  error: string | null
 }
 
 export function percentOf (bytes: number, total: number, complete: boolean): number {

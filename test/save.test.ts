@@ -1,0 +1,75 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { makeCluster, makeFile, shareAndRequest, sha256OfFile } from './helpers/sim.js'
+import { QuietError } from '../src/node/errors.js'
+import { PARTIAL_SUFFIX } from '../src/node/save-target.js'
+
+const MiB = 1024 * 1024
+
+test('a save fills a partial file as slices arrive and moves it into place only once verified', async () => {
+  const c = makeCluster(['alice', 'bob'], { latencyMs: 5, bandwidthBps: 40e6 })
+  try {
+    const { bob, source, fileId } = await shareAndRequest(c, 'film.bin', 3 * MiB + 123, 21)
+    const out = path.join(c.root, 'saved', 'film.bin')
+    fs.mkdirSync(path.dirname(out))
+    assert.deepEqual(bob.node.save(fileId, out).saving, { path: out, state: 'writing', error: null })
+    c.net.runUntil(() => bob.node.progress(fileId).percent >= 50, { maxMs: 60_000 })
+    assert.equal(fs.existsSync(out), false, 'nothing at the target before verification')
+    assert.equal(fs.statSync(out + PARTIAL_SUFFIX).size, 3 * MiB + 123, 'the partial file has the final size')
+    c.net.runUntil(() => bob.node.progress(fileId).saving?.state === 'saved', { maxMs: 60_000 })
+    assert.equal(bob.node.progress(fileId).state, 'complete')
+    assert.equal(await sha256OfFile(out), await sha256OfFile(source))
+    assert.equal(fs.existsSync(out + PARTIAL_SUFFIX), false)
+  } finally { c.close() }
+})
+
+test('a save begun mid-download or after completion copies the slices that came before it from the store', async () => {
+  const c = makeCluster(['alice', 'bob'], { latencyMs: 5, bandwidthBps: 40e6 })
+  try {
+    const { bob, source, fileId } = await shareAndRequest(c, 'late.bin', 2 * MiB, 22)
+    c.net.runUntil(() => bob.node.progress(fileId).percent >= 40, { maxMs: 60_000 })
+    const midway = path.join(c.root, 'midway.bin')
+    bob.node.save(fileId, midway)
+    c.net.runUntil(() => bob.node.progress(fileId).saving?.state === 'saved', { maxMs: 60_000 })
+    assert.equal(await sha256OfFile(midway), await sha256OfFile(source))
+
+    const after = path.join(c.root, 'after.bin')
+    assert.equal(bob.node.save(fileId, after).saving?.state, 'writing')
+    // Copied from the store in bounded steps, so a big file never stalls the node for long.
+    const ms = c.net.runUntil(() => bob.node.progress(fileId).saving?.state === 'saved', { maxMs: 1000 })
+    assert.ok(ms >= 20, `more than one step for 4661 slices (${ms} ms)`)
+    assert.equal(await sha256OfFile(after), await sha256OfFile(source))
+  } finally { c.close() }
+})
+
+test('saves refuse relative paths, missing directories and existing files unless told to overwrite', async () => {
+  const c = makeCluster(['alice', 'bob'])
+  try {
+    const { bob, source, fileId } = await shareAndRequest(c, 'small.txt', 5000, 23)
+    const isCode = (code: string) => (e: unknown) => e instanceof QuietError && e.code === code
+    assert.throws(() => bob.node.save(fileId, 'relative.txt'), isCode('invalid_argument'))
+    assert.throws(() => bob.node.save(fileId, path.join(c.root, 'no-such-dir', 'x.txt')), isCode('invalid_argument'))
+    const existing = makeFile(c.root, 'existing.txt', 10, 1)
+    assert.throws(() => bob.node.save(fileId, existing), isCode('conflict'))
+    assert.throws(() => bob.node.save('ab'.repeat(16), path.join(c.root, 'y.txt')), isCode('unknown_file'))
+    bob.node.save(fileId, existing, { overwrite: true })
+    c.net.runUntil(() => bob.node.progress(fileId).saving?.state === 'saved', { maxMs: 10_000 })
+    assert.equal(await sha256OfFile(existing), await sha256OfFile(source))
+  } finally { c.close() }
+})
+
+test('cancelling a download ends its save and removes the partial file', async () => {
+  const c = makeCluster(['alice', 'bob'], { latencyMs: 10, bandwidthBps: 20e6 })
+  try {
+    const { bob, fileId } = await shareAndRequest(c, 'gone.bin', 3 * MiB, 24)
+    const out = path.join(c.root, 'gone.bin.out')
+    bob.node.save(fileId, out)
+    c.net.runUntil(() => bob.node.progress(fileId).percent >= 30, { maxMs: 60_000 })
+    bob.node.cancel(fileId)
+    assert.deepEqual(bob.node.progress(fileId).saving, { path: out, state: 'failed', error: 'the download was cancelled' })
+    assert.equal(fs.existsSync(out + PARTIAL_SUFFIX), false)
+    assert.equal(fs.existsSync(out), false)
+  } finally { c.close() }
+})
