@@ -135,7 +135,7 @@ async function udpSync (dir: string, bytes: number): Promise<Result> {
     const saving = await waitFor('the verified file in place', async () => {
       const { saving } = await status(bob, fileId)
       return saving !== null && saving.state !== 'writing' && saving
-    }, 600_000, 20)
+    }, 600_000, 50)
     if (saving.state !== 'saved') throw new Error(`the save failed: ${saving.error ?? ''}`)
     const seconds = (performance.now() - start) / 1000
     const cpu = [alice, bob].map((m, i) => cpuSecondsOfPid(m.daemon.child.pid!) - cpuBefore[i]!)

@@ -7,6 +7,7 @@ import { EventType, SliceOffset, encodeSignedEvent, openSignedEvent, decodeDescr
 import { signKeyPair } from '../src/crypto/index.js'
 import { QuietError } from '../src/node/errors.js'
 import { PARTIAL_SUFFIX } from '../src/node/save-target.js'
+import { Node, FLUSH_INTERVAL_MS } from '../src/node/node.js'
 
 const MiB = 1024 * 1024
 
@@ -135,6 +136,39 @@ test('a node that stops mid-download and reopens resumes without fetching stored
     assert.equal(bob2.stats().slicesAccepted, total - held, 'exactly the missing slices were stored')
     assert.equal(bob2.stats().slicesDuplicate, 0, 'no stored slice came again')
     assert.ok(alice.node.stats().slicesSent - sentBefore < total, 'alice did not resend the whole file')
+    assert.equal(await sha256OfStream(bob2.readFile(fileId)), await sha256OfFile(source))
+  } finally { c.close() }
+})
+
+test('with fdatasync in the background, slices are recorded once it returns, and closing records the rest', async () => {
+  const c = makeCluster(['alice', 'bob'], { latencyMs: 10, bandwidthBps: 40e6 }, 1, { backgroundSync: true })
+  try {
+    const { bob, source, fileId } = await shareAndRequest(c, 'background.bin', 3 * MiB, 12)
+    const settle = async () => { for (let i = 0; i < 10; i++) await new Promise(resolve => setTimeout(resolve, 5)) }
+    c.net.runUntil(() => bob.node.progress(fileId).percent >= 30, { maxMs: 60_000 })
+    // The syncs started by the ticks so far return on the thread pool; a reopened store sees their slices.
+    c.net.remove(c.peers[0]!.node.publicKey)
+    c.net.step(FLUSH_INTERVAL_MS)
+    await settle()
+    c.net.step(FLUSH_INTERVAL_MS)
+    await settle()
+    const live = bob.node.progress(fileId).slicesReceived
+    const reader = Node.open({ dataDir: bob.dir, identity: signKeyPair(), networkKey: c.networkKey })
+    assert.equal(reader.progress(fileId).slicesReceived, live, 'every slice that arrived is recorded')
+    reader.close()
+
+    // A sync still running when the node closes: close records everything itself, and the late answer is ignored.
+    c.addPeer('alice')
+    c.net.runUntil(() => bob.node.progress(fileId).percent >= 60, { maxMs: 60_000 })
+    const before = bob.node.progress(fileId).slicesReceived
+    bob.node.close()
+    await settle()
+    c.net.remove(bob.node.publicKey)
+    const bob2 = c.addPeer('bob').node
+    assert.equal(bob2.progress(fileId).slicesReceived, before)
+    c.net.runUntil(() => bob2.progress(fileId).state === 'complete', { maxMs: 60_000 })
+    assert.equal(bob2.stats().slicesDuplicate, 0)
+    await settle()
     assert.equal(await sha256OfStream(bob2.readFile(fileId)), await sha256OfFile(source))
   } finally { c.close() }
 })

@@ -78,10 +78,12 @@ test('transit: a stranger without the network key, replays and unknown connectio
   alice.endpoint.send(bob.endpoint.publicKey, new Uint8Array(EVENT_BYTES).fill(7))
   alice.endpoint.flush()
   const data = wire.shift()!.bytes
-  bob.endpoint.onDatagram(data, alice.address)
-  bob.endpoint.onDatagram(data, alice.address)
-  assert.equal(bob.endpoint.stats.replayedDatagrams, 1, 'a replayed datagram is dropped')
+  // Each arrival is a fresh buffer, as from a socket: onDatagram decrypts in place.
+  const replayed = data.slice()
   const unknown = data.slice(); unknown[5]! ^= 1
+  bob.endpoint.onDatagram(data, alice.address)
+  bob.endpoint.onDatagram(replayed, alice.address)
+  assert.equal(bob.endpoint.stats.replayedDatagrams, 1, 'a replayed datagram is dropped')
   bob.endpoint.onDatagram(unknown, alice.address)
   assert.equal(bob.endpoint.stats.unknownConnection, 1)
   const tampered = data.slice(); tampered[tampered.length - 1]! ^= 1

@@ -157,7 +157,7 @@ export class Daemon {
       deliver: (peer, event) => this.node?.receive(peer, event, Date.now()),
       now: () => Date.now()
     })
-    this.node = Node.open({ dataDir: this.options.dir, identity: this.identity, networkKey: network.networkKey, transport: this.transit, startMs: Date.now() })
+    this.node = Node.open({ dataDir: this.options.dir, identity: this.identity, networkKey: network.networkKey, transport: this.transit, startMs: Date.now(), backgroundSync: true })
     this.announced = this.announceAddress
     this.node.announce(this.identity.name, this.announced)
   }

@@ -84,6 +84,7 @@ export class TransitEndpoint implements Transport {
   private readonly seenConnects = new Map<string, number>()
   /** The connection whose datagram is being handled (answers go back on it). */
   private replyVia: Connection | null = null
+  private lastLookup: Connection | null = null
   private readonly eventsPerDatagram: number
   private readonly plain: Uint8Array
   readonly publicKey: string
@@ -179,7 +180,10 @@ export class TransitEndpoint implements Transport {
 
   // ---- input ------------------------------------------------------------------------------
 
-  /** One datagram from the socket. Anything that does not check out is dropped and counted. */
+  /**
+   * One datagram from the socket, whose buffer this takes over (data is decrypted in place).
+   * Anything that does not check out is dropped and counted.
+   */
   onDatagram (bytes: Uint8Array, from: PeerAddress): void {
     this.stats.datagramsIn++
     if (bytes[0] === DatagramKind.connect && bytes.length === CONNECT_DATAGRAM_BYTES) this.onConnect(bytes, from)
@@ -215,17 +219,19 @@ export class TransitEndpoint implements Transport {
     this.sendData(connection, this.plain.subarray(0, 0))
   }
 
+  /**
+   * One data datagram. It is decrypted in place: the datagram's buffer is ours, and the
+   * events handed on are views into it (receivers copy what they keep).
+   */
   private onData (bytes: Uint8Array, from: PeerAddress): void {
-    const idHex = toHex(bytes.subarray(DataOffset.connectionId, DataOffset.nonce))
-    const connection = this.connections.get(idHex)
+    const connection = this.connectionOf(bytes.subarray(DataOffset.connectionId, DataOffset.nonce))
     if (connection === undefined) { this.stats.unknownConnection++; return }
     const nonce = bytes.subarray(DataOffset.nonce, DataOffset.ciphertext)
     const parsed = readDataNonce(nonce)
     const length = bytes.length - DATA_OVERHEAD_BYTES
     if (parsed === null || parsed.direction === connection.direction || length % EVENT_BYTES !== 0) { this.stats.malformed++; return }
-    const plain = new Uint8Array(length)
-    const ok = aeadDecryptInto(plain, bytes.subarray(DataOffset.ciphertext, DataOffset.ciphertext + length),
-      bytes.subarray(DataOffset.ciphertext + length), nonce, connection.key, bytes.subarray(0, DataOffset.ciphertext))
+    const plain = bytes.subarray(DataOffset.ciphertext, DataOffset.ciphertext + length)
+    const ok = aeadDecryptInto(plain, plain, bytes.subarray(DataOffset.ciphertext + length), nonce, connection.key, bytes.subarray(0, DataOffset.ciphertext))
     if (!ok) { this.stats.undecryptable++; return }
     if (!connection.replay.accept(parsed.counter)) { this.stats.replayedDatagrams++; return }
     connection.lastHeardMs = this.options.now()
@@ -240,6 +246,15 @@ export class TransitEndpoint implements Transport {
   }
 
   // ---- helpers ----------------------------------------------------------------------------
+
+  /** The connection a datagram names; a burst comes on one connection, so the last one is tried first. */
+  private connectionOf (id: Uint8Array): Connection | undefined {
+    const last = this.lastLookup
+    if (last !== null && bytesEqual(last.id, id) && this.connections.get(last.idHex) === last) return last
+    const found = this.connections.get(toHex(id))
+    if (found !== undefined) this.lastLookup = found
+    return found
+  }
 
   private newConnection (id: Uint8Array, key: Uint8Array, peerPk: Uint8Array, address: PeerAddress, direction: 0 | 1, now: number): Connection {
     const connection: Connection = {

@@ -8,6 +8,13 @@ import { SLICE_PLAINTEXT_BYTES, SLICE_RECORD_BYTES } from '../wire/slice.js'
 import { toHex } from '../bytes.js'
 import type { DescriptorRow, LocalFileRow, LocalStatus, Store } from '../store/store.js'
 
+/**
+ * How a flush makes written slices durable before recording them: `now` blocks on fdatasync;
+ * `background` runs it on the thread pool and records the slices when it returns, so the
+ * node keeps taking packets meanwhile; `none` skips it (simulations, benchmarks of the core).
+ */
+export type Durability = 'now' | 'background' | 'none'
+
 /** Records hashed per flush at most: about 4 MB, a few tens of milliseconds. */
 export const HASH_RECORDS_PER_FLUSH = 8192
 
@@ -35,6 +42,14 @@ export class LocalFile {
   private pendingSlices: number[] = []
   private pendingRecords: Uint8Array | null = null
   private readonly dirtyRanges = new Set<number>()
+  /** Ranges whose bitmaps wait for a background fdatasync to return before being recorded. */
+  private readonly syncingRanges = new Set<number>()
+  /** Bumped by every recording: a background sync that returns after a newer one records nothing. */
+  private recordings = 0
+  private syncing = false
+  private closed = false
+  /** The status the store holds for this file, as far as this object knows. */
+  private recordedStatus: LocalStatus | null = null
   private verifier = new CiphertextVerifier()
   private hashedUpTo = 0
   private readonly scratch = new Uint8Array(RECORDS_PER_BATCH * SLICE_RECORD_BYTES)
@@ -54,7 +69,7 @@ export class LocalFile {
       file.markRange(rangeNo, bits)
     }
     const row = store.getLocal(descriptor.fileId)
-    if (row !== null) { file.status = row.status; file.reason = row.reason }
+    if (row !== null) { file.status = row.status; file.reason = row.reason; file.recordedStatus = row.status }
     // Nothing left to fetch (an empty file, or a crash after the last write): decide now.
     if (file.haveSlices === descriptor.slices) file.advanceVerifier()
     return file
@@ -108,9 +123,10 @@ export class LocalFile {
     return true
   }
 
-  /** Something for `flush` to do: records to write, ranges to record, or hashing to catch up. */
+  /** Something for `flush` to do: records to write, ranges or a new status to record, or hashing to catch up. */
   get needsFlush (): boolean {
-    return this.pendingSlices.length > 0 || this.dirtyRanges.size > 0 || this.hashBehind
+    return this.pendingSlices.length > 0 || this.dirtyRanges.size > 0 || this.syncingRanges.size > 0 ||
+      this.status !== this.recordedStatus || this.hashBehind
   }
 
   /** Writes accepted records to the slice file (not yet durable), one write per run of consecutive slices. */
@@ -147,14 +163,46 @@ export class LocalFile {
    * store never counts a slice that is not on disk. Call inside a store transaction.
    * Returns whether the file just became whole (complete or failed).
    */
-  flush (store: Store, durable: boolean): boolean {
+  flush (store: Store, durability: Durability): boolean {
     if (!this.needsFlush) return false
     this.writePending()
-    if (durable) this.sliceFile.sync()
     const wasPartial = this.status === 'partial'
     this.advanceVerifier(HASH_RECORDS_PER_FLUSH)
-    this.persist(store)
+    if (durability === 'background') this.persistAfterSync(store)
+    else {
+      if (durability === 'now') this.sliceFile.sync()
+      this.persist(store)
+    }
     return wasPartial && this.status !== 'partial'
+  }
+
+  /**
+   * Starts an fdatasync on the thread pool and records what was written before it once it
+   * returns (one at a time; ranges changed meanwhile wait for the next one).
+   */
+  private persistAfterSync (store: Store): void {
+    if (this.syncing) return
+    const recording = ++this.recordings
+    const ranges = [...this.dirtyRanges].map(r => ({ r, bits: this.have.rangeBitmap(this.layout.rangeStart(r), this.layout.rangeLength(r)) }))
+    for (const { r } of ranges) this.syncingRanges.add(r)
+    this.dirtyRanges.clear()
+    const row = this.row()
+    this.syncing = true
+    this.sliceFile.syncInBackground(err => {
+      this.syncing = false
+      if (this.closed || recording !== this.recordings) return
+      if (err !== null) {
+        // Not known to be durable: record nothing, try again with the next flush.
+        for (const r of this.syncingRanges) this.dirtyRanges.add(r)
+      } else {
+        store.transaction(() => {
+          for (const { r, bits } of ranges) store.putHaveRange(this.descriptor.fileId, r, bits)
+          store.putLocal(row)
+        })
+        this.recordedStatus = row.status
+      }
+      this.syncingRanges.clear()
+    })
   }
 
   /** Held slices wait to be hashed (after a restart the running hash starts again from 0). */
@@ -162,13 +210,20 @@ export class LocalFile {
     return this.status === 'partial' && this.hashedUpTo < this.descriptor.slices && this.have.has(this.hashedUpTo)
   }
 
-  /** Writes the changed have-bitmap ranges and the file's row. Call inside a store transaction. */
+  /**
+   * Writes the changed have-bitmap ranges (also those a background sync was about to record)
+   * and the file's row. Call inside a store transaction, after the data is durable.
+   */
   persist (store: Store): void {
+    this.recordings++
+    for (const r of this.syncingRanges) this.dirtyRanges.add(r)
+    this.syncingRanges.clear()
     for (const r of this.dirtyRanges) {
       store.putHaveRange(this.descriptor.fileId, r, this.have.rangeBitmap(this.layout.rangeStart(r), this.layout.rangeLength(r)))
     }
     this.dirtyRanges.clear()
     store.putLocal(this.row())
+    this.recordedStatus = this.status
   }
 
   row (): LocalFileRow {
@@ -196,10 +251,12 @@ export class LocalFile {
   }
 
   close (): void {
+    this.closed = true
     this.sliceFile.close()
   }
 
   destroy (): void {
+    this.closed = true
     this.sliceFile.destroy()
   }
 

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream'
 import { Store } from '../store/store.js'
 import { SliceFileWriter } from '../store/slice-file.js'
 import { LocalFile, sliceFilePath } from './local-file.js'
+import type { Durability } from './local-file.js'
 import { SaveTarget } from './save-target.js'
 import { QuietError } from './errors.js'
 import { percentOf } from './progress.js'
@@ -41,6 +42,11 @@ export interface NodeOptions {
   transport?: Transport
   /** fdatasync slice files before recording slices as held (default true). */
   durable?: boolean
+  /**
+   * Run the periodic fdatasync on the thread pool instead of blocking (default false: the
+   * simulations step time by hand and expect the store to follow within the step).
+   */
+  backgroundSync?: boolean
   requester?: Partial<RequesterOptions>
   /** Clock value until the first tick. */
   startMs?: number
@@ -151,6 +157,7 @@ export class Node {
   private lastFlushMs = -Infinity
   private readonly waiters = new Set<SliceWaiter>()
   private readonly saves = new Map<string, SaveTarget>()
+  private lastSliceFile = { id: new Uint8Array(0), key: '' }
 
   private constructor (private readonly options: NodeOptions) {
     if (options.networkKey.length !== AEAD_KEY_BYTES) throw new QuietError('invalid_argument', 'network key must be 32 bytes')
@@ -517,7 +524,7 @@ export class Node {
 
   private onSlice (peer: string, bytes: Uint8Array): void {
     const slice = decodeSliceEvent(bytes)
-    const key = toHex(slice.fileId)
+    const key = this.sliceFileKey(slice.fileId)
     const local = this.locals.get(key)
     const want = this.wanted.get(key)
     if (local === undefined || want === undefined || local.status !== 'partial') {
@@ -635,7 +642,7 @@ export class Node {
     // Durable writes are batched: an fsync and a transaction every few ticks, not every tick.
     if (this.nowMs - this.lastFlushMs >= FLUSH_INTERVAL_MS) {
       this.lastFlushMs = this.nowMs
-      this.flush()
+      this.flush(this.options.backgroundSync === true)
     }
     this.expireRequests()
     this.counters.requestsTimedOut += this.requester.expire(this.nowMs)
@@ -645,13 +652,14 @@ export class Node {
     this.sendSyncRequests()
   }
 
-  private flush (): void {
+  /** Writes what arrived and records it; `background`: the fdatasync runs on the thread pool. */
+  private flush (background = false): void {
     let dirty = this.peerDeltas.size > 0 || this.eventCount !== this.savedEventCount
     for (const local of this.locals.values()) dirty ||= local.needsFlush
     if (!dirty) return
     this.store.transaction(() => {
       for (const local of this.locals.values()) {
-        if (!local.flush(this.store, this.durable)) continue
+        if (!local.flush(this.store, this.durability(background))) continue
         // The file just became whole: stop fetching it either way.
         this.requester.dropFile(local.key)
       }
@@ -691,6 +699,11 @@ export class Node {
       i += count
     }
     if (missing.length < SAVE_FILL_SLICES_PER_TICK) target.finish()
+  }
+
+  private durability (background: boolean): Durability {
+    if (!this.durable) return 'none'
+    return background ? 'background' : 'now'
   }
 
   private expireRequests (): void {
@@ -875,6 +888,12 @@ export class Node {
     if (want.state === 'expired') return 'expired'
     const key = toHex(descriptor.fileId)
     return (local?.haveSlices ?? 0) > 0 || this.requester.inflightCount(key) > 0 ? 'active' : 'queued'
+  }
+
+  /** The hex key of a slice's file id; slices come in runs of one file, so the last one is kept. */
+  private sliceFileKey (fileId: Uint8Array): string {
+    if (!bytesEqual(fileId, this.lastSliceFile.id)) this.lastSliceFile = { id: fileId.slice(), key: toHex(fileId) }
+    return this.lastSliceFile.key
   }
 
   private meter (key: string): SpeedMeter {

@@ -48,6 +48,12 @@ export class SliceFile {
     fs.fdatasyncSync(this.fd)
   }
 
+  /** Makes every write so far durable on the thread pool; `done` gets null once they are. */
+  syncInBackground (done: (err: Error | null) => void): void {
+    if (this.fd < 0) { done(new Error(`slice file ${this.filePath} is closed`)); return }
+    fs.fdatasync(this.fd, done)
+  }
+
   close (): void {
     if (this.fd >= 0) fs.closeSync(this.fd)
     this.fd = -1

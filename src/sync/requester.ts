@@ -86,6 +86,8 @@ interface PeerState {
  */
 export class Requester {
   private readonly inflight = new Map<string, InFlight>()
+  /** The request the last slice belonged to: slices come in runs, this spares a lookup each. */
+  private lastHit: InFlight | null = null
   private readonly peers = new Map<string, PeerState>()
   private readonly lacks = new Map<string, number>()
   private readonly cursors = new Map<string, number>()
@@ -164,9 +166,10 @@ export class Requester {
 
   /** A slice of `range` arrived from `peer` (accepted or duplicate: either way it answered). */
   onSlice (peer: string, fileKey: string, range: number, tMs: number): void {
-    const key = rangeKey(fileKey, range)
-    const request = this.inflight.get(key)
+    const last = this.lastHit
+    const request = last !== null && last.range === range && last.fileKey === fileKey ? last : this.inflight.get(rangeKey(fileKey, range))
     if (request === undefined || request.peer !== peer) return
+    this.lastHit = request
     const state = this.peer(peer)
     state.received++
     request.lastActivityMs = tMs
@@ -208,6 +211,7 @@ export class Requester {
       this.peer(request.peer).outstanding -= request.outstanding
       this.inflight.delete(key)
     }
+    if (this.lastHit?.fileKey === fileKey) this.lastHit = null
     this.cursors.delete(fileKey)
   }
 
@@ -230,6 +234,7 @@ export class Requester {
   /** A request ended with `lost` slices never arriving: feed the loss average, then AIMD. */
   private finish (request: InFlight, lost: number, tMs: number): void {
     this.inflight.delete(rangeKey(request.fileKey, request.range))
+    if (this.lastHit === request) this.lastHit = null
     const asked = request.expected ?? request.limit
     if (asked === 0) return
     const state = this.peer(request.peer)

@@ -2,6 +2,7 @@ import { EVENT_BYTES, EventType, PROTOCOL_VERSION } from './constants.js'
 import { WireError, expectLength } from './errors.js'
 import { ID_BYTES } from '../crypto/hash.js'
 import { AEAD_NONCE_BYTES, AEAD_TAG_BYTES } from '../crypto/aead.js'
+import { readU32be } from '../bytes.js'
 
 /**
  * Slice event (type 0x03), 512 bytes, no signature:
@@ -70,7 +71,7 @@ export function decodeSliceEvent (bytes: Uint8Array): SliceEvent {
   if (bytes[SliceOffset.type] !== EventType.slice) throw new WireError('type', `not a slice event (type ${bytes[SliceOffset.type]})`)
   return {
     fileId: bytes.subarray(SliceOffset.fileId, SliceOffset.sliceNo),
-    sliceNo: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(SliceOffset.sliceNo),
+    sliceNo: readU32be(bytes, SliceOffset.sliceNo),
     nonce: bytes.subarray(SliceOffset.nonce, SliceOffset.ciphertext),
     record: bytes.subarray(SliceOffset.ciphertext, EVENT_BYTES)
   }
