@@ -20,7 +20,15 @@ export function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
   return true
 }
 
-/** The big-endian u32 at `offset`, without a DataView (hot paths decode one per slice). */
+/** The big-endian u32 at `offset`, without a DataView (hot paths handle one per slice). */
 export function readU32be (bytes: Uint8Array, offset: number): number {
   return ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0
+}
+
+/** Writes `value` as a big-endian u32 at `offset`. */
+export function writeU32be (bytes: Uint8Array, offset: number, value: number): void {
+  bytes[offset] = value >>> 24
+  bytes[offset + 1] = (value >>> 16) & 0xff
+  bytes[offset + 2] = (value >>> 8) & 0xff
+  bytes[offset + 3] = value & 0xff
 }

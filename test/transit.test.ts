@@ -79,14 +79,14 @@ test('transit: a stranger without the network key, replays and unknown connectio
   alice.endpoint.flush()
   const data = wire.shift()!.bytes
   // Each arrival is a fresh buffer, as from a socket: onDatagram decrypts in place.
-  const replayed = data.slice()
-  const unknown = data.slice(); unknown[5]! ^= 1
+  const replayed = new Uint8Array(data)
+  const unknown = new Uint8Array(data); unknown[5]! ^= 1
+  const tampered = new Uint8Array(data); tampered[tampered.length - 1]! ^= 1
   bob.endpoint.onDatagram(data, alice.address)
   bob.endpoint.onDatagram(replayed, alice.address)
   assert.equal(bob.endpoint.stats.replayedDatagrams, 1, 'a replayed datagram is dropped')
   bob.endpoint.onDatagram(unknown, alice.address)
   assert.equal(bob.endpoint.stats.unknownConnection, 1)
-  const tampered = data.slice(); tampered[tampered.length - 1]! ^= 1
   bob.endpoint.onDatagram(tampered, alice.address)
   assert.equal(bob.endpoint.stats.undecryptable, 1)
   bob.endpoint.onDatagram(new Uint8Array([0x51, 1, 2]), alice.address)

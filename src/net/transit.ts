@@ -296,7 +296,8 @@ export class TransitEndpoint implements Transport {
   }
 
   private sendData (connection: Connection, payload: Uint8Array): void {
-    const datagram = new Uint8Array(DATA_OVERHEAD_BYTES + payload.length)
+    // From Node's buffer pool: no allocation of its own per datagram. Every byte is written below.
+    const datagram = Buffer.allocUnsafe(DATA_OVERHEAD_BYTES + payload.length)
     datagram[DataOffset.kind] = DatagramKind.data
     datagram.set(connection.id, DataOffset.connectionId)
     dataNonce(connection.direction, connection.sendCounter++, datagram.subarray(DataOffset.nonce, DataOffset.ciphertext))

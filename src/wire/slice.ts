@@ -2,7 +2,7 @@ import { EVENT_BYTES, EventType, PROTOCOL_VERSION } from './constants.js'
 import { WireError, expectLength } from './errors.js'
 import { ID_BYTES } from '../crypto/hash.js'
 import { AEAD_NONCE_BYTES, AEAD_TAG_BYTES } from '../crypto/aead.js'
-import { readU32be } from '../bytes.js'
+import { readU32be, writeU32be } from '../bytes.js'
 
 /**
  * Slice event (type 0x03), 512 bytes, no signature:
@@ -39,10 +39,7 @@ export interface SliceEvent {
 export function sliceNonce (noncePrefix: Uint8Array, sliceNo: number, out: Uint8Array = new Uint8Array(AEAD_NONCE_BYTES)): Uint8Array {
   if (noncePrefix.length !== NONCE_PREFIX_BYTES) throw new RangeError(`nonce prefix must be ${NONCE_PREFIX_BYTES} bytes`)
   out.set(noncePrefix, 0)
-  out[NONCE_PREFIX_BYTES] = sliceNo >>> 24
-  out[NONCE_PREFIX_BYTES + 1] = (sliceNo >>> 16) & 0xff
-  out[NONCE_PREFIX_BYTES + 2] = (sliceNo >>> 8) & 0xff
-  out[NONCE_PREFIX_BYTES + 3] = sliceNo & 0xff
+  writeU32be(out, NONCE_PREFIX_BYTES, sliceNo)
   return out
 }
 
@@ -54,7 +51,7 @@ export function encodeSliceEventInto (out: Uint8Array, fileId: Uint8Array, slice
   out[SliceOffset.version] = PROTOCOL_VERSION
   out[SliceOffset.type] = EventType.slice
   out.set(fileId, SliceOffset.fileId)
-  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(SliceOffset.sliceNo, sliceNo)
+  writeU32be(out, SliceOffset.sliceNo, sliceNo)
   sliceNonce(noncePrefix, sliceNo, out.subarray(SliceOffset.nonce, SliceOffset.ciphertext))
   out.set(record, SliceOffset.ciphertext)
   return out
