@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: runs each measurement in its own process and prints one JSON object.
  * Ratios compare figures taken in this same run, so a loaded machine shifts both sides.
- * Timed figures are the median of three runs; peak RSS is the highest of them.
+ * Timed figures are the median of three runs; peak RSS is the highest of them. The UDP
+ * transfer and its raw baseline run in alternating pairs, and the ratio is the median of the
+ * pairs' ratios: this machine's speed drifts over seconds, and a pair sees the same drift.
  */
 import fs from 'node:fs'
 import os from 'node:os'
@@ -10,6 +12,8 @@ import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const MiB = 1024 * 1024
+/** UDP transfer + raw baseline pairs. */
+const UDP_PAIRS = 5
 const here = path.dirname(fileURLToPath(import.meta.url))
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-bench-'))
 
@@ -32,8 +36,14 @@ try {
   const sim50 = median('sim-sync', 50 * MiB)
   const share200 = task('share', 200 * MiB)
   const store = task('store-options', 50 * MiB)
-  const udp50 = median('udp-sync', 50 * MiB)
-  const raw50 = median('udp-raw', 50 * MiB)
+  const pairs = Array.from({ length: UDP_PAIRS }, () => {
+    const sync = task('udp-sync', 50 * MiB)
+    const raw = task('udp-raw', 50 * MiB)
+    return { sync, raw, ratio: (50 * MiB * 8 / 1e6 / sync.seconds!) / raw.payload_mbps! }
+  })
+  const middle = <T>(items: T[], key: (item: T) => number): T => [...items].sort((a, b) => key(a) - key(b))[Math.floor(items.length / 2)]!
+  const udp50 = middle(pairs.map(p => p.sync), r => r.seconds!)
+  const raw50 = middle(pairs.map(p => p.raw), r => r.payload_mbps!)
   const goodputMbps = 50 * MiB * 8 / 1e6 / udp50.seconds!
   const result = {
     share_50mib_s: round(share50.seconds!),
@@ -58,7 +68,9 @@ try {
     udp_goodput_mbps: round(goodputMbps, 1),
     udp_raw_baseline_mbps: round(raw50.payload_mbps!, 1),
     udp_raw_baseline_delivered: round(raw50.received! / raw50.sent!, 3),
-    udp_goodput_ratio: round(goodputMbps / raw50.payload_mbps!, 3),
+    udp_goodput_ratio: round(middle(pairs, p => p.ratio).ratio, 3),
+    udp_goodput_ratio_range: [round(Math.min(...pairs.map(p => p.ratio)), 3), round(Math.max(...pairs.map(p => p.ratio)), 3)],
+    udp_sync_50mib_s_range: [round(Math.min(...pairs.map(p => p.sync.seconds!))), round(Math.max(...pairs.map(p => p.sync.seconds!)))],
     udp_sync_sender_cpu_s: round(udp50.sender_cpu_s!, 2),
     udp_sync_receiver_cpu_s: round(udp50.receiver_cpu_s!, 2),
     udp_daemon_peak_rss_mb: round(udp50.daemon_peak_rss_mb!, 1),
