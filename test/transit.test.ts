@@ -19,7 +19,11 @@ function pair (options: { bobKey?: Uint8Array } = {}) {
     const endpoint = new TransitEndpoint({
       identity, networkId, networkKey: key,
       sendDatagram: (bytes, to) => wire.push({ to: to.port === 1 ? 'alice' : 'bob', bytes, from: address }),
-      deliver: (peer, event) => delivered.push({ at: name, peer, event: event.slice() }),
+      deliver: (peer, event) => {
+        // Events are plain views (the datagram may be a Buffer, whose slice() would not copy).
+        assert.equal(Buffer.isBuffer(event), false)
+        delivered.push({ at: name, peer, event: event.slice() })
+      },
       now: () => now
     })
     return { identity, address, endpoint }

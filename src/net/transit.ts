@@ -230,7 +230,8 @@ export class TransitEndpoint implements Transport {
     const parsed = readDataNonce(nonce)
     const length = bytes.length - DATA_OVERHEAD_BYTES
     if (parsed === null || parsed.direction === connection.direction || length % EVENT_BYTES !== 0) { this.stats.malformed++; return }
-    const plain = bytes.subarray(DataOffset.ciphertext, DataOffset.ciphertext + length)
+    // A plain Uint8Array view even when the socket gave a Buffer: `slice()` downstream must copy.
+    const plain = new Uint8Array(bytes.buffer, bytes.byteOffset + DataOffset.ciphertext, length)
     const ok = aeadDecryptInto(plain, plain, bytes.subarray(DataOffset.ciphertext + length), nonce, connection.key, bytes.subarray(0, DataOffset.ciphertext))
     if (!ok) { this.stats.undecryptable++; return }
     if (!connection.replay.accept(parsed.counter)) { this.stats.replayedDatagrams++; return }

@@ -892,7 +892,7 @@ export class Node {
 
   /** The hex key of a slice's file id; slices come in runs of one file, so the last one is kept. */
   private sliceFileKey (fileId: Uint8Array): string {
-    if (!bytesEqual(fileId, this.lastSliceFile.id)) this.lastSliceFile = { id: fileId.slice(), key: toHex(fileId) }
+    if (!bytesEqual(fileId, this.lastSliceFile.id)) this.lastSliceFile = { id: new Uint8Array(fileId), key: toHex(fileId) }
     return this.lastSliceFile.key
   }
 

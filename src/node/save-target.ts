@@ -23,8 +23,8 @@ export class SaveTarget {
   error: string | null = null
   private fd: number
   private readonly written: Bitset
-  /** Consecutive slices waiting to be written with one call, from `runFirst`. */
-  private readonly run = new Uint8Array(RECORDS_PER_BATCH * SLICE_PLAINTEXT_BYTES)
+  /** Consecutive slices waiting to be written with one call, from `runFirst` (freed once done). */
+  private run: Uint8Array | null = null
   private runFirst = 0
   private runSlices = 0
   /** Where `missingSlices` resumes looking. */
@@ -66,6 +66,7 @@ export class SaveTarget {
     if (this.state !== 'writing' || this.written.has(sliceNo)) return
     if (this.runSlices > 0 && (sliceNo !== this.runFirst + this.runSlices || this.runSlices === RECORDS_PER_BATCH)) this.writeRun()
     if (this.runSlices === 0) this.runFirst = sliceNo
+    this.run ??= new Uint8Array(RECORDS_PER_BATCH * SLICE_PLAINTEXT_BYTES)
     this.run.set(plaintext.subarray(0, sliceBytes(sliceNo, this.size)), this.runSlices * SLICE_PLAINTEXT_BYTES)
     this.runSlices++
     this.written.add(sliceNo)
@@ -81,7 +82,7 @@ export class SaveTarget {
 
   /** Writes what is buffered (the file is not durable until `finish`). A write error ends the save. */
   writeRun (): void {
-    if (this.runSlices === 0 || this.state !== 'writing') return
+    if (this.runSlices === 0 || this.state !== 'writing' || this.run === null) return
     const at = this.runFirst * SLICE_PLAINTEXT_BYTES
     const bytes = Math.min(this.size, (this.runFirst + this.runSlices) * SLICE_PLAINTEXT_BYTES) - at
     this.runSlices = 0
@@ -124,5 +125,6 @@ export class SaveTarget {
   private closeFd (): void {
     if (this.fd >= 0) fs.closeSync(this.fd)
     this.fd = -1
+    this.run = null
   }
 }
