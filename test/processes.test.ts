@@ -100,6 +100,7 @@ test('pause, resume and cancel through the CLI against running daemons', async (
     assert.notEqual(result.code, 0)
     assert.match(result.stderr, /cancelled/)
     assert.equal(fs.existsSync(path.join(net.root, 'second.out')), false)
+    assert.equal(fs.existsSync(path.join(net.root, 'second.out.qf-partial')), false, 'the partial save is removed')
     assert.equal(fs.existsSync(path.join(bob.dir, 'slices', `${second}.slc`)), false, 'partial slices deleted')
   } finally { await net.close() }
 })
