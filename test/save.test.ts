@@ -35,10 +35,14 @@ test('a save begun mid-download or after completion copies the slices that came 
     c.net.runUntil(() => bob.node.progress(fileId).saving?.state === 'saved', { maxMs: 60_000 })
     assert.equal(await sha256OfFile(midway), await sha256OfFile(source))
 
+    // After a restart the file is only in the store; a save alone still finds it.
+    bob.node.close()
+    c.net.remove(bob.node.publicKey)
+    const reopened = c.addPeer('bob').node
     const after = path.join(c.root, 'after.bin')
-    assert.equal(bob.node.save(fileId, after).saving?.state, 'writing')
+    assert.equal(reopened.save(fileId, after).saving?.state, 'writing')
     // Copied from the store in bounded steps, so a big file never stalls the node for long.
-    const ms = c.net.runUntil(() => bob.node.progress(fileId).saving?.state === 'saved', { maxMs: 1000 })
+    const ms = c.net.runUntil(() => reopened.progress(fileId).saving?.state === 'saved', { maxMs: 1000 })
     assert.ok(ms >= 20, `more than one step for 4661 slices (${ms} ms)`)
     assert.equal(await sha256OfFile(after), await sha256OfFile(source))
   } finally { c.close() }
