@@ -29,6 +29,7 @@ export class SaveTarget {
   private runSlices = 0
   /** Where `missingSlices` resumes looking. */
   private scanFrom = 0
+  private syncing = false
 
   private constructor (readonly path: string, readonly size: number, readonly slices: number, private readonly overwrite: boolean) {
     this.partialPath = path + PARTIAL_SUFFIX
@@ -92,6 +93,16 @@ export class SaveTarget {
     } catch (err) {
       this.abort(`could not write ${this.partialPath}: ${(err as Error).message}`)
     }
+  }
+
+  /** Writes what is buffered and starts an fdatasync of it on the thread pool (one at a time). */
+  syncInBackground (): void {
+    if (this.state !== 'writing' || this.syncing) return
+    this.writeRun()
+    if (this.state !== 'writing') return
+    this.syncing = true
+    // An error here shows again, and ends the save, at the blocking fdatasync in `finish`.
+    fs.fdatasync(this.fd, () => { this.syncing = false })
   }
 
   /** Every slice is written and the file verified: make it durable and move it into place. */
