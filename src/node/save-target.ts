@@ -30,6 +30,8 @@ export class SaveTarget {
   /** Where `missingSlices` resumes looking. */
   private scanFrom = 0
   private syncing = false
+  /** Something was written since the last background sync started. */
+  private unsynced = false
 
   private constructor (readonly path: string, readonly size: number, readonly slices: number, private readonly overwrite: boolean) {
     this.partialPath = path + PARTIAL_SUFFIX
@@ -90,6 +92,7 @@ export class SaveTarget {
     try {
       let done = 0
       while (done < bytes) done += fs.writeSync(this.fd, this.run, done, bytes - done, at + done)
+      this.unsynced = true
     } catch (err) {
       this.abort(`could not write ${this.partialPath}: ${(err as Error).message}`)
     }
@@ -99,7 +102,8 @@ export class SaveTarget {
   syncInBackground (): void {
     if (this.state !== 'writing' || this.syncing) return
     this.writeRun()
-    if (this.state !== 'writing') return
+    if (this.state !== 'writing' || !this.unsynced) return
+    this.unsynced = false
     this.syncing = true
     // An error here shows again, and ends the save, at the blocking fdatasync in `finish`.
     fs.fdatasync(this.fd, () => { this.syncing = false })
