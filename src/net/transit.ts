@@ -84,6 +84,7 @@ export class TransitEndpoint implements Transport {
   private readonly seenConnects = new Map<string, number>()
   /** The connection whose datagram is being handled (answers go back on it). */
   private replyVia: Connection | null = null
+  /** The connection the last datagram came on (forgotten with it in `drop`). */
   private lastLookup: Connection | null = null
   private readonly eventsPerDatagram: number
   private readonly plain: Uint8Array
@@ -251,7 +252,7 @@ export class TransitEndpoint implements Transport {
   /** The connection a datagram names; a burst comes on one connection, so the last one is tried first. */
   private connectionOf (id: Uint8Array): Connection | undefined {
     const last = this.lastLookup
-    if (last !== null && bytesEqual(last.id, id) && this.connections.get(last.idHex) === last) return last
+    if (last !== null && bytesEqual(last.id, id)) return last
     const found = this.connections.get(toHex(id))
     if (found !== undefined) this.lastLookup = found
     return found
@@ -276,6 +277,7 @@ export class TransitEndpoint implements Transport {
 
   private drop (connection: Connection): void {
     this.connections.delete(connection.idHex)
+    if (this.lastLookup === connection) this.lastLookup = null
     this.stats.eventsDroppedNoConnection += connection.queue.length
     if (this.current.get(connection.peer) !== connection) return
     this.current.delete(connection.peer)

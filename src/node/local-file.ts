@@ -183,9 +183,8 @@ export class LocalFile {
   private persistAfterSync (store: Store): void {
     if (this.syncing) return
     const recording = ++this.recordings
-    const ranges = [...this.dirtyRanges].map(r => ({ r, bits: this.have.rangeBitmap(this.layout.rangeStart(r), this.layout.rangeLength(r)) }))
+    const ranges = this.takeDirtyRanges()
     for (const { r } of ranges) this.syncingRanges.add(r)
-    this.dirtyRanges.clear()
     const row = this.row()
     this.syncing = true
     this.sliceFile.syncInBackground(err => {
@@ -195,11 +194,7 @@ export class LocalFile {
         // Not known to be durable: record nothing, try again with the next flush.
         for (const r of this.syncingRanges) this.dirtyRanges.add(r)
       } else {
-        store.transaction(() => {
-          for (const { r, bits } of ranges) store.putHaveRange(this.descriptor.fileId, r, bits)
-          store.putLocal(row)
-        })
-        this.recordedStatus = row.status
+        store.transaction(() => this.record(store, ranges, row))
       }
       this.syncingRanges.clear()
     })
@@ -218,12 +213,20 @@ export class LocalFile {
     this.recordings++
     for (const r of this.syncingRanges) this.dirtyRanges.add(r)
     this.syncingRanges.clear()
-    for (const r of this.dirtyRanges) {
-      store.putHaveRange(this.descriptor.fileId, r, this.have.rangeBitmap(this.layout.rangeStart(r), this.layout.rangeLength(r)))
-    }
+    this.record(store, this.takeDirtyRanges(), this.row())
+  }
+
+  /** The changed ranges with their bitmaps as they are now; they are no longer dirty. */
+  private takeDirtyRanges (): Array<{ r: number, bits: Uint8Array }> {
+    const ranges = [...this.dirtyRanges].map(r => ({ r, bits: this.have.rangeBitmap(this.layout.rangeStart(r), this.layout.rangeLength(r)) }))
     this.dirtyRanges.clear()
-    store.putLocal(this.row())
-    this.recordedStatus = this.status
+    return ranges
+  }
+
+  private record (store: Store, ranges: Array<{ r: number, bits: Uint8Array }>, row: LocalFileRow): void {
+    for (const { r, bits } of ranges) store.putHaveRange(this.descriptor.fileId, r, bits)
+    store.putLocal(row)
+    this.recordedStatus = row.status
   }
 
   row (): LocalFileRow {

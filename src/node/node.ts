@@ -644,9 +644,10 @@ export class Node {
     // Durable writes are batched: an fsync and a transaction every few ticks, not every tick.
     if (this.nowMs - this.lastFlushMs >= FLUSH_INTERVAL_MS) {
       this.lastFlushMs = this.nowMs
-      this.flush(this.options.backgroundSync === true)
+      const background = this.options.backgroundSync === true
+      this.flush(background)
       // Saved files become durable as they fill, so the fdatasync before the rename is short.
-      if (this.options.backgroundSync === true) for (const target of this.saves.values()) target.syncInBackground()
+      if (background) for (const target of this.saves.values()) target.syncInBackground()
     }
     this.expireRequests()
     this.counters.requestsTimedOut += this.requester.expire(this.nowMs)
@@ -687,7 +688,7 @@ export class Node {
 
   private fillSave (target: SaveTarget, local: LocalFile): void {
     const missing = target.missingSlices(SAVE_FILL_SLICES_PER_TICK)
-    const plain = new Uint8Array(SLICE_PLAINTEXT_BYTES)
+    const plain = this.plaintextScratch
     for (let i = 0; i < missing.length;) {
       let count = 1
       while (i + count < missing.length && count < RECORDS_PER_BATCH && missing[i + count] === missing[i]! + count) count++

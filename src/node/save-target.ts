@@ -10,7 +10,6 @@ import type { SaveState, SaveStatus } from './progress.js'
 /** Appended to the target's name while it fills; the verified file is renamed into place. */
 export const PARTIAL_SUFFIX = '.qf-partial'
 
-
 /**
  * A download being saved as plaintext to a path of the user's choosing. Slices are written
  * to `<path>.qf-partial` as they arrive and authenticate (the receiver decrypts them to check
