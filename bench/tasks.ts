@@ -16,7 +16,7 @@ import { SLICE_PLAINTEXT_BYTES, SLICE_RECORD_BYTES } from '../src/wire/slice.js'
 import dgram from 'node:dgram'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { startProcessNetwork, status, waitFor } from '../test/helpers/daemons.js'
+import { settled, startProcessNetwork, waitFor } from '../test/helpers/daemons.js'
 import { qf } from '../src/cli/processes.js'
 import { sliceCount } from '../src/files/windows.js'
 import { DATA_OVERHEAD_BYTES } from '../src/wire/transit.js'
@@ -132,11 +132,8 @@ async function udpSync (dir: string, bytes: number): Promise<Result> {
     // As `qf get` does: request, then have the daemon save the plaintext as it arrives.
     await bob.api.call('POST', `/api/files/${fileId}/download`, { priority: 8 })
     await bob.api.call('POST', `/api/files/${fileId}/save`, { path: out, force: true })
-    const saving = await waitFor('the verified file in place', async () => {
-      const { saving } = await status(bob, fileId)
-      return saving !== null && saving.state !== 'writing' && saving
-    }, 600_000, 50)
-    if (saving.state !== 'saved') throw new Error(`the save failed: ${saving.error ?? ''}`)
+    const { saving } = await settled(bob, fileId)
+    if (saving?.state !== 'saved') throw new Error(`the save failed: ${saving?.error ?? ''}`)
     const seconds = (performance.now() - start) / 1000
     const cpu = [alice, bob].map((m, i) => cpuSecondsOfPid(m.daemon.child.pid!) - cpuBefore[i]!)
     if (await sha256OfFile(out) !== await sha256OfFile(source)) throw new Error('the saved file differs from the shared one')

@@ -70,6 +70,12 @@ test('HTTP API: raw and multipart uploads, ranges of a file still downloading, 4
 
     // A range in the middle of a file bob does not have yet: the right bytes, at once.
     assert.equal((await status(bob, rawShared.file_id)).state, 'available')
+    // Waiting on a download that is not settling answers with its progress when the wait is over.
+    const waitedFrom = Date.now()
+    const waited = await bobHttp(`/api/files/${rawShared.file_id}/status?wait=300`)
+    assert.equal((await waited.json() as Progress).state, 'available')
+    assert.ok(Date.now() - waitedFrom >= 290, 'the answer waited')
+    assert.equal((await bobHttp(`/api/files/${rawShared.file_id}/status?wait=-1`)).status, 400)
     const start = 15 * MiB + 123
     const end = start + 200_000 - 1
     const ranged = await bobHttp(`/api/files/${rawShared.file_id}/content`, { headers: { range: `bytes=${start}-${end}` } })
@@ -110,7 +116,10 @@ test('HTTP API: raw and multipart uploads, ranges of a file still downloading, 4
     const savedNote = path.join(net.root, 'saved-note.txt')
     assert.equal((await postJson(`/api/files/${noteShared.file_id}/save`, { path: savedNote })).status, 200)
     assert.equal((await postJson(`/api/files/${noteShared.file_id}/download`, {})).status, 200)
-    await waitFor('the note saved', async () => (await status(bob, noteShared.file_id)).saving?.state === 'saved')
+    // One request that answers once the download has settled: complete, verified and in place.
+    const settledNote = await (await bobHttp(`/api/files/${noteShared.file_id}/status?wait=20000`)).json() as Progress
+    assert.equal(settledNote.state, 'complete')
+    assert.equal(settledNote.saving?.state, 'saved')
     assert.equal(fs.readFileSync(savedNote, 'utf8'), 'hello from a form')
     assert.equal((await postJson(`/api/files/${noteShared.file_id}/save`, { path: savedNote })).status, 409, 'an existing file is not overwritten')
 

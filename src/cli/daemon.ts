@@ -63,6 +63,7 @@ export class Daemon {
   private flushScheduled = false
   private addressesCheckedMs = -Infinity
   private lastErrorLogMs = -Infinity
+  private tickWaiters: Array<() => void> = []
 
   private constructor (readonly options: DaemonOptions, readonly identity: Identity) {}
 
@@ -188,7 +189,31 @@ export class Daemon {
     })
   }
 
+  /** Resolves once the next periodic tick has run, or at once when the daemon is stopping. */
+  async afterNextTick (): Promise<void> {
+    if (this.stopping !== null) return
+    await new Promise<void>(resolve => this.tickWaiters.push(resolve))
+  }
+
+  get isStopping (): boolean {
+    return this.stopping !== null
+  }
+
   private tick (): void {
+    try {
+      this.step()
+    } finally {
+      this.wakeTickWaiters()
+    }
+  }
+
+  private wakeTickWaiters (): void {
+    const waiters = this.tickWaiters
+    this.tickWaiters = []
+    for (const wake of waiters) wake()
+  }
+
+  private step (): void {
     const node = this.node
     const transit = this.transit
     if (node === null || transit === null) return
@@ -208,6 +233,7 @@ export class Daemon {
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
       if (this.timer !== null) clearInterval(this.timer)
+      this.wakeTickWaiters()
       this.transit?.flush()
       await this.http?.close()
       await this.socket?.close()

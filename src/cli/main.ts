@@ -12,6 +12,7 @@ import { CliError, daemonClient } from './client.js'
 import { Daemon, parseHostPort } from './daemon.js'
 import { formatBytes, formatEta, formatSpeed, table } from './format.js'
 import { pageUrl } from '../http/control-api.js'
+import { isSettled } from '../node/progress.js'
 import type { Progress } from '../node/progress.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string, description: string }
@@ -36,6 +37,8 @@ function print (json: boolean | undefined, value: unknown, text: () => string): 
 }
 
 const FILE_ID = /^[0-9a-fA-F]{32}$/
+/** How often `qf get` redraws its progress bar. */
+const PROGRESS_REFRESH_MS = 200
 function fileIdArgument (value: string): string {
   if (!FILE_ID.test(value)) throw new CliError(`not a file id (32 hex digits): ${value}`)
   return value.toLowerCase()
@@ -204,10 +207,9 @@ async function followProgress (client: ReturnType<typeof daemonClient>, id: stri
   for (;;) {
     if (json) console.log(JSON.stringify({ event: 'progress', ...progress }))
     else bar!.update(progress.bytesReceived, payload(progress))
-    const saving = progress.state === 'complete' && progress.saving?.state === 'writing'
-    if (!saving && ['complete', 'failed', 'expired', 'cancelled'].includes(progress.state)) break
-    await new Promise(resolve => setTimeout(resolve, 200))
-    progress = await client.call<Progress>('GET', `/api/files/${id}/status`)
+    if (isSettled(progress)) break
+    // Answers after PROGRESS_REFRESH_MS, or as soon as the download settles.
+    progress = await client.call<Progress>('GET', `/api/files/${id}/status?wait=${PROGRESS_REFRESH_MS}`)
   }
   bar?.stop()
   return progress

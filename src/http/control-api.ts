@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { QuietError } from '../node/errors.js'
+import { isSettled } from '../node/progress.js'
 import { toHex } from '../bytes.js'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Daemon } from '../cli/daemon.js'
@@ -29,6 +30,9 @@ export function pageUrl (port: number, token: string): string {
 
 /** How often the event stream looks for changed progress. */
 export const EVENTS_INTERVAL_MS = 250
+
+/** The longest a status request may be asked to wait for a download to settle. */
+export const MAX_STATUS_WAIT_MS = 30_000
 
 /** Says whether the bytes served already passed the whole-file root-hash check. */
 export const VERIFIED_HEADER = 'x-quiet-verified'
@@ -202,7 +206,21 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
     })
   })
 
-  app.get<{ Params: { id: string } }>('/api/files/:id/status', async (request) => daemon.requireNode().progress(request.params.id))
+  /**
+   * A file's progress. With `?wait=MS` the answer waits until the download has settled
+   * (see `isSettled`) or MS milliseconds passed, whichever is first: a follower learns of the
+   * end at once instead of at its next poll.
+   */
+  app.get<{ Params: { id: string }, Querystring: { wait?: string } }>('/api/files/:id/status', async (request) => {
+    const waitMs = Math.min(positiveInt(request.query.wait, 'wait', 0), MAX_STATUS_WAIT_MS)
+    const deadline = Date.now() + waitMs
+    let progress = daemon.requireNode().progress(request.params.id)
+    while (!isSettled(progress) && Date.now() < deadline && !daemon.isStopping) {
+      await daemon.afterNextTick()
+      progress = daemon.requireNode().progress(request.params.id)
+    }
+    return progress
+  })
 
   app.post<{ Params: { id: string }, Body: { priority?: unknown, ttl?: unknown } | undefined }>('/api/files/:id/download', async (request) => {
     const priority = positiveInt(request.body?.priority, 'priority', 5)

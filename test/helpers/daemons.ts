@@ -4,6 +4,7 @@ import path from 'node:path'
 import { daemonClient } from '../../src/cli/client.js'
 import { qf, sleep, startDaemonProcess, stopDaemonProcess } from '../../src/cli/processes.js'
 import type { DaemonProcess } from '../../src/cli/processes.js'
+import { isSettled } from '../../src/node/progress.js'
 import type { Progress } from '../../src/node/progress.js'
 
 export interface Member {
@@ -67,4 +68,14 @@ export async function waitFor<T> (what: string, probe: () => Promise<T | null | 
 
 export async function status (member: Member, fileId: string): Promise<Progress> {
   return await member.api.call<Progress>('GET', `/api/files/${fileId}/status`)
+}
+
+/** The file's progress once its download settled (ended, and saved if a save was asked for). */
+export async function settled (member: Member, fileId: string, timeoutMs = 600_000): Promise<Progress> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const progress = await member.api.call<Progress>('GET', `/api/files/${fileId}/status?wait=1000`)
+    if (isSettled(progress)) return progress
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${fileId} to settle (${progress.state})`)
+  }
 }
