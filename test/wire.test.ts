@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { SliceEncryptor } from '../src/files/encrypt.js'
 import { openSliceRecord } from '../src/files/verify.js'
 import { windowCount } from '../src/files/windows.js'
-import { fromHex, toHex } from '../src/bytes.js'
+import { fromHex, readU64be, toHex, writeU64be } from '../src/bytes.js'
 import { signKeyPair } from '../src/crypto/index.js'
 import {
   EVENT_BYTES, EventType, WireError, SLICE_RECORD_BYTES,
@@ -76,6 +76,22 @@ for (const v of vectors) {
     }
   })
 }
+
+test('u64 fields: big-endian, exact up to 2^53 - 1, and anything larger read as out of range', () => {
+  const bytes = new Uint8Array(10)
+  for (const value of [0, 1, 0xffffffff, 0x1_0000_0000, 1_764_000_000_000, Number.MAX_SAFE_INTEGER]) {
+    writeU64be(bytes, 2, value)
+    assert.equal(readU64be(bytes, 2), value)
+    assert.equal(Buffer.from(bytes).readBigUInt64BE(2), BigInt(value), 'the same bytes as a big-endian u64')
+  }
+  Buffer.from(bytes.buffer).writeBigUInt64BE(2n ** 53n, 2)
+  assert.equal(readU64be(bytes, 2), null)
+  Buffer.from(bytes.buffer).writeBigUInt64BE(2n ** 64n - 1n, 2)
+  assert.equal(readU64be(bytes, 2), null)
+  assert.throws(() => writeU64be(bytes, 2, -1), RangeError)
+  assert.throws(() => writeU64be(bytes, 2, 2 ** 53), RangeError)
+  assert.throws(() => writeU64be(bytes, 2, 1.5), RangeError)
+})
 
 test('slice decoder rejects wrong length, version and type with a typed error', () => {
   const event = encodeSliceEvent(new Uint8Array(16), 7, new Uint8Array(20), new Uint8Array(SLICE_RECORD_BYTES))

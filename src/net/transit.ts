@@ -5,7 +5,7 @@ import { EVENT_BYTES } from '../wire/constants.js'
 import { WireError } from '../wire/errors.js'
 import {
   CONNECT_DATAGRAM_BYTES, DATA_OVERHEAD_BYTES, DataOffset, DatagramKind,
-  connectProofInput, dataNonce, decodeConnectBody, encodeConnectBody, readDataNonce
+  connectProofInput, dataNonce, decodeConnectBody, encodeConnectBody, readDataCounter
 } from '../wire/transit.js'
 import type { KeyPair } from '../crypto/index.js'
 import type { Transport } from './transport.js'
@@ -228,14 +228,14 @@ export class TransitEndpoint implements Transport {
     const connection = this.connectionOf(bytes.subarray(DataOffset.connectionId, DataOffset.nonce))
     if (connection === undefined) { this.stats.unknownConnection++; return }
     const nonce = bytes.subarray(DataOffset.nonce, DataOffset.ciphertext)
-    const parsed = readDataNonce(nonce)
+    const counter = readDataCounter(nonce)
     const length = bytes.length - DATA_OVERHEAD_BYTES
-    if (parsed === null || parsed.direction === connection.direction || length % EVENT_BYTES !== 0) { this.stats.malformed++; return }
+    if (counter < 0 || nonce[0] === connection.direction || length % EVENT_BYTES !== 0) { this.stats.malformed++; return }
     // A plain Uint8Array view even when the socket gave a Buffer: `slice()` downstream must copy.
     const plain = new Uint8Array(bytes.buffer, bytes.byteOffset + DataOffset.ciphertext, length)
     const ok = aeadDecryptInto(plain, plain, bytes.subarray(DataOffset.ciphertext + length), nonce, connection.key, bytes.subarray(0, DataOffset.ciphertext))
     if (!ok) { this.stats.undecryptable++; return }
-    if (!connection.replay.accept(parsed.counter)) { this.stats.replayedDatagrams++; return }
+    if (!connection.replay.accept(counter)) { this.stats.replayedDatagrams++; return }
     connection.lastHeardMs = this.options.now()
     connection.address = from
     if (!connection.established) this.establish(connection)

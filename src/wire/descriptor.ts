@@ -4,6 +4,7 @@ import { NONCE_PREFIX_BYTES } from './slice.js'
 import { HASH_BYTES, ID_BYTES } from '../crypto/hash.js'
 import { AEAD_KEY_BYTES } from '../crypto/aead.js'
 import { CONTENT_PLAINTEXT_BYTES } from './content.js'
+import { readU64be, writeU64be } from '../bytes.js'
 
 /**
  * Attachment descriptor: everything needed to fetch and decrypt one file.
@@ -62,9 +63,8 @@ export function encodeDescriptorPlaintext (d: Descriptor): Uint8Array {
   if (name.length > MAX_NAME_BYTES) throw new WireError('field', `name longer than ${MAX_NAME_BYTES} bytes`)
   if (mediaType.length > MAX_MEDIA_TYPE_BYTES || !/^[\x20-\x7e]*$/.test(d.mediaType)) throw new WireError('field', 'media type must be printable ASCII of at most 64 bytes')
   const out = new Uint8Array(DESCRIPTOR_PLAINTEXT_BYTES)
-  const view = new DataView(out.buffer)
   out.set(d.fileId, DescriptorOffset.fileId)
-  view.setBigUint64(DescriptorOffset.size, BigInt(d.size))
+  writeU64be(out, DescriptorOffset.size, d.size)
   out.set(d.noncePrefix, DescriptorOffset.noncePrefix)
   out.set(d.key, DescriptorOffset.key)
   out.set(d.rootHash, DescriptorOffset.rootHash)
@@ -77,9 +77,8 @@ export function encodeDescriptorPlaintext (d: Descriptor): Uint8Array {
 
 export function decodeDescriptorPlaintext (plain: Uint8Array): Descriptor {
   expectLength(plain, DESCRIPTOR_PLAINTEXT_BYTES, 'descriptor')
-  const view = new DataView(plain.buffer, plain.byteOffset, plain.byteLength)
-  const size = view.getBigUint64(DescriptorOffset.size)
-  if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw new WireError('field', 'size out of range')
+  const size = readU64be(plain, DescriptorOffset.size)
+  if (size === null) throw new WireError('field', 'size out of range')
   const nameLength = plain[DescriptorOffset.nameLength]!
   const mediaTypeLength = plain[DescriptorOffset.mediaTypeLength]!
   if (nameLength > MAX_NAME_BYTES || mediaTypeLength > MAX_MEDIA_TYPE_BYTES) throw new WireError('field', 'descriptor string too long')
@@ -91,7 +90,7 @@ export function decodeDescriptorPlaintext (plain: Uint8Array): Descriptor {
   if (!/^[\x20-\x7e]*$/.test(mediaType)) throw new WireError('field', 'media type must be printable ASCII')
   return {
     fileId: plain.slice(DescriptorOffset.fileId, DescriptorOffset.size),
-    size: Number(size),
+    size,
     noncePrefix: plain.slice(DescriptorOffset.noncePrefix, DescriptorOffset.key),
     key: plain.slice(DescriptorOffset.key, DescriptorOffset.rootHash),
     rootHash: plain.slice(DescriptorOffset.rootHash, DescriptorOffset.nameLength),

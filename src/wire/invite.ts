@@ -2,6 +2,7 @@ import { WireError } from './errors.js'
 import { ID_BYTES } from '../crypto/hash.js'
 import { AEAD_KEY_BYTES } from '../crypto/aead.js'
 import { PUBLIC_KEY_BYTES } from '../crypto/sign.js'
+import { readU64be, writeU64be } from '../bytes.js'
 import type { Address } from './network-events.js'
 
 /**
@@ -28,7 +29,7 @@ export function encodeInvite (invite: Invite): string {
   if (addresses.length > 255 || addresses.some(a => a.length > 255)) throw new WireError('field', 'too many or too long addresses')
   const parts: Uint8Array[] = [
     Uint8Array.of(INVITE_VERSION), invite.networkId, invite.networkKey, invite.inviterPk,
-    (() => { const b = new Uint8Array(8); new DataView(b.buffer).setBigUint64(0, BigInt(invite.expiresAtMs)); return b })(),
+    (() => { const b = new Uint8Array(8); writeU64be(b, 0, invite.expiresAtMs); return b })(),
     Uint8Array.of(name.length), name, Uint8Array.of(addresses.length),
     ...addresses.flatMap(a => [Uint8Array.of(a.length), a])
   ]
@@ -53,8 +54,8 @@ export function decodeInvite (link: string): Invite {
   const networkId = take(ID_BYTES)
   const networkKey = take(AEAD_KEY_BYTES)
   const inviterPk = take(PUBLIC_KEY_BYTES)
-  const expires = new DataView(take(8).buffer).getBigUint64(0)
-  if (expires > BigInt(Number.MAX_SAFE_INTEGER)) throw new WireError('field', 'invite expiry out of range')
+  const expires = readU64be(take(8), 0)
+  if (expires === null) throw new WireError('field', 'invite expiry out of range')
   const networkName = new TextDecoder().decode(take(take(1)[0]!))
   const count = take(1)[0]!
   const addresses: Address[] = []
@@ -66,5 +67,5 @@ export function decodeInvite (link: string): Invite {
     addresses.push({ host: match[1]!, port })
   }
   if (at !== body.length) throw new WireError('length', 'invite link has trailing bytes')
-  return { networkId, networkKey, networkName, inviterPk, expiresAtMs: Number(expires), addresses }
+  return { networkId, networkKey, networkName, inviterPk, expiresAtMs: expires, addresses }
 }

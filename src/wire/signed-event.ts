@@ -1,6 +1,7 @@
 import { EVENT_BYTES, PROTOCOL_VERSION, isKnownEventType, EventType } from './constants.js'
 import { WireError, expectLength } from './errors.js'
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, sign, verify } from '../crypto/sign.js'
+import { readU32be, readU64be, writeU32be, writeU64be } from '../bytes.js'
 
 /**
  * Common-header signed event, 512 bytes:
@@ -51,12 +52,11 @@ export function encodeHeader (header: EventHeader): Uint8Array {
   checkU64(header.createdAtMs, 'created_at_ms')
   checkU64(header.ttlMs, 'ttl_ms')
   const out = new Uint8Array(HEADER_BYTES)
-  const view = new DataView(out.buffer)
   out[HeaderOffset.version] = PROTOCOL_VERSION
   out[HeaderOffset.type] = header.type
-  view.setUint32(HeaderOffset.count, header.count)
-  view.setBigUint64(HeaderOffset.createdAtMs, BigInt(header.createdAtMs))
-  view.setBigUint64(HeaderOffset.ttlMs, BigInt(header.ttlMs))
+  writeU32be(out, HeaderOffset.count, header.count)
+  writeU64be(out, HeaderOffset.createdAtMs, header.createdAtMs)
+  writeU64be(out, HeaderOffset.ttlMs, header.ttlMs)
   out.set(header.signerPk, HeaderOffset.signerPk)
   return out
 }
@@ -77,16 +77,15 @@ export function decodeSignedEvent (bytes: Uint8Array, expectedType?: number): Si
   const type = bytes[HeaderOffset.type]!
   if (!isKnownEventType(type) || type === EventType.slice) throw new WireError('type', `unknown signed event type ${type}`)
   if (expectedType !== undefined && type !== expectedType) throw new WireError('type', `expected type ${expectedType}, got ${type}`)
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const createdAt = view.getBigUint64(HeaderOffset.createdAtMs)
-  const ttl = view.getBigUint64(HeaderOffset.ttlMs)
-  if (createdAt > BigInt(Number.MAX_SAFE_INTEGER) || ttl > BigInt(Number.MAX_SAFE_INTEGER)) throw new WireError('field', 'timestamp out of range')
+  const createdAt = readU64be(bytes, HeaderOffset.createdAtMs)
+  const ttl = readU64be(bytes, HeaderOffset.ttlMs)
+  if (createdAt === null || ttl === null) throw new WireError('field', 'timestamp out of range')
   return {
     header: {
       type,
-      count: view.getUint32(HeaderOffset.count),
-      createdAtMs: Number(createdAt),
-      ttlMs: Number(ttl),
+      count: readU32be(bytes, HeaderOffset.count),
+      createdAtMs: createdAt,
+      ttlMs: ttl,
       signerPk: bytes.subarray(HeaderOffset.signerPk, HEADER_BYTES)
     },
     payload: bytes.subarray(HEADER_BYTES, SIGNED_BYTES),

@@ -3,6 +3,7 @@ import { ID_BYTES } from '../crypto/hash.js'
 import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES } from '../crypto/aead.js'
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, sign, verify } from '../crypto/sign.js'
 import { SEAL_OVERHEAD_BYTES } from '../crypto/box.js'
+import { readU32be, readU64be, writeU32be, writeU64be } from '../bytes.js'
 
 /**
  * Transit layer: what travels in a UDP datagram. Byte 0 says which kind.
@@ -43,6 +44,8 @@ export const CONNECT_DATAGRAM_BYTES = 1 + CONNECT_BODY_BYTES + SEAL_OVERHEAD_BYT
 
 export const DataOffset = { kind: 0, connectionId: 1, nonce: 1 + ID_BYTES, ciphertext: 1 + ID_BYTES + AEAD_NONCE_BYTES } as const
 export const DATA_OVERHEAD_BYTES = DataOffset.ciphertext + AEAD_TAG_BYTES
+/** Where the u64 counter starts in a data nonce (after direction 1 and zero 15). */
+const DATA_NONCE_COUNTER_OFFSET = 16
 
 export interface ConnectBody {
   connectionId: Uint8Array
@@ -61,9 +64,8 @@ export function connectProofInput (body: Omit<ConnectBody, 'proof' | 'transitKey
   let at = 0
   out.set(CONNECT_PROOF_LABEL, at); at += CONNECT_PROOF_LABEL.length
   out.set(body.connectionId, at); at += ID_BYTES
-  const view = new DataView(out.buffer)
-  view.setBigUint64(at, BigInt(body.createdAtMs)); at += 8
-  view.setUint32(at, body.ttlMs); at += 4
+  writeU64be(out, at, body.createdAtMs); at += 8
+  writeU32be(out, at, body.ttlMs); at += 4
   out.set(body.senderPk, at); at += PUBLIC_KEY_BYTES
   out.set(body.recipientPk, at); at += PUBLIC_KEY_BYTES
   out.set(body.networkId, at)
@@ -78,12 +80,11 @@ export function encodeConnectBody (body: ConnectBody, senderSecretKey: Uint8Arra
   expectLength(body.networkId, ID_BYTES, 'network id')
   expectLength(body.proof, 32, 'proof')
   const out = new Uint8Array(CONNECT_BODY_BYTES)
-  const view = new DataView(out.buffer)
   out[ConnectOffset.version] = TRANSIT_VERSION
   out.set(body.connectionId, ConnectOffset.connectionId)
   out.set(body.transitKey, ConnectOffset.transitKey)
-  view.setBigUint64(ConnectOffset.createdAtMs, BigInt(body.createdAtMs))
-  view.setUint32(ConnectOffset.ttlMs, body.ttlMs)
+  writeU64be(out, ConnectOffset.createdAtMs, body.createdAtMs)
+  writeU32be(out, ConnectOffset.ttlMs, body.ttlMs)
   out.set(body.senderPk, ConnectOffset.senderPk)
   out.set(body.recipientPk, ConnectOffset.recipientPk)
   out.set(body.networkId, ConnectOffset.networkId)
@@ -98,14 +99,13 @@ export function decodeConnectBody (bytes: Uint8Array): ConnectBody {
   if (bytes[ConnectOffset.version] !== TRANSIT_VERSION) throw new WireError('version', 'unsupported transit version')
   const senderPk = bytes.slice(ConnectOffset.senderPk, ConnectOffset.recipientPk)
   if (!verify(bytes.subarray(ConnectOffset.signature), bytes.subarray(0, ConnectOffset.signature), senderPk)) throw new WireError('signature', 'bad connect signature')
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const createdAt = view.getBigUint64(ConnectOffset.createdAtMs)
-  if (createdAt > BigInt(Number.MAX_SAFE_INTEGER)) throw new WireError('field', 'timestamp out of range')
+  const createdAt = readU64be(bytes, ConnectOffset.createdAtMs)
+  if (createdAt === null) throw new WireError('field', 'timestamp out of range')
   return {
     connectionId: bytes.slice(ConnectOffset.connectionId, ConnectOffset.transitKey),
     transitKey: bytes.slice(ConnectOffset.transitKey, ConnectOffset.createdAtMs),
-    createdAtMs: Number(createdAt),
-    ttlMs: view.getUint32(ConnectOffset.ttlMs),
+    createdAtMs: createdAt,
+    ttlMs: readU32be(bytes, ConnectOffset.ttlMs),
     senderPk,
     recipientPk: bytes.slice(ConnectOffset.recipientPk, ConnectOffset.networkId),
     networkId: bytes.slice(ConnectOffset.networkId, ConnectOffset.proof),
@@ -117,14 +117,13 @@ export function decodeConnectBody (bytes: Uint8Array): ConnectBody {
 export function dataNonce (direction: 0 | 1, counter: number, out: Uint8Array = new Uint8Array(AEAD_NONCE_BYTES)): Uint8Array {
   out.fill(0)
   out[0] = direction
-  new DataView(out.buffer, out.byteOffset, out.byteLength).setBigUint64(16, BigInt(counter))
+  writeU64be(out, DATA_NONCE_COUNTER_OFFSET, counter)
   return out
 }
 
-export function readDataNonce (nonce: Uint8Array): { direction: number, counter: number } | null {
-  for (let i = 1; i < 16; i++) if (nonce[i] !== 0) return null
-  if (nonce[0]! > 1) return null
-  const counter = new DataView(nonce.buffer, nonce.byteOffset, nonce.byteLength).getBigUint64(16)
-  if (counter > BigInt(Number.MAX_SAFE_INTEGER)) return null
-  return { direction: nonce[0]!, counter: Number(counter) }
+/** The counter of a well-formed data nonce, or -1. Its direction is byte 0. */
+export function readDataCounter (nonce: Uint8Array): number {
+  for (let i = 1; i < DATA_NONCE_COUNTER_OFFSET; i++) if (nonce[i] !== 0) return -1
+  if (nonce[0]! > 1) return -1
+  return readU64be(nonce, DATA_NONCE_COUNTER_OFFSET) ?? -1
 }
