@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url'
 
 const MiB = 1024 * 1024
 /** UDP transfer + raw baseline pairs. */
-const UDP_PAIRS = 5
+const UDP_PAIRS = 7
 const here = path.dirname(fileURLToPath(import.meta.url))
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-bench-'))
 
@@ -39,7 +39,8 @@ try {
   const pairs = Array.from({ length: UDP_PAIRS }, () => {
     const sync = task('udp-sync', 50 * MiB)
     const raw = task('udp-raw', 50 * MiB)
-    return { sync, raw, ratio: (50 * MiB * 8 / 1e6 / sync.seconds!) / raw.payload_mbps! }
+    const ratioAt = (seconds: number): number => (50 * MiB * 8 / 1e6 / seconds) / raw.payload_mbps!
+    return { sync, raw, ratio: ratioAt(sync.seconds!), warmRatio: ratioAt(sync.warm_seconds!) }
   })
   const middle = <T>(items: T[], key: (item: T) => number): T => [...items].sort((a, b) => key(a) - key(b))[Math.floor(items.length / 2)]!
   const udp50 = middle(pairs.map(p => p.sync), r => r.seconds!)
@@ -71,6 +72,8 @@ try {
     udp_goodput_ratio: round(middle(pairs, p => p.ratio).ratio, 3),
     udp_goodput_ratio_range: [round(Math.min(...pairs.map(p => p.ratio)), 3), round(Math.max(...pairs.map(p => p.ratio)), 3)],
     udp_sync_50mib_s_range: [round(Math.min(...pairs.map(p => p.sync.seconds!))), round(Math.max(...pairs.map(p => p.sync.seconds!)))],
+    udp_sync_50mib_warm_s: round(middle(pairs.map(p => p.sync), r => r.warm_seconds!).warm_seconds!),
+    udp_goodput_ratio_warm: round(middle(pairs, p => p.warmRatio).warmRatio, 3),
     udp_sync_sender_cpu_s: round(udp50.sender_cpu_s!, 2),
     udp_sync_receiver_cpu_s: round(udp50.receiver_cpu_s!, 2),
     udp_daemon_peak_rss_mb: round(udp50.daemon_peak_rss_mb!, 1),
