@@ -105,15 +105,17 @@ test('pause, resume and cancel through the CLI against running daemons', async (
   } finally { await net.close() }
 })
 
-test('SIGKILL mid-download: the restarted daemon resumes by itself and does not fetch stored slices again', async () => {
+test('SIGKILL mid-download: the restarted daemon resumes by itself, does not fetch stored slices again, and qf get rides it out', async () => {
   const net = await startProcessNetwork(['alice', 'bob'])
   try {
     const [alice, bob] = net.members as [Member, Member]
     const { source, fileId } = await shareAndSee(net, alice, bob, 'film.bin', 120 * MiB, 9)
-    await bob.api.call('POST', `/api/files/${fileId}/download`, { priority: 7 })
+    const out = path.join(net.root, 'film.out')
+    const get = runGet(bob, fileId, out, ['--json', '--priority', '7'])
     await waitFor('about half', async () => (await status(bob, fileId)).percent >= 40, 60_000, 5)
     bob.daemon.child.kill('SIGKILL')
     await bob.daemon.exited
+    await sleep(1000)
     await net.restart(bob)
     // One snapshot: what is held now, minus what arrived since the restart, is what was kept.
     const snapshot = await bob.api.call<{ downloads: Progress[], stats: { slicesAccepted: number } }>('GET', '/api/status')
@@ -121,19 +123,22 @@ test('SIGKILL mid-download: the restarted daemon resumes by itself and does not 
     const kept = resumed.slicesReceived - snapshot.stats.slicesAccepted
     assert.ok(kept > 0 && kept < resumed.slicesTotal, `kept ${kept} slices across the crash`)
     assert.notEqual(resumed.state, 'available', 'the download is still wanted')
-    const final = await waitFor('completion after the restart', async () => {
-      const p = await status(bob, fileId)
-      return p.state === 'complete' ? p : null
-    }, 120_000, 100)
+    // The qf get started before the crash waits for the daemon, asks again, and finishes.
+    const got = await get.exited
+    assert.equal(got.code, 0, got.stderr)
+    const events = got.stdout.trim().split('\n').map(line => JSON.parse(line) as { event: string })
+    const said = events.map(e => e.event)
+    assert.ok(said.indexOf('daemon_unreachable') > 0 && said.indexOf('daemon_back') > said.indexOf('daemon_unreachable'), `events: ${[...new Set(said)].join(', ')}`)
+    assert.equal(said.at(-1), 'saved')
+    assert.equal(await sha256OfFile(out), await sha256OfFile(source))
+    assert.equal(fs.existsSync(`${out}.qf-partial`), false, 'no partial file left behind')
+    const final = await status(bob, fileId)
+    assert.equal(final.state, 'complete')
     const after = await bob.api.call<{ stats: { slicesAccepted: number, slicesDuplicate: number }, transit: unknown }>('GET', '/api/status')
     const stats = after.stats
     const context = JSON.stringify(after)
     assert.equal(stats.slicesAccepted, final.slicesTotal - kept, `exactly the missing slices were stored after the restart: ${context}`)
     assert.equal(stats.slicesDuplicate, 0, `no stored slice was fetched again: ${context}`)
-    const out = path.join(net.root, 'film.out')
-    const get = await runGet(bob, fileId, out).exited
-    assert.equal(get.code, 0, get.stderr)
-    assert.equal(await sha256OfFile(out), await sha256OfFile(source))
   } finally { await net.close() }
 })
 

@@ -8,6 +8,14 @@ export class CliError extends Error {
   }
 }
 
+/** No daemon answers for the directory: none was started, or it stopped. */
+export class DaemonUnreachable extends CliError {
+  constructor (readonly dir: string) {
+    super(`no daemon is running for ${dir}; start one with: qf daemon --dir ${dir}`)
+    this.name = 'DaemonUnreachable'
+  }
+}
+
 export interface DaemonClient {
   call<T = unknown> (method: string, path: string, body?: unknown): Promise<T>
   fetchRaw (path: string): Promise<Response>
@@ -16,7 +24,7 @@ export interface DaemonClient {
 /** A client for the daemon of `dir`, or a clear error saying none is running and how to start one. */
 export function daemonClient (dir: string): DaemonClient {
   const control = loadControl(dir)
-  const notRunning = new CliError(`no daemon is running for ${dir}; start one with: qf daemon --dir ${dir}`)
+  const notRunning = new DaemonUnreachable(dir)
   if (control === null) throw notRunning
   const base = `http://${control.httpHost}:${control.httpPort}`
   const headers = { authorization: `Bearer ${control.token}` }

@@ -8,12 +8,14 @@ import cliProgress from 'cli-progress'
 import { defaultDataDir, initIdentity, loadControl } from '../node/config.js'
 import { QuietError } from '../node/errors.js'
 import { toHex } from '../bytes.js'
-import { CliError, daemonClient } from './client.js'
+import { CliError, DaemonUnreachable, daemonClient } from './client.js'
+import { sleep } from './processes.js'
 import { Daemon, parseHostPort } from './daemon.js'
 import { formatBytes, formatEta, formatSpeed, table } from './format.js'
 import { pageUrl } from '../http/control-api.js'
 import { isSettled } from '../node/progress.js'
 import type { Progress } from '../node/progress.js'
+import type { DaemonClient } from './client.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string, description: string }
 
@@ -39,6 +41,9 @@ function print (json: boolean | undefined, value: unknown, text: () => string): 
 const FILE_ID = /^[0-9a-fA-F]{32}$/
 /** How often `qf get` redraws its progress bar. */
 const PROGRESS_REFRESH_MS = 200
+/** How long `qf get` waits for a daemon that stopped mid-download to run again, and how often it looks. */
+const DAEMON_RETURN_WAIT_MS = 60_000
+const DAEMON_RETRY_MS = 500
 function fileIdArgument (value: string): string {
   if (!FILE_ID.test(value)) throw new CliError(`not a file id (32 hex digits): ${value}`)
   return value.toLowerCase()
@@ -179,22 +184,40 @@ command('get <file_id>', 'download a file with a live progress bar and save it o
   .option('--json', 'print progress as JSON lines instead of a bar')
   .action(async (fileId: string, options: JsonOptions & { priority: number, ttl?: number, out?: string, force?: boolean }) => {
     const id = fileIdArgument(fileId)
-    const client = daemonClient(dirOf(options))
+    const dir = dirOf(options)
+    const json = options.json === true
+    let client = daemonClient(dir)
     const initial = await client.call<Progress>('GET', `/api/files/${id}/status`)
     const safeName = path.basename(initial.name)
     const out = path.resolve(options.out ?? (safeName === '' || safeName === '.' || safeName === '..' ? id : safeName))
-    if (fs.existsSync(out) && options.force !== true) throw new CliError(`${out} already exists; use --force to overwrite it`)
+    const existedAtStart = fs.existsSync(out)
+    if (existedAtStart && options.force !== true) throw new CliError(`${out} already exists; use --force to overwrite it`)
     if (!fs.existsSync(path.dirname(out))) throw new CliError(`no such directory: ${path.dirname(out)}`)
-    await client.call('POST', `/api/files/${id}/download`, { priority: options.priority, ttl: options.ttl })
     // The daemon writes the plaintext as slices arrive and moves it into place once verified.
-    await client.call('POST', `/api/files/${id}/save`, { path: out, force: options.force === true })
-    const final = await followProgress(client, id, options.json === true)
-    if (final.state !== 'complete') throw new CliError(`${final.name}: download ${final.state}${final.reason === null ? '' : `: ${final.reason}`}`)
-    if (final.saving?.state !== 'saved') throw new CliError(final.saving?.error ?? `${final.name}: the file was not saved`)
-    print(options.json, { event: 'saved', path: out, bytes: final.bytesTotal, file_id: id }, () => `saved ${out} (${formatBytes(final.bytesTotal)}, verified)`)
+    // A restarted daemon still wants the file (that is in its store), but a save lives in its
+    // memory: it is asked again, and whatever is at `out` by then was put there by that save.
+    const ask = async (again: boolean): Promise<void> => {
+      await client.call('POST', `/api/files/${id}/download`, { priority: options.priority, ttl: options.ttl })
+      await client.call('POST', `/api/files/${id}/save`, { path: out, force: options.force === true || (again && !existedAtStart) })
+    }
+    await ask(false)
+    let final: Progress | null = null
+    while (final === null) {
+      try {
+        final = await followProgress(client, id, json)
+      } catch (err) {
+        if (!(err instanceof DaemonUnreachable)) throw err
+        client = await waitForDaemon(dir, json)
+        await ask(true).catch((err: unknown) => { if (!(err instanceof DaemonUnreachable)) throw err })
+      }
+    }
+    const done = final
+    if (done.state !== 'complete') throw new CliError(`${done.name}: download ${done.state}${done.reason === null ? '' : `: ${done.reason}`}`)
+    if (done.saving?.state !== 'saved') throw new CliError(done.saving?.error ?? `${done.name}: the file was not saved`)
+    print(options.json, { event: 'saved', path: out, bytes: done.bytesTotal, file_id: id }, () => `saved ${out} (${formatBytes(done.bytesTotal)}, verified)`)
   })
 
-async function followProgress (client: ReturnType<typeof daemonClient>, id: string, json: boolean): Promise<Progress> {
+async function followProgress (client: DaemonClient, id: string, json: boolean): Promise<Progress> {
   const bar = json ? null : new cliProgress.SingleBar({
     format: '{name} |{bar}| {percentage}% | {done} / {size} | {speed} | ETA {eta_text} | {state}',
     hideCursor: true,
@@ -204,15 +227,39 @@ async function followProgress (client: ReturnType<typeof daemonClient>, id: stri
   let progress = await client.call<Progress>('GET', `/api/files/${id}/status`)
   const payload = (p: Progress) => ({ name: p.name, done: formatBytes(p.bytesReceived), size: formatBytes(p.bytesTotal), speed: formatSpeed(p.speedBytesPerSecond), eta_text: formatEta(p.etaSeconds), state: p.state === 'complete' && p.saving?.state === 'writing' ? 'saving' : p.state })
   bar?.start(Math.max(1, progress.bytesTotal), progress.bytesReceived, payload(progress))
-  for (;;) {
-    if (json) console.log(JSON.stringify({ event: 'progress', ...progress }))
-    else bar!.update(progress.bytesReceived, payload(progress))
-    if (isSettled(progress)) break
-    // Answers after PROGRESS_REFRESH_MS, or as soon as the download settles.
-    progress = await client.call<Progress>('GET', `/api/files/${id}/status?wait=${PROGRESS_REFRESH_MS}`)
+  try {
+    for (;;) {
+      if (json) console.log(JSON.stringify({ event: 'progress', ...progress }))
+      else bar!.update(progress.bytesReceived, payload(progress))
+      if (isSettled(progress)) return progress
+      // Answers after PROGRESS_REFRESH_MS, or as soon as the download settles.
+      progress = await client.call<Progress>('GET', `/api/files/${id}/status?wait=${PROGRESS_REFRESH_MS}`)
+    }
+  } finally {
+    bar?.stop()
   }
-  bar?.stop()
-  return progress
+}
+
+/** Waits for the daemon of `dir` to answer again (a restart, say), saying so; gives up after DAEMON_RETURN_WAIT_MS. */
+async function waitForDaemon (dir: string, json: boolean): Promise<DaemonClient> {
+  const say = (event: Record<string, unknown>, text: string): void => { if (json) console.log(JSON.stringify(event)); else console.error(text) }
+  say({ event: 'daemon_unreachable', waiting_seconds: DAEMON_RETURN_WAIT_MS / 1000 },
+    `the daemon for ${dir} stopped; waiting up to ${DAEMON_RETURN_WAIT_MS / 1000} s for it to run again (Ctrl-C to stop waiting)`)
+  const deadline = Date.now() + DAEMON_RETURN_WAIT_MS
+  for (;;) {
+    await sleep(DAEMON_RETRY_MS)
+    try {
+      const client = daemonClient(dir)
+      await client.call('GET', '/api/status')
+      say({ event: 'daemon_back' }, 'the daemon runs again; carrying on')
+      return client
+    } catch (err) {
+      if (!(err instanceof DaemonUnreachable)) throw err
+      if (Date.now() > deadline) {
+        throw new CliError(`the daemon for ${dir} stopped and did not run again within ${DAEMON_RETURN_WAIT_MS / 1000} s; what it fetched is kept: run this command again once it runs`)
+      }
+    }
+  }
 }
 
 async function main (): Promise<void> {
