@@ -36,6 +36,7 @@ test('qf: init is idempotent; bad arguments and a missing daemon get one-line er
     assertCleanError(run('files', '--dir', dir), /no daemon is running for .*; start one with: qf daemon --dir/)
     assertCleanError(run('get', 'nothex', '--dir', dir), /not a file id/)
     assertCleanError(run('get', '00'.repeat(16), '--priority', '11', '--dir', dir), /priority must be an integer from 1 to 10/)
+    assertCleanError(run('get', '00'.repeat(16), '--daemon-wait', 'soon', '--dir', dir), /daemon-wait must be an integer from 0 to 86400/)
     assertCleanError(run('share', '/no/such/file', '--dir', dir), /no such file/)
     assertCleanError(run('frobnicate'), /unknown command/)
     assertCleanError(run('daemon', '--dir', path.join(dir, 'empty')), /no identity .*qf init/)

@@ -6,7 +6,7 @@ import dgram from 'node:dgram'
 import { spawn } from 'node:child_process'
 import { makeFile, sha256OfFile } from './helpers/sim.js'
 import { startProcessNetwork, status, waitFor } from './helpers/daemons.js'
-import { QF_MAIN, qf, sleep } from '../src/cli/processes.js'
+import { QF_MAIN, qf, sleep, stopDaemonProcess } from '../src/cli/processes.js'
 import { TransitEndpoint } from '../src/net/transit.js'
 import { loadNetwork, loadIdentity } from '../src/node/config.js'
 import { fromHex } from '../src/bytes.js'
@@ -139,6 +139,26 @@ test('SIGKILL mid-download: the restarted daemon resumes by itself, does not fet
     const context = JSON.stringify(after)
     assert.equal(stats.slicesAccepted, final.slicesTotal - kept, `exactly the missing slices were stored after the restart: ${context}`)
     assert.equal(stats.slicesDuplicate, 0, `no stored slice was fetched again: ${context}`)
+  } finally { await net.close() }
+})
+
+test('qf get whose daemon stops and does not come back gives up after --daemon-wait with one line', async () => {
+  const net = await startProcessNetwork(['alice', 'bob'])
+  try {
+    const [alice, bob] = net.members as [Member, Member]
+    const { fileId } = await shareAndSee(net, alice, bob, 'note.bin', 2 * MiB, 4)
+    await stopDaemonProcess(alice.daemon) // nothing can arrive: the download stays open
+    const out = path.join(net.root, 'note.out')
+    const started = runGet(bob, fileId, out, ['--json', '--daemon-wait', '1'])
+    await waitFor('the download to be followed', async () => (await status(bob, fileId)).state !== 'available')
+    await stopDaemonProcess(bob.daemon)
+    const got = await started.exited
+    assert.notEqual(got.code, 0)
+    assert.match(got.stderr, /stopped and did not run again within 1 s/)
+    assert.equal(got.stderr.trim().split('\n').length, 1, `one line: ${got.stderr}`)
+    const said = got.stdout.trim().split('\n').map(line => (JSON.parse(line) as { event: string }).event)
+    assert.ok(said.includes('daemon_unreachable') && !said.includes('daemon_back') && !said.includes('saved'), `events: ${said.join(', ')}`)
+    assert.equal(fs.existsSync(out), false)
   } finally { await net.close() }
 })
 

@@ -41,8 +41,8 @@ function print (json: boolean | undefined, value: unknown, text: () => string): 
 const FILE_ID = /^[0-9a-fA-F]{32}$/
 /** How often `qf get` redraws its progress bar. */
 const PROGRESS_REFRESH_MS = 200
-/** How long `qf get` waits for a daemon that stopped mid-download to run again, and how often it looks. */
-const DAEMON_RETURN_WAIT_MS = 60_000
+/** How long `qf get` waits by default for a daemon that stopped mid-download to run again, and how often it looks. */
+const DEFAULT_DAEMON_WAIT_S = 60
 const DAEMON_RETRY_MS = 500
 function fileIdArgument (value: string): string {
   if (!FILE_ID.test(value)) throw new CliError(`not a file id (32 hex digits): ${value}`)
@@ -182,7 +182,8 @@ command('get <file_id>', 'download a file with a live progress bar and save it o
   .option('--out <path>', 'where to save it (default: the file\'s name in the current directory)')
   .option('--force', 'overwrite an existing file')
   .option('--json', 'print progress as JSON lines instead of a bar')
-  .action(async (fileId: string, options: JsonOptions & { priority: number, ttl?: number, out?: string, force?: boolean }) => {
+  .addOption(new Option('--daemon-wait <seconds>', 'how long to wait for a daemon that stops meanwhile to run again').argParser(intInRange(0, 24 * 3600, 'daemon-wait')).default(DEFAULT_DAEMON_WAIT_S))
+  .action(async (fileId: string, options: JsonOptions & { priority: number, ttl?: number, out?: string, force?: boolean, daemonWait: number }) => {
     const id = fileIdArgument(fileId)
     const dir = dirOf(options)
     const json = options.json === true
@@ -207,7 +208,7 @@ command('get <file_id>', 'download a file with a live progress bar and save it o
         final = await followProgress(client, id, json)
       } catch (err) {
         if (!(err instanceof DaemonUnreachable)) throw err
-        client = await waitForDaemon(dir, json)
+        client = await waitForDaemon(dir, options.daemonWait * 1000, json)
         await ask(true).catch((err: unknown) => { if (!(err instanceof DaemonUnreachable)) throw err })
       }
     }
@@ -240,14 +241,13 @@ async function followProgress (client: DaemonClient, id: string, json: boolean):
   }
 }
 
-/** Waits for the daemon of `dir` to answer again (a restart, say), saying so; gives up after DAEMON_RETURN_WAIT_MS. */
-async function waitForDaemon (dir: string, json: boolean): Promise<DaemonClient> {
+/** Waits for the daemon of `dir` to answer again (a restart, say), saying so; gives up after `waitMs`. */
+async function waitForDaemon (dir: string, waitMs: number, json: boolean): Promise<DaemonClient> {
   const say = (event: Record<string, unknown>, text: string): void => { if (json) console.log(JSON.stringify(event)); else console.error(text) }
-  say({ event: 'daemon_unreachable', waiting_seconds: DAEMON_RETURN_WAIT_MS / 1000 },
-    `the daemon for ${dir} stopped; waiting up to ${DAEMON_RETURN_WAIT_MS / 1000} s for it to run again (Ctrl-C to stop waiting)`)
-  const deadline = Date.now() + DAEMON_RETURN_WAIT_MS
+  say({ event: 'daemon_unreachable', waiting_seconds: waitMs / 1000 },
+    `the daemon for ${dir} stopped; waiting up to ${waitMs / 1000} s for it to run again (Ctrl-C to stop waiting)`)
+  const deadline = Date.now() + waitMs
   for (;;) {
-    await sleep(DAEMON_RETRY_MS)
     try {
       const client = daemonClient(dir)
       await client.call('GET', '/api/status')
@@ -255,10 +255,11 @@ async function waitForDaemon (dir: string, json: boolean): Promise<DaemonClient>
       return client
     } catch (err) {
       if (!(err instanceof DaemonUnreachable)) throw err
-      if (Date.now() > deadline) {
-        throw new CliError(`the daemon for ${dir} stopped and did not run again within ${DAEMON_RETURN_WAIT_MS / 1000} s; what it fetched is kept: run this command again once it runs`)
+      if (Date.now() >= deadline) {
+        throw new CliError(`the daemon for ${dir} stopped and did not run again within ${waitMs / 1000} s; what it fetched is kept: run this command again once it runs`)
       }
     }
+    await sleep(Math.min(DAEMON_RETRY_MS, Math.max(0, deadline - Date.now())))
   }
 }
 
