@@ -150,7 +150,7 @@ test('qf get whose daemon stops and does not come back gives up after --daemon-w
     await stopDaemonProcess(alice.daemon) // nothing can arrive: the download stays open
     const out = path.join(net.root, 'note.out')
     const started = runGet(bob, fileId, out, ['--json', '--daemon-wait', '1'])
-    await waitFor('the download to be followed', async () => (await status(bob, fileId)).state !== 'available')
+    await waitFor('the download and the save asked for', async () => (await status(bob, fileId)).saves.length > 0)
     await stopDaemonProcess(bob.daemon)
     const got = await started.exited
     assert.notEqual(got.code, 0)

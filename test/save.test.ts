@@ -5,6 +5,7 @@ import path from 'node:path'
 import { makeCluster, makeFile, shareAndRequest, sha256OfFile } from './helpers/sim.js'
 import { QuietError } from '../src/node/errors.js'
 import { PARTIAL_SUFFIX } from '../src/node/save-target.js'
+import { KEPT_FINISHED_SAVES } from '../src/node/node.js'
 
 const MiB = 1024 * 1024
 
@@ -22,6 +23,33 @@ test('a save fills a partial file as slices arrive and moves it into place only 
     assert.equal(bob.node.progress(fileId).state, 'complete')
     assert.equal(await sha256OfFile(out), await sha256OfFile(source))
     assert.equal(fs.existsSync(out + PARTIAL_SUFFIX), false)
+  } finally { c.close() }
+})
+
+test('saves of one file to two paths go on side by side, and each says how it ended', async () => {
+  const c = makeCluster(['alice', 'bob'], { latencyMs: 5, bandwidthBps: 40e6 })
+  try {
+    const { bob, source, fileId } = await shareAndRequest(c, 'twice.bin', 2 * MiB + 7, 23)
+    const first = path.join(c.root, 'first.bin')
+    const second = path.join(c.root, 'second.bin')
+    bob.node.save(fileId, first)
+    c.net.runUntil(() => bob.node.progress(fileId).percent >= 30, { maxMs: 60_000 })
+    bob.node.save(fileId, second)
+    assert.deepEqual(bob.node.save(fileId, second).saves.map(s => s.path), [first, second], 'asking again for a path being written changes nothing')
+    c.net.runUntil(() => bob.node.progress(fileId).saves.every(s => s.state === 'saved'), { maxMs: 60_000 })
+    const expected = await sha256OfFile(source)
+    assert.equal(await sha256OfFile(first), expected)
+    assert.equal(await sha256OfFile(second), expected)
+    assert.deepEqual(bob.node.progress(fileId).saving, { path: second, state: 'saved', error: null }, 'saving is the latest')
+    // Saving again to a finished path replaces that record; the list stays short.
+    fs.rmSync(first)
+    bob.node.save(fileId, first)
+    assert.deepEqual(bob.node.progress(fileId).saves.map(s => [s.path, s.state]), [[second, 'saved'], [first, 'writing']])
+    for (let i = 0; i < 6; i++) bob.node.save(fileId, path.join(c.root, `copy-${i}.bin`))
+    c.net.runUntil(() => bob.node.progress(fileId).saves.every(s => s.state === 'saved'), { maxMs: 60_000 })
+    bob.node.save(fileId, path.join(c.root, 'one-more.bin'))
+    assert.equal(bob.node.progress(fileId).saves.length, KEPT_FINISHED_SAVES + 1, 'only the last few finished saves are remembered')
+    assert.equal(await sha256OfFile(path.join(c.root, 'copy-5.bin')), expected)
   } finally { c.close() }
 })
 

@@ -201,20 +201,25 @@ command('get <file_id>', 'download a file with a live progress bar and save it o
       await client.call('POST', `/api/files/${id}/download`, { priority: options.priority, ttl: options.ttl })
       await client.call('POST', `/api/files/${id}/save`, { path: out, force: options.force === true || (again && !existedAtStart) })
     }
-    await ask(false)
+    let asked = false
+    let again = false
     let final: Progress | null = null
     while (final === null) {
       try {
+        if (!asked) await ask(again)
+        asked = true
         final = await followProgress(client, id, json)
       } catch (err) {
         if (!(err instanceof DaemonUnreachable)) throw err
         client = await waitForDaemon(dir, options.daemonWait * 1000, json)
-        await ask(true).catch((err: unknown) => { if (!(err instanceof DaemonUnreachable)) throw err })
+        asked = false
+        again = true
       }
     }
     const done = final
     if (done.state !== 'complete') throw new CliError(`${done.name}: download ${done.state}${done.reason === null ? '' : `: ${done.reason}`}`)
-    if (done.saving?.state !== 'saved') throw new CliError(done.saving?.error ?? `${done.name}: the file was not saved`)
+    const saved = done.saves.find(save => save.path === out)
+    if (saved?.state !== 'saved') throw new CliError(saved?.error ?? `${done.name}: the file was not saved`)
     print(options.json, { event: 'saved', path: out, bytes: done.bytesTotal, file_id: id }, () => `saved ${out} (${formatBytes(done.bytesTotal)}, verified)`)
   })
 
@@ -226,7 +231,7 @@ async function followProgress (client: DaemonClient, id: string, json: boolean):
     stopOnComplete: false
   }, cliProgress.Presets.shades_classic)
   let progress = await client.call<Progress>('GET', `/api/files/${id}/status`)
-  const payload = (p: Progress) => ({ name: p.name, done: formatBytes(p.bytesReceived), size: formatBytes(p.bytesTotal), speed: formatSpeed(p.speedBytesPerSecond), eta_text: formatEta(p.etaSeconds), state: p.state === 'complete' && p.saving?.state === 'writing' ? 'saving' : p.state })
+  const payload = (p: Progress) => ({ name: p.name, done: formatBytes(p.bytesReceived), size: formatBytes(p.bytesTotal), speed: formatSpeed(p.speedBytesPerSecond), eta_text: formatEta(p.etaSeconds), state: p.state === 'complete' && !isSettled(p) ? 'saving' : p.state })
   bar?.start(Math.max(1, progress.bytesTotal), progress.bytesReceived, payload(progress))
   try {
     for (;;) {

@@ -124,6 +124,8 @@ const EVENT_COUNT_KEY = 'event_count'
 export const DEFAULT_PRIORITY = 5
 /** Slices a save copies from the store per tick, when they arrived before the save began. */
 export const SAVE_FILL_SLICES_PER_TICK = 4096
+/** Finished saves remembered per file beside the ones still writing. */
+export const KEPT_FINISHED_SAVES = 4
 
 /**
  * A quiet-files peer: the store, the slice files, focused sync, driven by `tick(tMs)` and
@@ -156,7 +158,8 @@ export class Node {
   private readonly syncWalk = new Map<string, number>()
   private lastFlushMs = -Infinity
   private readonly waiters = new Set<SliceWaiter>()
-  private readonly saves = new Map<string, SaveTarget>()
+  /** Per file, the saves asked for, oldest first; finished ones stay (a few) so followers can read how they ended. */
+  private readonly saves = new Map<string, SaveTarget[]>()
   private lastSliceFile = { id: new Uint8Array(0), key: '' }
 
   private constructor (private readonly options: NodeOptions) {
@@ -347,24 +350,27 @@ export class Node {
       this.logWant(row.fileId, 'cancel', 0, 0)
       this.dropLocal(descriptor)
     })
-    this.saves.get(toHex(descriptor.fileId))?.abort('the download was cancelled')
+    for (const target of this.saves.get(toHex(descriptor.fileId)) ?? []) target.abort('the download was cancelled')
     return this.progress(fileId)
   }
 
   /**
    * Saves the file's plaintext to the absolute path `target` as it downloads: slices are
    * written as they arrive, and the file appears at `target` once it passed verification
-   * (`progress().saving` says when). Does not request the file; a file already held is
-   * written from the store. A save of the same file to another path replaces this one.
+   * (`progress().saves` says when). Does not request the file; a file already held is
+   * written from the store. Saves of one file to several paths go on side by side; asking
+   * again for a path being written changes nothing.
    */
   save (fileId: string, target: string, options: { overwrite?: boolean } = {}): Progress {
     const descriptor = this.knownDescriptor(fileId)
     const key = toHex(descriptor.fileId)
-    const previous = this.saves.get(key)
-    if (previous?.state === 'writing' && previous.path === target) return this.progress(fileId)
+    const previous = this.saves.get(key) ?? []
+    if (previous.some(t => t.state === 'writing' && t.path === target)) return this.progress(fileId)
     const next = SaveTarget.open(target, descriptor.size, descriptor.slices, options.overwrite === true)
-    previous?.abort(`replaced by a save to ${target}`)
-    this.saves.set(key, next)
+    // An earlier, finished save to this path is superseded; of the others only the last few finished ones are kept.
+    const others = previous.filter(t => t.path !== target)
+    let finishedToDrop = others.filter(t => t.state !== 'writing').length - KEPT_FINISHED_SAVES
+    this.saves.set(key, [...others.filter(t => t.state === 'writing' || finishedToDrop-- <= 0), next])
     return this.progress(fileId)
   }
 
@@ -379,6 +385,7 @@ export class Node {
     const bytesReceived = local?.haveBytes ?? 0
     const speed = state === 'active' ? (this.meters.get(key)?.rate(this.nowMs) ?? 0) : 0
     const remaining = descriptor.size - bytesReceived
+    const saves = this.saves.get(key) ?? []
     return {
       fileId: key,
       name: descriptor.name,
@@ -393,7 +400,8 @@ export class Node {
       speedBytesPerSecond: speed,
       etaSeconds: state === 'complete' ? 0 : speed > 0 ? remaining / speed : null,
       reason: local?.reason ?? null,
-      saving: this.saves.get(key)?.status() ?? null
+      saving: saves.at(-1)?.status() ?? null,
+      saves: saves.map(t => t.status())
     }
   }
 
@@ -544,7 +552,8 @@ export class Node {
       this.counters.slicesDuplicate++
       return
     }
-    this.saves.get(key)?.add(slice.sliceNo, this.plaintextScratch)
+    const targets = this.saves.get(key)
+    if (targets !== undefined) for (const target of targets) target.add(slice.sliceNo, this.plaintextScratch)
     // The last missing slice: flush at the next tick, so the verdict does not wait out the interval.
     if (local.haveSlices === descriptor.slices) this.lastFlushMs = -Infinity
     this.counters.slicesAccepted++
@@ -647,7 +656,7 @@ export class Node {
       const background = this.options.backgroundSync === true
       this.flush(background)
       // Saved files become durable as they fill, so the fdatasync before the rename is short.
-      if (background) for (const target of this.saves.values()) target.syncInBackground()
+      if (background) for (const targets of this.saves.values()) for (const target of targets) target.syncInBackground()
     }
     this.expireRequests()
     this.counters.requestsTimedOut += this.requester.expire(this.nowMs)
@@ -676,13 +685,15 @@ export class Node {
 
   /** Finishes saves of files that became whole, first copying slices that came before the save. */
   private advanceSaves (): void {
-    for (const [key, target] of this.saves) {
-      if (target.state !== 'writing') continue
+    for (const [key, targets] of this.saves) {
       const local = this.locals.get(key)
       const want = this.wanted.get(key)
-      if (local?.status === 'failed') target.abort(`file failed verification: ${local.reason ?? ''}`)
-      else if (want?.state === 'expired' && local?.status !== 'complete') target.abort('the download expired')
-      else if (local?.status === 'complete') this.fillSave(target, local)
+      for (const target of targets) {
+        if (target.state !== 'writing') continue
+        if (local?.status === 'failed') target.abort(`file failed verification: ${local.reason ?? ''}`)
+        else if (want?.state === 'expired' && local?.status !== 'complete') target.abort('the download expired')
+        else if (local?.status === 'complete') this.fillSave(target, local)
+      }
     }
   }
 
@@ -788,7 +799,7 @@ export class Node {
 
   close (): void {
     if (this.closed) return
-    for (const target of this.saves.values()) target.abort('the node stopped before the file was saved')
+    for (const targets of this.saves.values()) for (const target of targets) target.abort('the node stopped before the file was saved')
     this.flush()
     for (const local of this.locals.values()) local.close()
     this.locals.clear()

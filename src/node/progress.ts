@@ -18,8 +18,10 @@ export interface Progress {
   speedBytesPerSecond: number
   etaSeconds: number | null
   reason: string | null
-  /** Where the file is being saved to, when a save was asked for (`Node.save`). */
+  /** The latest save asked for (`Node.save`), or null. */
   saving: SaveStatus | null
+  /** Every save of this file the node remembers, oldest first (the latest is `saving`). */
+  saves: SaveStatus[]
 }
 
 export type SaveState = 'writing' | 'saved' | 'failed'
@@ -38,9 +40,9 @@ export function percentOf (bytes: number, total: number, complete: boolean): num
 
 /**
  * Nothing more will happen to this download without a new request: it ended (complete,
- * failed, expired, cancelled) and its save, if one was asked for, is done too.
+ * failed, expired, cancelled) and every save asked for is done too.
  */
 export function isSettled (progress: Progress): boolean {
-  if (progress.state === 'complete') return progress.saving?.state !== 'writing'
+  if (progress.state === 'complete') return progress.saves.every(save => save.state !== 'writing')
   return progress.state === 'failed' || progress.state === 'expired' || progress.state === 'cancelled'
 }
