@@ -5,22 +5,10 @@
  * dropping a file. Served by the daemon; the token comes from the page's `?token=`.
  */
 
-type FileState = 'available' | 'queued' | 'active' | 'paused' | 'complete' | 'failed' | 'cancelled' | 'expired'
+import type { Progress } from '../src/node/progress-types.js'
 
-interface FileView {
-  fileId: string
-  name: string
-  mediaType: string
-  state: FileState
-  priority: number | null
-  slicesReceived: number
-  slicesTotal: number
-  bytesReceived: number
-  bytesTotal: number
-  percent: number
-  speedBytesPerSecond: number
-  etaSeconds: number | null
-  reason: string | null
+/** A file as `GET /api/files` lists it: its progress, and who shared it. */
+interface FileView extends Progress {
   shared_by_name?: string | null
 }
 

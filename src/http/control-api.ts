@@ -228,7 +228,7 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
     return daemon.requireNode().requestFile(request.params.id, { priority, ttlMs: ttlSeconds * 1000 })
   })
 
-  // Saves the plaintext to a path on this machine as it downloads; `saving` in the status says when it is in place.
+  // Saves the plaintext to a path on this machine as it downloads; its entry in the status's `saves` says when it is in place.
   app.post<{ Params: { id: string }, Body: { path?: unknown, force?: unknown } | undefined }>('/api/files/:id/save', async (request) => {
     const target = request.body?.path
     if (typeof target !== 'string' || target === '') throw new QuietError('invalid_argument', 'path must be a non-empty string')

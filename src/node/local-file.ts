@@ -3,6 +3,7 @@ import { SliceFile } from '../store/slice-file.js'
 import { FileLayout, sliceBytes } from '../files/windows.js'
 import { CiphertextVerifier, openSliceRecord } from '../files/verify.js'
 import { RECORDS_PER_BATCH } from '../files/encrypt.js'
+import { AEAD_NONCE_BYTES } from '../crypto/aead.js'
 import { Bitset } from '../sync/bitset.js'
 import { SLICE_PLAINTEXT_BYTES, SLICE_RECORD_BYTES } from '../wire/slice.js'
 import { toHex } from '../bytes.js'
@@ -53,6 +54,7 @@ export class LocalFile {
   private verifier = new CiphertextVerifier()
   private hashedUpTo = 0
   private readonly scratch = new Uint8Array(RECORDS_PER_BATCH * SLICE_RECORD_BYTES)
+  private readonly nonce = new Uint8Array(AEAD_NONCE_BYTES)
 
   private constructor (readonly descriptor: DescriptorRow, private readonly sliceFile: SliceFile) {
     this.key = toHex(descriptor.fileId)
@@ -237,6 +239,19 @@ export class LocalFile {
   readRecords (firstSlice: number, count: number, into?: Uint8Array): Uint8Array {
     this.writePending()
     return this.sliceFile.read(firstSlice, count, into ?? this.scratch)
+  }
+
+  /**
+   * Reads `count` held slices from `firstSlice` and authenticates each into `plaintext`
+   * (SLICE_PLAINTEXT_BYTES apiece). Returns the first slice that does not authenticate, or -1.
+   */
+  readPlaintext (firstSlice: number, count: number, plaintext: Uint8Array): number {
+    const records = this.readRecords(firstSlice, count)
+    for (let k = 0; k < count; k++) {
+      const record = records.subarray(k * SLICE_RECORD_BYTES, (k + 1) * SLICE_RECORD_BYTES)
+      if (!openSliceRecord(record, firstSlice + k, this.descriptor, plaintext.subarray(k * SLICE_PLAINTEXT_BYTES, (k + 1) * SLICE_PLAINTEXT_BYTES), this.nonce)) return firstSlice + k
+    }
+    return -1
   }
 
   /** Forgets a slice whose stored record no longer authenticates (disk damage). */

@@ -16,7 +16,7 @@ import { mediaTypeFor } from '../files/media-type.js'
 import { Requester } from '../sync/requester.js'
 import { planResponse } from '../sync/responder.js'
 import { SpeedMeter } from '../sync/speed.js'
-import { randomBytes, id as idOf, AEAD_KEY_BYTES } from '../crypto/index.js'
+import { randomBytes, id as idOf, AEAD_KEY_BYTES, AEAD_NONCE_BYTES } from '../crypto/index.js'
 import { bytesEqual, fromHex, toHex } from '../bytes.js'
 import {
   EVENT_BYTES, EventType, WireError, HeaderOffset, NONCE_PREFIX_BYTES, SLICE_PLAINTEXT_BYTES, SLICE_RECORD_BYTES,
@@ -147,7 +147,9 @@ export class Node {
   private closed = false
   private readonly durable: boolean
   private readonly plaintextScratch = new Uint8Array(SLICE_PLAINTEXT_BYTES)
-  private readonly nonceScratch = new Uint8Array(24)
+  private readonly nonceScratch = new Uint8Array(AEAD_NONCE_BYTES)
+  /** Plaintext of a run of stored slices copied into a save (allocated when first needed). */
+  private runPlaintext: Uint8Array | null = null
   private readonly counters: NodeStats = {
     malformedEvents: 0, slicesAccepted: 0, slicesDuplicate: 0, slicesRejected: 0, slicesUnsolicited: 0, slicesSent: 0,
     requestsSent: 0, requestsAnswered: 0, requestsTimedOut: 0, repliesReceived: 0,
@@ -453,8 +455,6 @@ export class Node {
 
   private async * readPlainRange (local: LocalFile, start: number, end: number): AsyncGenerator<Buffer> {
     const { descriptor } = local
-    const buffer = new Uint8Array(RECORDS_PER_BATCH * SLICE_RECORD_BYTES)
-    const nonce = new Uint8Array(24)
     const lastSlice = Math.floor(end / SLICE_PLAINTEXT_BYTES)
     let position = start
     while (position <= end) {
@@ -463,13 +463,9 @@ export class Node {
       if (local.status === 'failed') throw new QuietError('not_ready', `file failed verification: ${local.reason ?? ''}`)
       let count = 1
       while (count < RECORDS_PER_BATCH && first + count <= lastSlice && local.have.has(first + count)) count++
-      const records = local.readRecords(first, count, buffer)
       const plain = Buffer.allocUnsafe(count * SLICE_PLAINTEXT_BYTES)
-      for (let k = 0; k < count; k++) {
-        const ok = openSliceRecord(records.subarray(k * SLICE_RECORD_BYTES, (k + 1) * SLICE_RECORD_BYTES), first + k, descriptor,
-          plain.subarray(k * SLICE_PLAINTEXT_BYTES, (k + 1) * SLICE_PLAINTEXT_BYTES), nonce)
-        if (!ok) throw new QuietError('corrupt', `stored slice ${first + k} of ${toHex(descriptor.fileId)} does not authenticate`)
-      }
+      const damaged = local.readPlaintext(first, count, plain)
+      if (damaged >= 0) throw new QuietError('corrupt', `stored slice ${damaged} of ${toHex(descriptor.fileId)} does not authenticate`)
       const from = position - first * SLICE_PLAINTEXT_BYTES
       const to = Math.min(end + 1, (first + count) * SLICE_PLAINTEXT_BYTES) - first * SLICE_PLAINTEXT_BYTES
       yield plain.subarray(from, to)
@@ -699,19 +695,17 @@ export class Node {
 
   private fillSave (target: SaveTarget, local: LocalFile): void {
     const missing = target.missingSlices(SAVE_FILL_SLICES_PER_TICK)
-    const plain = this.plaintextScratch
+    const plain = this.runPlaintext ??= new Uint8Array(RECORDS_PER_BATCH * SLICE_PLAINTEXT_BYTES)
     for (let i = 0; i < missing.length;) {
+      const first = missing[i]!
       let count = 1
-      while (i + count < missing.length && count < RECORDS_PER_BATCH && missing[i + count] === missing[i]! + count) count++
-      const records = local.readRecords(missing[i]!, count)
-      for (let k = 0; k < count; k++) {
-        const sliceNo = missing[i]! + k
-        if (!openSliceRecord(records.subarray(k * SLICE_RECORD_BYTES, (k + 1) * SLICE_RECORD_BYTES), sliceNo, local.descriptor, plain, this.nonceScratch)) {
-          target.abort(`stored slice ${sliceNo} does not authenticate`)
-          return
-        }
-        target.add(sliceNo, plain)
+      while (i + count < missing.length && count < RECORDS_PER_BATCH && missing[i + count] === first + count) count++
+      const damaged = local.readPlaintext(first, count, plain)
+      if (damaged >= 0) {
+        target.abort(`stored slice ${damaged} does not authenticate`)
+        return
       }
+      for (let k = 0; k < count; k++) target.add(first + k, plain.subarray(k * SLICE_PLAINTEXT_BYTES, (k + 1) * SLICE_PLAINTEXT_BYTES))
       i += count
     }
     if (missing.length < SAVE_FILL_SLICES_PER_TICK) target.finish()
@@ -740,8 +734,8 @@ export class Node {
       const local = this.locals.get(toHex(row.fileId))
       if (local?.status !== 'partial' || row.state === 'expired') continue
       const urgentRanges = local.urgent.size > 0 ? [...local.urgent] : undefined
-      if (row.state === 'wanted') files.push({ key: local.key, layout: local.layout, missing: r => local.missing(r), urgentRanges })
-      else if (urgentRanges !== undefined) files.push({ key: local.key, layout: local.layout, missing: r => local.missing(r), urgentRanges, background: false })
+      const background = row.state === 'wanted'
+      if (background || urgentRanges !== undefined) files.push({ key: local.key, layout: local.layout, missing: r => local.missing(r), urgentRanges, background })
     }
     for (const planned of this.requester.plan(files, peers, this.nowMs)) {
       const local = this.locals.get(planned.fileKey)!

@@ -1,37 +1,6 @@
-export type FileState = 'available' | 'queued' | 'active' | 'paused' | 'complete' | 'failed' | 'cancelled' | 'expired'
+import type { Progress } from './progress-types.js'
 
-/**
- * A download's progress. `available` means the file is known but not requested here.
- * Bytes never exceed the file size; `etaSeconds` is null while the speed is unknown.
- */
-export interface Progress {
-  fileId: string
-  name: string
-  mediaType: string
-  state: FileState
-  priority: number | null
-  slicesReceived: number
-  slicesTotal: number
-  bytesReceived: number
-  bytesTotal: number
-  percent: number
-  speedBytesPerSecond: number
-  etaSeconds: number | null
-  reason: string | null
-  /** The latest save asked for (`Node.save`), or null. */
-  saving: SaveStatus | null
-  /** Every save of this file the node remembers, oldest first (the latest is `saving`). */
-  saves: SaveStatus[]
-}
-
-export type SaveState = 'writing' | 'saved' | 'failed'
-
-/** A save in progress or done: `saved` once the verified file is in place at `path`. */
-export interface SaveStatus {
-  path: string
-  state: SaveState
-  error: string | null
-}
+export type { FileState, Progress, SaveState, SaveStatus } from './progress-types.js'
 
 export function percentOf (bytes: number, total: number, complete: boolean): number {
   if (total === 0) return complete ? 100 : 0

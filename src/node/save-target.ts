@@ -127,7 +127,7 @@ export class SaveTarget {
     }
   }
 
-  /** Gives up (cancelled, failed verification, replaced): the partial file is removed. */
+  /** Gives up (cancelled, expired, failed verification, the node stopping): the partial file is removed. */
   abort (reason: string): void {
     if (this.state !== 'writing') return
     this.closeFd()
