@@ -55,8 +55,9 @@ async function openPage (browser: Browser, member: Member): Promise<Page> {
 
 test('in a real browser: share on one page, download with pause and resume on another, save, and read a range', async () => {
   fs.mkdirSync(OUTPUT, { recursive: true })
-  const net = await startProcessNetwork(['alice', 'bob'])
+  // The browser first: if it cannot start, no daemons are left running to hold the test open.
   const browser = await launch()
+  const net = await startProcessNetwork(['alice', 'bob']).catch(async (err: unknown) => { await browser.close(); throw err })
   try {
     const [alice, bob] = net.members as [Member, Member]
     const alicePage = await openPage(browser, alice)

@@ -40,6 +40,7 @@ test('qf: init is idempotent; bad arguments and a missing daemon get one-line er
     assertCleanError(run('share', '/no/such/file', '--dir', dir), /no such file/)
     assertCleanError(run('frobnicate'), /unknown command/)
     assertCleanError(run('daemon', '--dir', path.join(dir, 'empty')), /no identity .*qf init/)
+    assertCleanError(run('daemon', '--dir', dir, '--announce', 'nowhere'), /expected HOST:PORT, got "nowhere"/)
     assert.match(run('--version').stdout, /^\d+\.\d+\.\d+/)
   } finally { fs.rmSync(dir, { recursive: true, force: true }) }
 })

@@ -8,7 +8,7 @@ test('a member who joins late receives every shared event by ordinary sync', asy
   const c = makeCluster(['alice', 'bob'], { latencyMs: 10, loss: 0.05 }, 3)
   try {
     const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
-    alice.node.announce('Alice', { host: '127.0.0.1', port: 4000 })
+    alice.node.announce('Alice', [{ host: '127.0.0.1', port: 4000 }])
     bob.node.announce('Bob')
     const { fileId } = await alice.node.share(makeFile(c.root, 'report.pdf', 5000), { message: 'the report' })
     for (let i = 0; i < 300; i++) (i % 2 === 0 ? alice : bob).node.postMessage(`message ${i}`)
@@ -25,6 +25,27 @@ test('a member who joins late receives every shared event by ordinary sync', asy
     // And the descriptor it got is enough to fetch the file.
     carol.requestFile(fileId)
     c.net.runUntil(() => carol.progress(fileId).state === 'complete', { maxMs: 10_000 })
+  } finally { c.close() }
+})
+
+test('a member who joins a network of 1500 events catches up in seconds, then asks once a second', () => {
+  const c = makeCluster(['alice', 'bob'], { latencyMs: 20, loss: 0.05 }, 5)
+  try {
+    const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
+    for (let i = 0; i < 1500; i++) (i % 2 === 0 ? alice : bob).node.postMessage(`message ${i}`)
+    c.net.run(100)
+    const carol = c.addPeer('carol').node
+    const joined = c.net.now
+    // One window a second from each of two peers would take well over a minute here.
+    c.net.runUntil(() => carol.messages().length === 1500, { maxMs: 20_000 })
+    const caughtUpAfterMs = c.net.now - joined
+    assert.ok(caughtUpAfterMs < 20_000, `caught up after ${caughtUpAfterMs} ms`)
+    // Once a pass over every window came back empty, each peer is asked once a second again.
+    c.net.run(5_000)
+    const before = carol.stats().syncRequestsSent
+    c.net.run(10_000)
+    const asked = carol.stats().syncRequestsSent - before
+    assert.ok(asked >= 18 && asked <= 22, `${asked} sync requests in 10 s to two peers`)
   } finally { c.close() }
 })
 

@@ -10,6 +10,7 @@ import { QF_MAIN, qf, sleep, stopDaemonProcess } from '../src/cli/processes.js'
 import { TransitEndpoint } from '../src/net/transit.js'
 import { loadNetwork, loadIdentity } from '../src/node/config.js'
 import { fromHex } from '../src/bytes.js'
+import { decodeInvite } from '../src/wire/invite.js'
 import { randomBytes, signKeyPair } from '../src/crypto/index.js'
 import type { Member } from './helpers/daemons.js'
 import type { Progress } from '../src/node/progress.js'
@@ -159,6 +160,25 @@ test('qf get whose daemon stops and does not come back gives up after --daemon-w
     const said = got.stdout.trim().split('\n').map(line => (JSON.parse(line) as { event: string }).event)
     assert.ok(said.includes('daemon_unreachable') && !said.includes('daemon_back') && !said.includes('saved'), `events: ${said.join(', ')}`)
     assert.equal(fs.existsSync(out), false)
+  } finally { await net.close() }
+})
+
+test('an invite carries every announced address, and a member reaches the inviter at the one that answers', async () => {
+  // 192.0.2.1 is reserved for documentation: nothing answers there.
+  const net = await startProcessNetwork(['alice', 'bob'], { inviterAnnouncesFirst: ['192.0.2.1:9'] })
+  try {
+    const [alice, bob] = net.members as [Member, Member]
+    const working = `127.0.0.1:${alice.daemon.port}`
+    const invite = decodeInvite(qf('invite', '--dir', alice.dir))
+    assert.deepEqual(invite.addresses.map(a => `${a.host}:${a.port}`), ['192.0.2.1:9', working])
+    const peer = await waitFor('bob to connect to alice', async () => {
+      const peers = await bob.api.call<Array<{ name: string, address: string, addresses: string[], connected: boolean }>>('GET', '/api/peers')
+      return peers.find(p => p.name === 'alice' && p.connected)
+    })
+    assert.equal(peer.address, working)
+    assert.deepEqual([...peer.addresses].sort(), [working, '192.0.2.1:9'])
+    const { fileId } = await shareAndSee(net, alice, bob, 'notes.txt', 10_000, 4)
+    assert.match(fileId, /^[0-9a-f]{32}$/)
   } finally { await net.close() }
 })
 

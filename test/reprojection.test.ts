@@ -8,10 +8,11 @@ test('reprojection: dropping every projection and rebuilding it from the log giv
   const c = makeCluster(['alice', 'bob'], { latencyMs: 10, bandwidthBps: 40e6 })
   try {
     const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
-    alice.node.announce('Alice', { host: '10.0.0.1', port: 7000 })
+    alice.node.announce('Alice', [{ host: '10.0.0.1', port: 7000 }])
     bob.node.announce('Bob')
     c.net.run(10)
-    alice.node.announce('Alice Liddell', { host: '10.0.0.2', port: 7001 }) // the newer one wins
+    // The newer announcement wins, with every address announced in it.
+    alice.node.announce('Alice Liddell', [{ host: '10.0.0.2', port: 7001 }, { host: '203.0.113.5', port: 7001 }])
     const whole = await alice.node.share(makeFile(c.root, 'whole.bin', 300_000, 1), { message: 'the whole thing' })
     bob.node.postMessage('thanks')
     const partial = await alice.node.share(makeFile(c.root, 'partial.bin', 2 * MiB, 2))
@@ -46,7 +47,7 @@ test('reprojection: dropping every projection and rebuilding it from the log giv
         progressBefore.map(p => ({ ...p, speedBytesPerSecond: 0, etaSeconds: null })))
     }
     assert.deepEqual(bob.node.members().map(m => m.name).sort(), ['Alice Liddell', 'Bob'])
-    assert.deepEqual(bob.node.addresses().map(a => `${a.host}:${a.port}`), ['10.0.0.2:7001'])
+    assert.deepEqual(bob.node.addresses().map(a => `${a.host}:${a.port}`), ['10.0.0.2:7001', '203.0.113.5:7001'])
     assert.deepEqual(bob.node.messages().map(m => m.text).sort(), ['thanks', 'the whole thing'])
     const states = Object.fromEntries(bob.node.files().map(p => [p.name, p.state]))
     assert.deepEqual(states, {

@@ -18,7 +18,8 @@ function pair (options: { bobKey?: Uint8Array } = {}) {
     const address = { host: '127.0.0.1', port: name === 'alice' ? 1 : 2 }
     const endpoint = new TransitEndpoint({
       identity, networkId, networkKey: key,
-      sendDatagram: (bytes, to) => wire.push({ to: to.port === 1 ? 'alice' : 'bob', bytes, from: address }),
+      // Port 1 is alice, port 2 bob; anything else reaches nobody.
+      sendDatagram: (bytes, to) => wire.push({ to: to.port === 1 ? 'alice' : to.port === 2 ? 'bob' : 'nowhere', bytes, from: address }),
       deliver: (peer, event) => {
         // Events are plain views (the datagram may be a Buffer, whose slice() would not copy).
         assert.equal(Buffer.isBuffer(event), false)
@@ -33,7 +34,7 @@ function pair (options: { bobKey?: Uint8Array } = {}) {
   const pump = (filter: (w: Wire) => boolean = () => true) => {
     while (wire.length > 0) {
       const w = wire.shift()!
-      if (!filter(w)) continue
+      if (!filter(w) || w.to === 'nowhere') continue
       ;(w.to === 'alice' ? alice : bob).endpoint.onDatagram(w.bytes, w.from)
     }
   }
@@ -100,7 +101,7 @@ test('transit: a stranger without the network key, replays and unknown connectio
 
 test('transit: a silent connection is dropped and known peers are reconnected', () => {
   const { alice, bob, pump, advance } = pair()
-  bob.endpoint.addKnownPeer(alice.identity.publicKey, alice.address)
+  bob.endpoint.setKnownAddresses(alice.identity.publicKey, [alice.address])
   bob.endpoint.tick()
   pump()
   assert.equal(bob.endpoint.peers().length, 1)
@@ -114,4 +115,30 @@ test('transit: a silent connection is dropped and known peers are reconnected', 
   pump()
   assert.equal(bob.endpoint.peers().length, 1, 'reconnected by itself')
   assert.equal(alice.endpoint.peers().length, 1)
+})
+
+test('transit: a peer known at several addresses is tried at each in turn, and first at the one that answered', () => {
+  const { alice, bob, wire, pump, advance } = pair()
+  const nowhere = { host: '192.0.2.1', port: 9 }
+  const connectsFromBob = (): string[] => wire.filter(w => w.bytes[0] === 0x51 && w.from.port === bob.address.port).map(w => w.to)
+  bob.endpoint.setKnownAddresses(alice.identity.publicKey, [nowhere, alice.address])
+  bob.endpoint.tick()
+  assert.deepEqual(connectsFromBob(), ['nowhere'])
+  pump()
+  assert.equal(bob.endpoint.peers().length, 0)
+  advance(1_000)
+  bob.endpoint.tick()
+  assert.deepEqual(connectsFromBob(), ['alice'])
+  pump()
+  assert.equal(bob.endpoint.peers().length, 1, 'reached at the second address')
+  assert.deepEqual(bob.endpoint.knownPeers()[0]?.address, alice.address)
+  // The same list again (as the daemon refreshes it) changes nothing.
+  bob.endpoint.setKnownAddresses(alice.identity.publicKey, [nowhere, alice.address])
+  // A cut: both forget the connection; bob tries again at once, at the address that answered.
+  advance(11_000)
+  alice.endpoint.tick(); bob.endpoint.tick()
+  assert.equal(bob.endpoint.peers().length, 0)
+  assert.deepEqual(connectsFromBob(), ['alice'])
+  pump()
+  assert.equal(bob.endpoint.peers().length, 1)
 })

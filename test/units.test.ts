@@ -8,6 +8,7 @@ import { planResponse } from '../src/sync/responder.js'
 import { Bitset } from '../src/sync/bitset.js'
 import { SpeedMeter } from '../src/sync/speed.js'
 import { FileLayout } from '../src/files/windows.js'
+import Database from 'better-sqlite3'
 import { Store } from '../src/store/store.js'
 import { MIGRATIONS } from '../src/store/schema.js'
 import type { RequestableFile } from '../src/sync/requester.js'
@@ -111,6 +112,29 @@ test('responder sends what it has and the requester lacks, up to the limit', () 
   assert.deepEqual(plan.send, [10, 12, 13])
   assert.deepEqual(plan.responderBitmap, have.rangeBitmap(10, 20))
   assert.deepEqual(planResponse(request, null, 0).send, [])
+})
+
+test('a database made by the first schema keeps its addresses when migrated, and later announcements replace them', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-store-'))
+  try {
+    const file = path.join(dir, 'db.sqlite')
+    const old = new Database(file)
+    old.exec(MIGRATIONS[0]!)
+    old.pragma('user_version = 1')
+    const pk = new Uint8Array(32).fill(7)
+    old.prepare('INSERT INTO addresses (peer_pk, host, port, announced_at_ms) VALUES (?, ?, ?, ?)').run(pk, '10.0.0.1', 7000, 100)
+    old.close()
+    const store = Store.open(file)
+    try {
+      assert.equal(store.schemaVersion, MIGRATIONS.length)
+      const listed = (): string[] => store.listAddresses().map(a => `${a.host}:${a.port}`)
+      assert.deepEqual(listed(), ['10.0.0.1:7000'])
+      store.putAddress(pk, '10.0.0.2', 7000, 200)
+      store.putAddress(pk, '203.0.113.5', 7000, 200)
+      store.putAddress(pk, '10.0.0.9', 7000, 150) // older than what is held: ignored
+      assert.deepEqual(listed(), ['10.0.0.2:7000', '203.0.113.5:7000'])
+    } finally { store.close() }
+  } finally { fs.rmSync(dir, { recursive: true, force: true }) }
 })
 
 test('speed is bytes over the recent window and falls to zero when arrivals stop', () => {

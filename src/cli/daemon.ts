@@ -4,7 +4,7 @@ import path from 'node:path'
 import { Node } from '../node/node.js'
 import { QuietError } from '../node/errors.js'
 import { CONTROL_FILE, loadIdentity, loadNetwork, saveNetwork, writeSecretJson } from '../node/config.js'
-import { TransitEndpoint } from '../net/transit.js'
+import { MAX_ADDRESSES_PER_PEER, TransitEndpoint } from '../net/transit.js'
 import { openUdpSocket } from '../net/udp.js'
 import { randomBytes } from '../crypto/index.js'
 import { fromHex, toHex } from '../bytes.js'
@@ -20,8 +20,8 @@ export interface DaemonOptions {
   dir: string
   udpPort?: number
   httpPort?: number
-  /** The address peers are told to use; default: this machine's first LAN IPv4, else loopback. */
-  announce?: PeerAddress
+  /** The addresses peers are told to use; default: this machine's LAN IPv4 addresses, else loopback. */
+  announce?: PeerAddress[]
   mtu?: number
   tickMs?: number
 }
@@ -30,12 +30,13 @@ export const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600_000
 /** How often announced addresses are handed to the transit layer for (re)connecting. */
 const ADDRESS_REFRESH_MS = 1000
 
-/** This machine's first non-internal IPv4 address, or loopback. */
-export function defaultHost (): string {
+/** This machine's non-internal IPv4 addresses (at most MAX_ADDRESSES_PER_PEER), or loopback. */
+export function defaultHosts (): string[] {
+  const hosts = new Set<string>()
   for (const addresses of Object.values(os.networkInterfaces())) {
-    for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return a.address
+    for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) hosts.add(a.address)
   }
-  return '127.0.0.1'
+  return hosts.size === 0 ? ['127.0.0.1'] : [...hosts].slice(0, MAX_ADDRESSES_PER_PEER)
 }
 
 export function parseHostPort (text: string): PeerAddress {
@@ -58,7 +59,7 @@ export class Daemon {
   private socket: UdpSocket | null = null
   private http: FastifyInstance | null = null
   private timer: NodeJS.Timeout | null = null
-  private announced: PeerAddress | null = null
+  private announced: PeerAddress[] | null = null
   private stopping: Promise<void> | null = null
   private flushScheduled = false
   private addressesCheckedMs = -Infinity
@@ -84,8 +85,11 @@ export class Daemon {
     return typeof address === 'object' && address !== null ? address.port : 0
   }
 
-  get announceAddress (): PeerAddress {
-    return this.announced ?? this.options.announce ?? { host: defaultHost(), port: this.udpPort }
+  /** Where other members are told to reach this node: in invites and in its address events. */
+  get announceAddresses (): PeerAddress[] {
+    if (this.announced !== null) return this.announced
+    const given = this.options.announce ?? []
+    return given.length > 0 ? given : defaultHosts().map(host => ({ host, port: this.udpPort }))
   }
 
   private async begin (): Promise<void> {
@@ -122,7 +126,7 @@ export class Daemon {
     const expiresAtMs = Date.now() + ttlMs
     const link = encodeInvite({
       networkId: network.networkId, networkKey: network.networkKey, networkName: network.name,
-      inviterPk: this.identity.publicKey, expiresAtMs, addresses: [this.announceAddress]
+      inviterPk: this.identity.publicKey, expiresAtMs, addresses: this.announceAddresses
     })
     return { link, expiresAtMs }
   }
@@ -143,7 +147,7 @@ export class Daemon {
     const network = { networkId: invite.networkId, networkKey: invite.networkKey, name: invite.networkName }
     saveNetwork(this.options.dir, network)
     this.openNode(network)
-    for (const address of invite.addresses) this.transit!.addKnownPeer(invite.inviterPk, address)
+    this.transit!.setKnownAddresses(invite.inviterPk, invite.addresses)
     return network
   }
 
@@ -159,7 +163,7 @@ export class Daemon {
       now: () => Date.now()
     })
     this.node = Node.open({ dataDir: this.options.dir, identity: this.identity, networkKey: network.networkKey, transport: this.transit, startMs: Date.now(), backgroundSync: true })
-    this.announced = this.announceAddress
+    this.announced = this.announceAddresses
     this.node.announce(this.identity.name, this.announced)
   }
 
@@ -220,9 +224,9 @@ export class Daemon {
     const now = Date.now()
     if (now - this.addressesCheckedMs >= ADDRESS_REFRESH_MS) {
       this.addressesCheckedMs = now
-      for (const a of node.addresses()) {
-        if (a.publicKey !== transit.publicKey) transit.addKnownPeer(fromHex(a.publicKey, 32), { host: a.host, port: a.port })
-      }
+      const byPeer = new Map<string, PeerAddress[]>()
+      for (const a of node.addresses()) byPeer.set(a.publicKey, [...byPeer.get(a.publicKey) ?? [], { host: a.host, port: a.port }])
+      for (const [peer, addresses] of byPeer) transit.setKnownAddresses(fromHex(peer, 32), addresses)
     }
     transit.tick()
     node.tick(Date.now())

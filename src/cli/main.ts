@@ -13,9 +13,11 @@ import { sleep } from './processes.js'
 import { Daemon, parseHostPort } from './daemon.js'
 import { formatBytes, formatEta, formatSpeed, table } from './format.js'
 import { pageUrl } from '../http/control-api.js'
+import { MAX_ADDRESSES_PER_PEER } from '../net/transit.js'
 import { isSettled } from '../node/progress.js'
 import type { Progress } from '../node/progress.js'
 import type { DaemonClient } from './client.js'
+import type { PeerAddress } from '../net/transit.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string, description: string }
 
@@ -31,6 +33,15 @@ function intInRange (min: number, max: number, what: string) {
     const n = Number(value)
     if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`${what} must be an integer from ${min} to ${max}`)
     return n
+  }
+}
+
+function collectHostPorts (value: string, previous: PeerAddress[]): PeerAddress[] {
+  if (previous.length >= MAX_ADDRESSES_PER_PEER) throw new InvalidArgumentError(`at most ${MAX_ADDRESSES_PER_PEER} addresses`)
+  try {
+    return [...previous, parseHostPort(value)]
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message)
   }
 }
 
@@ -70,17 +81,16 @@ command('init', 'create this device\'s identity (running it again changes nothin
 command('daemon', 'run the node in the foreground')
   .addOption(new Option('--port <port>', 'UDP port (0: any free port)').argParser(intInRange(0, 65535, 'port')).default(0))
   .addOption(new Option('--http <port>', 'control API port on 127.0.0.1 (0: any free port)').argParser(intInRange(0, 65535, 'port')).default(0))
-  .option('--announce <host:port>', 'the address other members are told to use')
+  .option('--announce <host:port>', 'an address other members are told to use (repeat for several; default: this machine\'s LAN addresses)', collectHostPorts, [])
   .addOption(new Option('--mtu <bytes>', 'largest datagram to send').argParser(intInRange(600, 65507, 'mtu')).default(1400))
-  .action(async (options: DirOptions & { port: number, http: number, announce?: string, mtu: number }) => {
+  .action(async (options: DirOptions & { port: number, http: number, announce: PeerAddress[], mtu: number }) => {
     const dir = dirOf(options)
     const running = loadControl(dir)
     if (running !== null && isAlive(running.pid)) throw new CliError(`a daemon is already running for ${dir} (pid ${running.pid})`)
-    const announce = options.announce === undefined ? undefined : parseHostPort(options.announce)
-    const daemon = await Daemon.start({ dir, udpPort: options.port, httpPort: options.http, announce, mtu: options.mtu })
+    const daemon = await Daemon.start({ dir, udpPort: options.port, httpPort: options.http, announce: options.announce, mtu: options.mtu })
     console.log(`quiet-files daemon for ${dir}`)
     console.log(`  public key  ${toHex(daemon.identity.publicKey)}`)
-    console.log(`  udp         ${daemon.udpPort} (announced as ${daemon.announceAddress.host}:${daemon.announceAddress.port})`)
+    console.log(`  udp         ${daemon.udpPort} (announced as ${daemon.announceAddresses.map(a => `${a.host}:${a.port}`).join(', ')})`)
     console.log(`  control     http://127.0.0.1:${daemon.httpPort}`)
     console.log(`  page        ${pageUrl(daemon.httpPort, daemon.token)}`)
     console.log(daemon.network === null ? '  network     none yet: qf network create NAME, or qf join LINK' : `  network     ${daemon.network.name}`)

@@ -32,11 +32,15 @@ export interface DaemonProcess {
   exited: Promise<number | null>
 }
 
-/** Starts `qf daemon` for `dir` on loopback and waits until its control API answers. */
-export async function startDaemonProcess (dir: string, logFile: string, port?: number): Promise<DaemonProcess> {
+/**
+ * Starts `qf daemon` for `dir` on loopback and waits until its control API answers. It
+ * announces its loopback address, after any in `announceFirst`.
+ */
+export async function startDaemonProcess (dir: string, logFile: string, port?: number, announceFirst: string[] = []): Promise<DaemonProcess> {
   const udpPort = port ?? await freeUdpPort()
   const log = fs.openSync(logFile, 'a')
-  const child = spawn(process.execPath, [QF_MAIN, 'daemon', '--dir', dir, '--port', String(udpPort), '--announce', `127.0.0.1:${udpPort}`], { stdio: ['ignore', log, log] })
+  const announce = [...announceFirst, `127.0.0.1:${udpPort}`].flatMap(a => ['--announce', a])
+  const child = spawn(process.execPath, [QF_MAIN, 'daemon', '--dir', dir, '--port', String(udpPort), ...announce], { stdio: ['ignore', log, log] })
   fs.closeSync(log)
   const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
   for (let i = 0; i < 150; i++) {

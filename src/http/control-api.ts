@@ -9,6 +9,7 @@ import { isSettled } from '../node/progress.js'
 import { toHex } from '../bytes.js'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Daemon } from '../cli/daemon.js'
+import type { PeerAddress } from '../net/transit.js'
 import type { QuietErrorCode } from '../node/errors.js'
 
 const STATUS_BY_CODE: Record<QuietErrorCode, number> = {
@@ -116,7 +117,7 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
       name: daemon.identity.name,
       network: daemon.network === null ? null : { id: toHex(daemon.network.networkId), name: daemon.network.name },
       udp_port: daemon.udpPort,
-      announce: daemon.announceAddress,
+      announce: daemon.announceAddresses,
       peers: peersOf(daemon),
       connections: transit?.connectionCount() ?? 0,
       downloads: node === null ? [] : node.files().filter(f => f.state !== 'available' && f.priority !== null),
@@ -263,15 +264,17 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
   return app
 }
 
-function peersOf (daemon: Daemon): Array<{ public_key: string, name: string | null, address: string | null, connected: boolean }> {
+/** Members other than this node; `address` is the one in use (or tried next), `addresses` all it announced. */
+function peersOf (daemon: Daemon): Array<{ public_key: string, name: string | null, address: string | null, addresses: string[], connected: boolean }> {
   const node = daemon.node
   if (node === null) return []
+  const hostPort = (a: PeerAddress): string => `${a.host}:${a.port}`
   const connected = new Set(daemon.transit?.peers() ?? [])
-  const known = new Map((daemon.transit?.knownPeers() ?? []).map(k => [k.peer, k.address]))
+  const known = new Map((daemon.transit?.knownPeers() ?? []).map(k => [k.peer, k]))
   return node.members()
     .filter(m => m.publicKey !== toHex(daemon.identity.publicKey))
     .map(m => {
-      const address = known.get(m.publicKey)
-      return { public_key: m.publicKey, name: m.name, address: address === undefined ? null : `${address.host}:${address.port}`, connected: connected.has(m.publicKey) }
+      const k = known.get(m.publicKey)
+      return { public_key: m.publicKey, name: m.name, address: k === undefined ? null : hostPort(k.address), addresses: k?.addresses.map(hostPort) ?? [], connected: connected.has(m.publicKey) }
     })
 }

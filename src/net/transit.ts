@@ -64,7 +64,19 @@ interface Connection {
   queue: Uint8Array[]
 }
 
-interface KnownPeer { peerPk: Uint8Array, address: PeerAddress, lastAttemptMs: number }
+interface KnownPeer {
+  peerPk: Uint8Array
+  /** Where the peer said it can be reached; tried in turn until one answers. */
+  addresses: PeerAddress[]
+  /** Index of the address to try next: the one that answered last, once one has. */
+  next: number
+  lastAttemptMs: number
+}
+
+/** Addresses remembered per peer at most. */
+export const MAX_ADDRESSES_PER_PEER = 8
+
+const sameAddress = (a: PeerAddress, b: PeerAddress): boolean => a.host === b.host && a.port === b.port
 
 /**
  * The transit layer over any datagram socket: sealed connects with proof of network
@@ -124,17 +136,28 @@ export class TransitEndpoint implements Transport {
 
   // ---- connecting -------------------------------------------------------------------------
 
-  /** Remembers where a peer can be reached; `tick` keeps a connection to it up. */
-  addKnownPeer (peerPk: Uint8Array, address: PeerAddress): void {
+  /**
+   * Remembers where a peer can be reached, replacing what was known of it; `tick` keeps a
+   * connection to it up, trying the addresses in turn until one answers.
+   */
+  setKnownAddresses (peerPk: Uint8Array, addresses: PeerAddress[]): void {
     const peer = toHex(peerPk)
-    if (peer === this.publicKey) return
+    if (peer === this.publicKey || addresses.length === 0) return
+    const kept = addresses.filter((a, i) => addresses.findIndex(b => sameAddress(a, b)) === i).slice(0, MAX_ADDRESSES_PER_PEER)
     const existing = this.known.get(peer)
-    if (existing !== undefined && existing.address.host === address.host && existing.address.port === address.port) return
-    this.known.set(peer, { peerPk, address, lastAttemptMs: existing?.lastAttemptMs ?? -Infinity })
+    // The same addresses in another order (the store lists them sorted) change nothing.
+    if (existing !== undefined && existing.addresses.length === kept.length && kept.every(a => existing.addresses.some(b => sameAddress(a, b)))) return
+    // The address that answered last stays first in line if it is still announced.
+    const answered = existing?.addresses[existing.next % existing.addresses.length]
+    const next = answered === undefined ? 0 : Math.max(0, kept.findIndex(a => sameAddress(a, answered)))
+    this.known.set(peer, { peerPk, addresses: kept, next, lastAttemptMs: existing?.lastAttemptMs ?? -Infinity })
   }
 
-  knownPeers (): Array<{ peer: string, address: PeerAddress, connected: boolean }> {
-    return [...this.known.entries()].map(([peer, k]) => ({ peer, address: k.address, connected: this.current.has(peer) }))
+  knownPeers (): Array<{ peer: string, addresses: PeerAddress[], address: PeerAddress, connected: boolean }> {
+    return [...this.known.entries()].map(([peer, k]) => {
+      const current = this.current.get(peer)
+      return { peer, addresses: k.addresses, address: current?.address ?? k.addresses[k.next % k.addresses.length]!, connected: current !== undefined }
+    })
   }
 
   connectionCount (): number {
@@ -173,7 +196,9 @@ export class TransitEndpoint implements Transport {
       const renewing = current !== undefined && now - current.createdAtMs > CONNECTION_TTL_MS
       if ((current === undefined || renewing) && now - known.lastAttemptMs >= CONNECT_RETRY_MS) {
         known.lastAttemptMs = now
-        this.connect(known.peerPk, known.address)
+        // A renewal goes where the current connection works; otherwise each try takes the next address.
+        const address = renewing ? current.address : known.addresses[known.next++ % known.addresses.length]!
+        this.connect(known.peerPk, address)
       }
     }
     for (const [id, until] of this.seenConnects) if (until < now) this.seenConnects.delete(id)
@@ -271,8 +296,15 @@ export class TransitEndpoint implements Transport {
     connection.established = true
     const current = this.current.get(connection.peer)
     if (current === undefined || current.createdAtMs <= connection.createdAtMs) this.current.set(connection.peer, connection)
-    // A peer that connected to us can be reconnected to at the address it came from.
-    if (!this.known.has(connection.peer)) this.addKnownPeer(connection.peerPk, connection.address)
+    const known = this.known.get(connection.peer)
+    if (known === undefined) {
+      // A peer that connected to us can be reconnected to at the address it came from.
+      this.setKnownAddresses(connection.peerPk, [connection.address])
+    } else {
+      // The next attempt, after a restart or a cut, goes first to the address that answered.
+      const answered = known.addresses.findIndex(a => sameAddress(a, connection.address))
+      if (answered >= 0) known.next = answered
+    }
   }
 
   private drop (connection: Connection): void {

@@ -99,6 +99,19 @@ interface SliceWaiter {
   reject: (err: Error) => void
 }
 
+/** Where ordinary sync stands with one peer. */
+interface SyncWalk {
+  lastAtMs: number
+  /** Advances through a permutation of the windows. */
+  step: number
+  /** Shared events new to this node that came from the peer since it was last asked. */
+  newEvents: number
+  /** Answers in a row that brought nothing new. */
+  quietAnswers: number
+  /** The first sync key of the window last asked for. */
+  windowStart: number
+}
+
 /** A byte range being read (inclusive), and whether the whole file passed verification yet. */
 export interface OpenRead {
   stream: Readable
@@ -116,6 +129,12 @@ export const READ_AHEAD_SLICES = 2400
 const DB_FILE = 'quiet-files.db'
 /** How often each peer is asked for one window of ordinary sync. */
 export const SYNC_INTERVAL_MS = 1000
+/**
+ * How soon a peer is asked for the next window when the last answer brought events this node
+ * did not have: a member who joins late catches up at several windows a second, and the
+ * pace falls back to SYNC_INTERVAL_MS once the windows come back empty.
+ */
+export const SYNC_FOLLOW_UP_MS = 100
 /** How often accepted slices are made durable and recorded. */
 export const FLUSH_INTERVAL_MS = 50
 /** Events one ordinary sync answer carries at most. */
@@ -156,8 +175,7 @@ export class Node {
     eventsAccepted: 0, eventsRejected: 0, syncRequestsSent: 0, syncEventsSent: 0, localRecordsDamaged: 0
   }
   /** Per peer: when it was last asked, and how far the walk over its windows got. */
-  private readonly lastSyncAt = new Map<string, number>()
-  private readonly syncWalk = new Map<string, number>()
+  private readonly syncWalks = new Map<string, SyncWalk>()
   private lastFlushMs = -Infinity
   private readonly waiters = new Set<SliceWaiter>()
   /** Per file, the saves asked for, oldest first; finished ones stay (a few) so followers can read how they ended. */
@@ -236,10 +254,11 @@ export class Node {
     return { fileId: toHex(descriptor.fileId), name, size: result.size, mediaType }
   }
 
-  /** Announces this member's display name and, if given, the address peers should use. */
-  announce (name: string, address?: { host: string, port: number }): void {
+  /** Announces this member's display name and the addresses peers should use (none: keep the last ones). */
+  announce (name: string, addresses: Array<{ host: string, port: number }> = []): void {
     this.broadcast(this.publishOwn(this.signContent(EventType.peer, encodePeerPlaintext(name))))
-    if (address !== undefined) this.broadcast(this.publishOwn(this.signContent(EventType.address, encodeAddressPlaintext(address))))
+    // One event per address, all signed at this same time: together they replace the earlier ones.
+    for (const address of addresses) this.broadcast(this.publishOwn(this.signContent(EventType.address, encodeAddressPlaintext(address))))
   }
 
   /** Posts a short text into the network, optionally about a file. */
@@ -517,7 +536,11 @@ export class Node {
         case EventType.sync: this.onSync(peer, event); break
         default:
           if (!SHAREABLE_TYPES.has(event[HeaderOffset.type]!)) throw new WireError('type', `unexpected event type ${event[HeaderOffset.type]}`)
-          if (this.ingestEvent(event)) this.counters.eventsAccepted++
+          if (this.ingestEvent(event)) {
+            this.counters.eventsAccepted++
+            const walk = this.syncWalks.get(peer)
+            if (walk !== undefined) walk.newEvents++
+          }
       }
     } catch (err) {
       if (!(err instanceof WireError)) throw err
@@ -606,18 +629,36 @@ export class Node {
     this.counters.syncEventsSent += sent
   }
 
-  /** Asks each peer, once per interval, for one window (in a random order) of shared events. */
+  /**
+   * Asks each peer, once per interval, for one window (in a scattered order) of shared
+   * events; sooner while its answers bring new events, and the same part of the key space
+   * again while they come near the answer's limit (that window holds more).
+   */
   private sendSyncRequests (): void {
-    const due = (this.transport?.peers() ?? []).filter(peer => this.nowMs - (this.lastSyncAt.get(peer) ?? -Infinity) >= SYNC_INTERVAL_MS)
-    if (due.length === 0) return
     const windowBits = windowBitsFor(this.store.sharedEventCount())
     const span = 2 ** (32 - windowBits)
+    const due = (this.transport?.peers() ?? []).filter(peer => {
+      const walk = this.syncWalks.get(peer)
+      if (walk === undefined) return true
+      const elapsed = this.nowMs - walk.lastAtMs
+      const catchingUp = walk.newEvents > 0 || walk.quietAnswers < 2 ** windowBits
+      return elapsed >= SYNC_INTERVAL_MS || (elapsed >= SYNC_FOLLOW_UP_MS && catchingUp)
+    })
+    if (due.length === 0) return
     for (const peer of due) {
-      this.lastSyncAt.set(peer, this.nowMs)
-      // An odd multiplier permutes the counter modulo 2^bits: every window, in a scattered order.
-      const step = this.syncWalk.get(peer) ?? 0
-      this.syncWalk.set(peer, step + 1)
-      const window = (Math.imul(step, 0x9e3779b1) >>> 0) % 2 ** windowBits
+      let walk = this.syncWalks.get(peer)
+      if (walk === undefined) this.syncWalks.set(peer, walk = { lastAtMs: 0, step: 0, newEvents: 0, quietAnswers: -1, windowStart: 0 })
+      walk.quietAnswers = walk.newEvents > 0 ? 0 : walk.quietAnswers + 1
+      let window: number
+      if (walk.newEvents >= SYNC_LIMIT / 2) {
+        window = Math.floor(walk.windowStart / span)
+      } else {
+        // An odd multiplier permutes the counter modulo 2^bits: every window, in a scattered order.
+        window = (Math.imul(walk.step++, 0x9e3779b1) >>> 0) % 2 ** windowBits
+      }
+      walk.lastAtMs = this.nowMs
+      walk.newEvents = 0
+      walk.windowStart = window * span
       const nonce = randomBytes(SYNC_NONCE_BYTES)
       const salt = bloomSalt(this.options.identity.publicKey, windowBits, window, nonce)
       const held = this.store.sharedEventsInRange(window * span, (window + 1) * span - 1).map(e => e.eventId)

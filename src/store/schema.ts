@@ -95,6 +95,20 @@ export const MIGRATIONS: readonly string[] = [
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
   ) WITHOUT ROWID;
+  `,
+  `
+  -- A member may announce several addresses at once (LAN, forwarded port, relay): the
+  -- addresses announced last, all with the same time, are the member's current ones.
+  CREATE TABLE addresses_by_host (
+    peer_pk BLOB NOT NULL,
+    host TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    announced_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (peer_pk, host, port)
+  ) WITHOUT ROWID;
+  INSERT INTO addresses_by_host SELECT peer_pk, host, port, announced_at_ms FROM addresses;
+  DROP TABLE addresses;
+  ALTER TABLE addresses_by_host RENAME TO addresses;
   `
 ]
 

@@ -95,10 +95,10 @@ export class Store {
         ON CONFLICT (peer_pk) DO UPDATE SET name = excluded.name, announced_at_ms = excluded.announced_at_ms
         WHERE excluded.announced_at_ms >= members.announced_at_ms`),
       listMembers: db.prepare('SELECT * FROM members ORDER BY name, peer_pk'),
-      putAddress: db.prepare(`INSERT INTO addresses (peer_pk, host, port, announced_at_ms) VALUES (?, ?, ?, ?)
-        ON CONFLICT (peer_pk) DO UPDATE SET host = excluded.host, port = excluded.port, announced_at_ms = excluded.announced_at_ms
-        WHERE excluded.announced_at_ms >= addresses.announced_at_ms`),
-      listAddresses: db.prepare('SELECT * FROM addresses'),
+      dropOlderAddresses: db.prepare('DELETE FROM addresses WHERE peer_pk = ? AND announced_at_ms < ?'),
+      putAddress: db.prepare(`INSERT OR IGNORE INTO addresses (peer_pk, host, port, announced_at_ms)
+        SELECT @peerPk, @host, @port, @at WHERE NOT EXISTS (SELECT 1 FROM addresses WHERE peer_pk = @peerPk AND announced_at_ms > @at)`),
+      listAddresses: db.prepare('SELECT * FROM addresses ORDER BY peer_pk, host, port'),
       putMessage: db.prepare('INSERT OR IGNORE INTO messages (event_id, author_pk, file_id, text, created_at_ms) VALUES (?, ?, ?, ?, ?)'),
       listMessages: db.prepare('SELECT * FROM messages ORDER BY created_at_ms, event_id'),
       hasEvent: db.prepare('SELECT 1 FROM events WHERE event_id = ?').pluck(),
@@ -177,7 +177,15 @@ export class Store {
     return (this.stmt.listMembers.all() as Row[]).map(r => ({ peerPk: u8(r.peer_pk), name: String(r.name), announcedAtMs: Number(r.announced_at_ms) }))
   }
 
-  putAddress (peerPk: Uint8Array, host: string, port: number, announcedAtMs: number): void { this.stmt.putAddress.run(peerPk, host, port, announcedAtMs) }
+  /**
+   * Records an announced address. Addresses announced later replace a member's earlier ones;
+   * those announced at the same time stand side by side.
+   */
+  putAddress (peerPk: Uint8Array, host: string, port: number, announcedAtMs: number): void {
+    this.stmt.dropOlderAddresses.run(peerPk, announcedAtMs)
+    this.stmt.putAddress.run({ peerPk, host, port, at: announcedAtMs })
+  }
+
   listAddresses (): Array<{ peerPk: Uint8Array, host: string, port: number }> {
     return (this.stmt.listAddresses.all() as Row[]).map(r => ({ peerPk: u8(r.peer_pk), host: String(r.host), port: Number(r.port) }))
   }

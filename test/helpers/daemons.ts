@@ -22,8 +22,11 @@ export interface ProcessNetwork {
   close (): Promise<void>
 }
 
-/** `names[0]` creates a network, the others join with its invite; each is its own `qf daemon` process. */
-export async function startProcessNetwork (names: string[]): Promise<ProcessNetwork> {
+/**
+ * `names[0]` creates a network, the others join with its invite; each is its own `qf daemon`
+ * process. `inviterAnnouncesFirst`: addresses the first announces before its loopback one.
+ */
+export async function startProcessNetwork (names: string[], options: { inviterAnnouncesFirst?: string[] } = {}): Promise<ProcessNetwork> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-proc-'))
   const members: Member[] = []
   const net: ProcessNetwork = {
@@ -43,7 +46,7 @@ export async function startProcessNetwork (names: string[]): Promise<ProcessNetw
       const dir = path.join(root, name)
       qf('init', '--dir', dir, '--name', name)
       const log = path.join(root, `${name}.log`)
-      const daemon = await startDaemonProcess(dir, log)
+      const daemon = await startDaemonProcess(dir, log, undefined, members.length === 0 ? options.inviterAnnouncesFirst : [])
       members.push({ name, dir, daemon, log, api: daemonClient(dir) })
     }
     qf('network', 'create', 'test', '--dir', members[0]!.dir)
