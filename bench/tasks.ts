@@ -22,6 +22,7 @@ import { sliceCount } from '../src/files/windows.js'
 import { DATA_OVERHEAD_BYTES } from '../src/wire/transit.js'
 import { EVENT_BYTES } from '../src/wire/constants.js'
 import { SOCKET_BUFFER_BYTES } from '../src/net/udp.js'
+import { sealedSliceDatagram } from './required-receive-work.js'
 import type { Member } from '../test/helpers/daemons.js'
 
 type Result = Record<string, number>
@@ -181,11 +182,14 @@ function peakRssOfPid (pid: number): number {
 /**
  * The baseline: a raw dgram blast between two processes of as many datagrams, of the same
  * size, as a focused sync of `bytes` sends (two slice events per datagram), nothing else.
+ * `withRequiredCrypto`: the datagrams are real sealed slices, and the receiver does the
+ * protocol's required crypto on each (and still nothing else).
  */
-async function udpRaw (_dir: string, bytes: number): Promise<Result> {
+async function udpRaw (bytes: number, withRequiredCrypto: boolean): Promise<Result> {
   const datagrams = Math.ceil(sliceCount(bytes) / 2)
   const size = DATA_OVERHEAD_BYTES + 2 * EVENT_BYTES
-  const receiver = spawn(process.execPath, [path.join(path.dirname(fileURLToPath(import.meta.url)), 'udp-raw-receiver.js')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const receiverArgs = [path.join(path.dirname(fileURLToPath(import.meta.url)), 'udp-raw-receiver.js'), ...(withRequiredCrypto ? ['crypto'] : [])]
+  const receiver = spawn(process.execPath, receiverArgs, { stdio: ['ignore', 'pipe', 'inherit'] })
   const lines: string[] = []
   let buffered = ''
   const gotLine = new Promise<void>(resolve => receiver.stdout.on('data', (d: Buffer) => {
@@ -197,7 +201,8 @@ async function udpRaw (_dir: string, bytes: number): Promise<Result> {
   await gotLine
   const { port } = JSON.parse(lines[0]!) as { port: number }
   const socket = dgram.createSocket({ type: 'udp4', sendBufferSize: SOCKET_BUFFER_BYTES })
-  const payload = Buffer.alloc(size, 0xab)
+  const payload = withRequiredCrypto ? Buffer.from(sealedSliceDatagram()) : Buffer.alloc(size, 0xab)
+  if (payload.length !== size) throw new Error('the sealed datagram is not the size a focused sync sends')
   for (let i = 0; i < datagrams; i++) {
     socket.send(payload, port, '127.0.0.1')
     // Yield now and then, as a real sender does between batches, so the loop does not just pile up.
@@ -205,12 +210,21 @@ async function udpRaw (_dir: string, bytes: number): Promise<Result> {
   }
   await new Promise(resolve => receiver.on('exit', resolve))
   socket.close()
-  const result = JSON.parse(lines[1] ?? buffered) as { received: number, bytes: number, seconds: number }
+  const result = JSON.parse(lines[1] ?? buffered) as { received: number, bytes: number, seconds: number, failures: number }
+  if (result.failures > 0) throw new Error(`${result.failures} sealed datagrams or slices did not authenticate`)
   const payloadBytes = result.received * 2 * SLICE_PLAINTEXT_BYTES
   return { seconds: result.seconds, received: result.received, sent: datagrams, payload_mbps: payloadBytes * 8 / 1e6 / result.seconds }
 }
 
-const tasks: Record<string, (dir: string, bytes: number) => Promise<Result>> = { share, copy, 'sim-sync': simSync, 'store-options': storeOptions, 'udp-sync': udpSync, 'udp-raw': udpRaw }
+const tasks: Record<string, (dir: string, bytes: number) => Promise<Result>> = {
+  share,
+  copy,
+  'sim-sync': simSync,
+  'store-options': storeOptions,
+  'udp-sync': udpSync,
+  'udp-raw': async (_dir, bytes) => await udpRaw(bytes, false),
+  'udp-raw-crypto': async (_dir, bytes) => await udpRaw(bytes, true)
+}
 
 const [task, dir, bytes] = process.argv.slice(2)
 const run = tasks[task ?? '']
