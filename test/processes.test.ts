@@ -14,6 +14,7 @@ import { decodeInvite } from '../src/wire/invite.js'
 import { randomBytes, signKeyPair } from '../src/crypto/index.js'
 import type { Member } from './helpers/daemons.js'
 import type { Progress } from '../src/node/progress.js'
+import type { ChildProcess } from 'node:child_process'
 
 const MiB = 1024 * 1024
 
@@ -30,13 +31,13 @@ async function shareAndSee (net: { root: string }, from: Member, to: Member, nam
   return { source, fileId }
 }
 
-function runGet (member: Member, fileId: string, out: string, extra: string[] = []): { exited: Promise<{ code: number | null, stdout: string, stderr: string }> } {
+function runGet (member: Member, fileId: string, out: string, extra: string[] = []): { child: ChildProcess, exited: Promise<{ code: number | null, stdout: string, stderr: string }> } {
   const child = spawn(process.execPath, [QF_MAIN, 'get', fileId, '--dir', member.dir, '--out', out, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  return { exited: new Promise(resolve => child.on('exit', code => resolve({ code, stdout, stderr }))) }
+  return { child, exited: new Promise(resolve => child.on('exit', code => resolve({ code, stdout, stderr }))) }
 }
 
 test('three processes over UDP: a 5 MiB file shared by one is fetched by the two others with qf get', async () => {
@@ -179,6 +180,34 @@ test('an invite carries every announced address, and a member reaches the invite
     assert.deepEqual([...peer.addresses].sort(), [working, '192.0.2.1:9'])
     const { fileId } = await shareAndSee(net, alice, bob, 'notes.txt', 10_000, 4)
     assert.match(fileId, /^[0-9a-f]{32}$/)
+  } finally { await net.close() }
+})
+
+test('qf get stopped with Ctrl-C leaves the download and the save to the daemon, which finishes both even across a restart', async () => {
+  const net = await startProcessNetwork(['alice', 'bob'])
+  try {
+    const [alice, bob] = net.members as [Member, Member]
+    const { source, fileId } = await shareAndSee(net, alice, bob, 'later.bin', 3 * MiB, 6)
+    await stopDaemonProcess(alice.daemon) // nothing arrives until alice is back
+    const out = path.join(net.root, 'later.out')
+    const get = runGet(bob, fileId, out, ['--json'])
+    await waitFor('the download and the save asked for', async () => (await status(bob, fileId)).saves.length > 0)
+    get.child.kill('SIGINT')
+    const got = await get.exited
+    assert.equal(got.code, 130)
+    assert.equal(got.stdout.trim().split('\n').map(line => (JSON.parse(line) as { event: string }).event).at(-1), 'detached')
+    bob.daemon.child.kill('SIGKILL')
+    await bob.daemon.exited
+    await net.restart(bob)
+    assert.deepEqual((await status(bob, fileId)).saves, [{ path: out, state: 'writing', error: null }], 'the restarted daemon took the save up again')
+    await net.restart(alice)
+    const saved = await waitFor('the file saved with nobody asking', async () => {
+      const progress = await status(bob, fileId)
+      return progress.saves[0]?.state === 'saved' ? progress : null
+    }, 60_000)
+    assert.equal(saved.state, 'complete')
+    assert.equal(await sha256OfFile(out), await sha256OfFile(source))
+    assert.equal(fs.existsSync(`${out}.qf-partial`), false)
   } finally { await net.close() }
 })
 

@@ -105,3 +105,33 @@ test('cancelling a download ends its save and removes the partial file', async (
     assert.equal(fs.existsSync(out), false)
   } finally { c.close() }
 })
+
+test('a save still going when the node stops is taken up again when it reopens, and once ended it is not', async () => {
+  const c = makeCluster(['alice', 'bob'], { latencyMs: 5, bandwidthBps: 40e6 })
+  try {
+    const { bob, source, fileId } = await shareAndRequest(c, 'across.bin', 3 * MiB + 5, 27)
+    const out = path.join(c.root, 'across-saved.bin')
+    const gone = path.join(c.root, 'gone', 'never.bin')
+    fs.mkdirSync(path.dirname(gone))
+    bob.node.save(fileId, out)
+    bob.node.save(fileId, gone)
+    c.net.runUntil(() => bob.node.progress(fileId).percent >= 40, { maxMs: 60_000 })
+    c.net.step(10)
+    bob.node.close()
+    c.net.remove(bob.node.publicKey)
+    // One target's directory disappears while the node is down: that save cannot start again.
+    fs.rmSync(path.dirname(gone), { recursive: true })
+    const bob2 = c.addPeer('bob').node
+    assert.deepEqual(bob2.progress(fileId).saves, [{ path: out, state: 'writing', error: null }])
+    c.net.runUntil(() => bob2.progress(fileId).saving?.state === 'saved', { maxMs: 60_000 })
+    assert.equal(await sha256OfFile(out), await sha256OfFile(source))
+    assert.equal(fs.existsSync(out + PARTIAL_SUFFIX), false)
+    bob2.close()
+    c.net.remove(bob2.publicKey)
+    // Even with the saved file moved away, a save that ended is not started again.
+    fs.renameSync(out, `${out}.moved`)
+    const bob3 = c.addPeer('bob').node
+    assert.deepEqual(bob3.progress(fileId).saves, [], 'a save that ended is not taken up again')
+    assert.equal(fs.existsSync(out + PARTIAL_SUFFIX), false)
+  } finally { c.close() }
+})

@@ -204,13 +204,21 @@ command('get <file_id>', 'download a file with a live progress bar and save it o
     const existedAtStart = fs.existsSync(out)
     if (existedAtStart && options.force !== true) throw new CliError(`${out} already exists; use --force to overwrite it`)
     if (!fs.existsSync(path.dirname(out))) throw new CliError(`no such directory: ${path.dirname(out)}`)
-    // The daemon writes the plaintext as slices arrive and moves it into place once verified.
-    // A restarted daemon still wants the file (that is in its store), but a save lives in its
-    // memory: it is asked again, and whatever is at `out` by then was put there by that save.
+    // The daemon writes the plaintext as slices arrive and moves it into place once verified,
+    // and keeps at both across a restart. After one, both are asked for again all the same
+    // (asking again changes nothing), and whatever is at `out` by then was put there by that save.
     const ask = async (again: boolean): Promise<void> => {
       await client.call('POST', `/api/files/${id}/download`, { priority: options.priority, ttl: options.ttl })
       await client.call('POST', `/api/files/${id}/save`, { path: out, force: options.force === true || (again && !existedAtStart) })
     }
+    // Ctrl-C stops following, not the download: the daemon goes on and saves the file.
+    process.once('SIGINT', () => {
+      activeBar?.stop()
+      const text = `stopped following; the daemon goes on fetching ${initial.name} and saves it to ${out} (qf cancel ${id} stops it)`
+      if (json) console.log(JSON.stringify({ event: 'detached', path: out, file_id: id }))
+      else console.error(text)
+      process.exit(130)
+    })
     let asked = false
     let again = false
     let final: Progress | null = null
@@ -233,8 +241,11 @@ command('get <file_id>', 'download a file with a live progress bar and save it o
     print(options.json, { event: 'saved', path: out, bytes: done.bytesTotal, file_id: id }, () => `saved ${out} (${formatBytes(done.bytesTotal)}, verified)`)
   })
 
+/** The progress bar being drawn, to be put away if the command is interrupted. */
+let activeBar: cliProgress.SingleBar | null = null
+
 async function followProgress (client: DaemonClient, id: string, json: boolean): Promise<Progress> {
-  const bar = json ? null : new cliProgress.SingleBar({
+  const bar = activeBar = json ? null : new cliProgress.SingleBar({
     format: '{name} |{bar}| {percentage}% | {done} / {size} | {speed} | ETA {eta_text} | {state}',
     hideCursor: true,
     barsize: 30,
@@ -253,6 +264,7 @@ async function followProgress (client: DaemonClient, id: string, json: boolean):
     }
   } finally {
     bar?.stop()
+    activeBar = null
   }
 }
 

@@ -180,6 +180,8 @@ export class Node {
   private readonly waiters = new Set<SliceWaiter>()
   /** Per file, the saves asked for, oldest first; finished ones stay (a few) so followers can read how they ended. */
   private readonly saves = new Map<string, SaveTarget[]>()
+  /** Saves written down in the store, to be taken up again after a restart until they end. */
+  private readonly savesOnRecord = new Map<SaveTarget, Uint8Array>()
   private lastSliceFile = { id: new Uint8Array(0), key: '' }
 
   private constructor (private readonly options: NodeOptions) {
@@ -194,6 +196,7 @@ export class Node {
     this.savedEventCount = this.eventCount
     this.nowMs = options.startMs ?? 0
     this.loadWanted()
+    this.resumeSaves()
   }
 
   static open (options: NodeOptions): Node {
@@ -372,6 +375,7 @@ export class Node {
       this.dropLocal(descriptor)
     })
     for (const target of this.saves.get(toHex(descriptor.fileId)) ?? []) target.abort('the download was cancelled')
+    this.forgetEndedSaves()
     return this.progress(fileId)
   }
 
@@ -388,6 +392,10 @@ export class Node {
     const previous = this.saves.get(key) ?? []
     if (previous.some(t => t.state === 'writing' && t.path === target)) return this.progress(fileId)
     const next = SaveTarget.open(target, descriptor.size, descriptor.slices, options.overwrite === true)
+    // An ended save to this path leaves the record first, so it cannot take the new one with it.
+    this.forgetEndedSaves()
+    this.store.putSave(descriptor.fileId, target, options.overwrite === true)
+    this.savesOnRecord.set(next, descriptor.fileId)
     // An earlier, finished save to this path is superseded; of the others only the last few finished ones are kept.
     const others = previous.filter(t => t.path !== target)
     let finishedToDrop = others.filter(t => t.state !== 'writing').length - KEPT_FINISHED_SAVES
@@ -698,7 +706,10 @@ export class Node {
     this.expireRequests()
     this.counters.requestsTimedOut += this.requester.expire(this.nowMs)
     if (this.waiters.size > 0) this.settleWaiters()
-    if (this.saves.size > 0) this.advanceSaves()
+    if (this.saves.size > 0) {
+      this.advanceSaves()
+      this.forgetEndedSaves()
+    }
     this.sendRequests()
     this.sendSyncRequests()
   }
@@ -718,6 +729,35 @@ export class Node {
       this.peerDeltas.clear()
       this.saveEventCount()
     })
+  }
+
+  /**
+   * Takes up the saves that were still going when the node last stopped. One that cannot
+   * start again (its directory is gone, or its file was put in place meanwhile) is dropped.
+   */
+  private resumeSaves (): void {
+    for (const row of this.store.listSaves()) {
+      const descriptor = this.store.getDescriptor(row.fileId)
+      try {
+        if (descriptor === null) throw new QuietError('not_found', 'the file is no longer known')
+        const target = SaveTarget.open(row.path, descriptor.size, descriptor.slices, row.overwrite)
+        const key = toHex(row.fileId)
+        this.saves.set(key, [...this.saves.get(key) ?? [], target])
+        this.savesOnRecord.set(target, row.fileId)
+      } catch (err) {
+        if (!(err instanceof QuietError)) throw err
+        this.store.deleteSave(row.fileId, row.path)
+      }
+    }
+  }
+
+  /** Saves that ended (saved, failed, cancelled) are not taken up again after a restart. */
+  private forgetEndedSaves (): void {
+    for (const [target, fileId] of this.savesOnRecord) {
+      if (target.state === 'writing') continue
+      this.store.deleteSave(fileId, target.path)
+      this.savesOnRecord.delete(target)
+    }
   }
 
   /** Finishes saves of files that became whole, first copying slices that came before the save. */

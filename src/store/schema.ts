@@ -109,6 +109,16 @@ export const MIGRATIONS: readonly string[] = [
   INSERT INTO addresses_by_host SELECT peer_pk, host, port, announced_at_ms FROM addresses;
   DROP TABLE addresses;
   ALTER TABLE addresses_by_host RENAME TO addresses;
+  `,
+  `
+  -- Saves asked for and not ended yet: a node that restarts takes them up again.
+  -- Local state, like peers: not a projection.
+  CREATE TABLE saves (
+    file_id BLOB NOT NULL,
+    path TEXT NOT NULL,
+    overwrite INTEGER NOT NULL,
+    PRIMARY KEY (file_id, path)
+  ) WITHOUT ROWID;
   `
 ]
 

@@ -131,7 +131,10 @@ export class Store {
           slices_rejected = slices_rejected + excluded.slices_rejected,
           requests_answered = requests_answered + excluded.requests_answered,
           last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)`),
-      getPeer: db.prepare('SELECT * FROM peers WHERE peer_pk = ?')
+      getPeer: db.prepare('SELECT * FROM peers WHERE peer_pk = ?'),
+      putSave: db.prepare('INSERT OR REPLACE INTO saves (file_id, path, overwrite) VALUES (?, ?, ?)'),
+      deleteSave: db.prepare('DELETE FROM saves WHERE file_id = ? AND path = ?'),
+      listSaves: db.prepare('SELECT * FROM saves ORDER BY file_id, path')
     }
   }
 
@@ -188,6 +191,13 @@ export class Store {
 
   listAddresses (): Array<{ peerPk: Uint8Array, host: string, port: number }> {
     return (this.stmt.listAddresses.all() as Row[]).map(r => ({ peerPk: u8(r.peer_pk), host: String(r.host), port: Number(r.port) }))
+  }
+
+  /** A save that is to go on after a restart, until `deleteSave`. */
+  putSave (fileId: Uint8Array, path: string, overwrite: boolean): void { this.stmt.putSave.run(fileId, path, overwrite ? 1 : 0) }
+  deleteSave (fileId: Uint8Array, path: string): void { this.stmt.deleteSave.run(fileId, path) }
+  listSaves (): Array<{ fileId: Uint8Array, path: string, overwrite: boolean }> {
+    return (this.stmt.listSaves.all() as Row[]).map(r => ({ fileId: u8(r.file_id), path: String(r.path), overwrite: r.overwrite === 1 }))
   }
 
   putMessage (eventId: Uint8Array, authorPk: Uint8Array, fileId: Uint8Array | null, text: string, createdAtMs: number): void {
