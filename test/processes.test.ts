@@ -211,6 +211,30 @@ test('qf get stopped with Ctrl-C leaves the download and the save to the daemon,
   } finally { await net.close() }
 })
 
+test('qf get that finds its download cancelled while it waited for the daemon stops, and does not ask for it again', async () => {
+  const net = await startProcessNetwork(['alice', 'bob'])
+  try {
+    const [alice, bob] = net.members as [Member, Member]
+    const { fileId } = await shareAndSee(net, alice, bob, 'maybe.bin', 2 * MiB, 8)
+    await stopDaemonProcess(alice.daemon) // the download stays open
+    const out = path.join(net.root, 'maybe.out')
+    const get = runGet(bob, fileId, out, ['--json'])
+    await waitFor('the download and the save asked for', async () => (await status(bob, fileId)).saves.length > 0)
+    // qf get is frozen while the daemon dies, comes back, and the download is cancelled.
+    get.child.kill('SIGSTOP')
+    bob.daemon.child.kill('SIGKILL')
+    await bob.daemon.exited
+    await net.restart(bob)
+    qf('cancel', fileId, '--dir', bob.dir)
+    get.child.kill('SIGCONT')
+    // Were the download asked for again, qf get would wait for it: give it 30 s.
+    const got = await Promise.race([get.exited, sleep(30_000).then(async () => { get.child.kill('SIGKILL'); return await get.exited })])
+    assert.equal(got.code, 1, `qf get: ${got.stdout} ${got.stderr}`)
+    assert.match(got.stderr, /maybe\.bin: the download was cancelled/)
+    assert.equal((await status(bob, fileId)).state, 'cancelled', 'still cancelled')
+  } finally { await net.close() }
+})
+
 test('a stranger without the invite gets nothing back: no accept, no descriptor, no slice', async () => {
   const net = await startProcessNetwork(['alice'])
   const socket = dgram.createSocket('udp4')

@@ -224,7 +224,13 @@ command('get <file_id>', 'download a file with a live progress bar and save it o
     let final: Progress | null = null
     while (final === null) {
       try {
-        if (!asked) await ask(again)
+        if (!asked) {
+          // Someone may have cancelled it while this command waited for the daemon: that stands.
+          if (again && (await client.call<Progress>('GET', `/api/files/${id}/status`)).state === 'cancelled') {
+            throw new CliError(`${initial.name}: the download was cancelled`)
+          }
+          await ask(again)
+        }
         asked = true
         final = await followProgress(client, id, json)
       } catch (err) {
