@@ -7,11 +7,12 @@ import type { PeerAddress } from '../src/net/transit.js'
 
 interface Wire { to: string, bytes: Uint8Array, from: PeerAddress }
 
-function pair (options: { bobKey?: Uint8Array } = {}) {
+function pair (options: { bobKey?: Uint8Array, aliceClockOffsetMs?: number } = {}) {
   const networkId = randomBytes(16)
   const networkKey = randomBytes(32)
   const wire: Wire[] = []
   const delivered: Array<{ at: string, peer: string, event: Uint8Array }> = []
+  const skews: Array<{ at: string, peer: string, skewMs: number }> = []
   let now = 1_000_000
   const make = (name: string, key: Uint8Array) => {
     const identity = signKeyPair()
@@ -25,7 +26,8 @@ function pair (options: { bobKey?: Uint8Array } = {}) {
         assert.equal(Buffer.isBuffer(event), false)
         delivered.push({ at: name, peer, event: event.slice() })
       },
-      now: () => now
+      now: () => now + (name === 'alice' ? options.aliceClockOffsetMs ?? 0 : 0),
+      onClockSkew: (peer, skewMs) => skews.push({ at: name, peer, skewMs })
     })
     return { identity, address, endpoint }
   }
@@ -38,7 +40,7 @@ function pair (options: { bobKey?: Uint8Array } = {}) {
       ;(w.to === 'alice' ? alice : bob).endpoint.onDatagram(w.bytes, w.from)
     }
   }
-  return { alice, bob, wire, delivered, pump, advance: (ms: number) => { now += ms } }
+  return { alice, bob, wire, delivered, skews, pump, advance: (ms: number) => { now += ms } }
 }
 
 test('transit: connect, accept, and events both ways, packed two per datagram', () => {
@@ -141,4 +143,20 @@ test('transit: a peer known at several addresses is tried at each in turn, and f
   assert.deepEqual(connectsFromBob(), ['alice'])
   pump()
   assert.equal(bob.endpoint.peers().length, 1)
+})
+
+test('transit: a member whose clock is too far off is refused, and the refusal says by how much', () => {
+  const { alice, bob, wire, skews, pump } = pair({ aliceClockOffsetMs: 5 * 60_000 })
+  bob.endpoint.connect(alice.identity.publicKey, alice.address)
+  pump()
+  assert.equal(alice.endpoint.peers().length, 0)
+  assert.equal(alice.endpoint.stats.connectsClockSkewed, 1)
+  assert.deepEqual(skews, [{ at: 'alice', peer: bob.endpoint.publicKey, skewMs: -5 * 60_000 }], 'bob is five minutes behind alice')
+  assert.equal(wire.length, 0, 'no answer')
+  // Within the allowed skew the same connect goes through.
+  const close = pair({ aliceClockOffsetMs: 60_000 })
+  close.bob.endpoint.connect(close.alice.identity.publicKey, close.alice.address)
+  close.pump()
+  assert.equal(close.bob.endpoint.peers().length, 1)
+  assert.equal(close.alice.endpoint.stats.connectsClockSkewed, 0)
 })

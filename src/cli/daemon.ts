@@ -4,7 +4,7 @@ import path from 'node:path'
 import { Node } from '../node/node.js'
 import { QuietError } from '../node/errors.js'
 import { CONTROL_FILE, loadIdentity, loadNetwork, saveNetwork, writeSecretJson } from '../node/config.js'
-import { MAX_ADDRESSES_PER_PEER, TransitEndpoint } from '../net/transit.js'
+import { CONNECT_FRESHNESS_MS, MAX_ADDRESSES_PER_PEER, TransitEndpoint } from '../net/transit.js'
 import { openUdpSocket } from '../net/udp.js'
 import { randomBytes } from '../crypto/index.js'
 import { fromHex, toHex } from '../bytes.js'
@@ -27,6 +27,8 @@ export interface DaemonOptions {
 }
 
 export const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600_000
+/** A member's clock refusing its connects is logged at most this often. */
+const CLOCK_SKEW_LOG_MS = 60_000
 /** How often announced addresses are handed to the transit layer for (re)connecting. */
 const ADDRESS_REFRESH_MS = 1000
 
@@ -65,6 +67,7 @@ export class Daemon {
   private addressesCheckedMs = -Infinity
   private lastErrorLogMs = -Infinity
   private tickWaiters: Array<() => void> = []
+  private readonly clockSkews = new Map<string, { skewMs: number, atMs: number }>()
 
   private constructor (readonly options: DaemonOptions, readonly identity: Identity) {}
 
@@ -160,11 +163,31 @@ export class Daemon {
       mtu: this.options.mtu,
       sendDatagram: (bytes, to) => this.socket?.send(bytes, to),
       deliver: (peer, event) => this.node?.receive(peer, event, Date.now()),
-      now: () => Date.now()
+      now: () => Date.now(),
+      onClockSkew: (peer, skewMs) => this.noteClockSkew(peer, skewMs)
     })
     this.node = Node.open({ dataDir: this.options.dir, identity: this.identity, networkKey: network.networkKey, transport: this.transit, startMs: Date.now(), backgroundSync: true })
     this.announced = this.announceAddresses
     this.node.announce(this.identity.name, this.announced)
+  }
+
+  /**
+   * A member whose clock is too far off ours cannot connect (connects are only fresh for
+   * CONNECT_FRESHNESS_MS): said in the log once a minute per member, and shown with the peers.
+   */
+  private noteClockSkew (peer: string, skewMs: number): void {
+    const now = Date.now()
+    const last = this.clockSkews.get(peer)
+    this.clockSkews.set(peer, { skewMs, atMs: now })
+    if (last !== undefined && now - last.atMs < CLOCK_SKEW_LOG_MS) return
+    const name = this.node?.members().find(m => m.publicKey === peer)?.name ?? `${peer.slice(0, 16)}…`
+    console.error(`quiet-files: refused a connect from ${name}: its clock is ${Math.round(Math.abs(skewMs) / 1000)} s ${skewMs > 0 ? 'ahead of' : 'behind'} this machine's, more than ${CONNECT_FRESHNESS_MS / 1000} s apart; set the clocks right`)
+  }
+
+  /** How far off a member's clock was when its connect was last refused for it, if that was lately. */
+  clockSkewOf (peer: string): number | null {
+    const seen = this.clockSkews.get(peer)
+    return seen === undefined || Date.now() - seen.atMs > CLOCK_SKEW_LOG_MS ? null : seen.skewMs
   }
 
   /**

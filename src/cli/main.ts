@@ -45,6 +45,11 @@ function collectHostPorts (value: string, previous: PeerAddress[]): PeerAddress[
   }
 }
 
+function clockNote (skewSeconds: number | null): string {
+  if (skewSeconds === null) return ''
+  return ` (its clock is ${Math.abs(skewSeconds)} s ${skewSeconds > 0 ? 'ahead' : 'behind'}: connects refused)`
+}
+
 function print (json: boolean | undefined, value: unknown, text: () => string): void {
   console.log(json === true ? JSON.stringify(value) : text())
 }
@@ -176,12 +181,12 @@ command('status', 'peers, connections and downloads')
   .action(async (options: JsonOptions) => {
     const status = await daemonClient(dirOf(options)).call<{
       public_key: string, name: string, network: { id: string, name: string } | null, udp_port: number, connections: number,
-      peers: Array<{ public_key: string, name: string | null, address: string | null, connected: boolean }>, downloads: Progress[]
+      peers: Array<{ public_key: string, name: string | null, address: string | null, connected: boolean, clock_skew_seconds: number | null }>, downloads: Progress[]
     }>('GET', '/api/status')
     print(options.json, status, () => [
       `${status.name} ${status.public_key}`,
       `network: ${status.network === null ? 'none' : `${status.network.name} (${status.network.id})`}, udp ${status.udp_port}, ${status.connections} connection(s)`,
-      'peers:', ...(status.peers.length === 0 ? ['  none'] : status.peers.map(p => `  ${p.name ?? '?'} ${p.public_key.slice(0, 16)}… ${p.address ?? ''} ${p.connected ? 'connected' : 'not connected'}`)),
+      'peers:', ...(status.peers.length === 0 ? ['  none'] : status.peers.map(p => `  ${p.name ?? '?'} ${p.public_key.slice(0, 16)}… ${p.address ?? ''} ${p.connected ? 'connected' : 'not connected'}${clockNote(p.clock_skew_seconds)}`)),
       'downloads:', ...(status.downloads.length === 0 ? ['  none'] : status.downloads.map(d => `  ${d.name} ${d.state} ${d.percent.toFixed(1)}% ${formatSpeed(d.speedBytesPerSecond)} ETA ${formatEta(d.etaSeconds)}`))
     ].join('\n'))
   })

@@ -264,8 +264,11 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
   return app
 }
 
-/** Members other than this node; `address` is the one in use (or tried next), `addresses` all it announced. */
-function peersOf (daemon: Daemon): Array<{ public_key: string, name: string | null, address: string | null, addresses: string[], connected: boolean }> {
+/**
+ * Members other than this node; `address` is the one in use (or tried next), `addresses` all
+ * it announced; `clock_skew_seconds` how far its clock was off when its connect was refused for that lately.
+ */
+function peersOf (daemon: Daemon): Array<{ public_key: string, name: string | null, address: string | null, addresses: string[], connected: boolean, clock_skew_seconds: number | null }> {
   const node = daemon.node
   if (node === null) return []
   const hostPort = (a: PeerAddress): string => `${a.host}:${a.port}`
@@ -275,6 +278,14 @@ function peersOf (daemon: Daemon): Array<{ public_key: string, name: string | nu
     .filter(m => m.publicKey !== toHex(daemon.identity.publicKey))
     .map(m => {
       const k = known.get(m.publicKey)
-      return { public_key: m.publicKey, name: m.name, address: k === undefined ? null : hostPort(k.address), addresses: k?.addresses.map(hostPort) ?? [], connected: connected.has(m.publicKey) }
+      const skewMs = daemon.clockSkewOf(m.publicKey)
+      return {
+        public_key: m.publicKey,
+        name: m.name,
+        address: k === undefined ? null : hostPort(k.address),
+        addresses: k?.addresses.map(hostPort) ?? [],
+        connected: connected.has(m.publicKey),
+        clock_skew_seconds: skewMs === null ? null : Math.round(skewMs / 1000)
+      }
     })
 }

@@ -21,6 +21,11 @@ export interface TransitOptions {
   sendDatagram: (bytes: Uint8Array, to: PeerAddress) => void
   deliver: (peer: string, event: Uint8Array) => void
   now: () => number
+  /**
+   * A member's connect was refused because its clock is off from ours by `skewMs` (positive:
+   * ahead) by more than CONNECT_FRESHNESS_MS. Only a member can get this far: it is worth telling.
+   */
+  onClockSkew?: (peer: string, skewMs: number) => void
 }
 
 export interface TransitStats {
@@ -28,6 +33,8 @@ export interface TransitStats {
   datagramsOut: number
   connectsAccepted: number
   connectsRejected: number
+  /** Connects from members whose clocks are too far off ours (also counted in connectsRejected). */
+  connectsClockSkewed: number
   connectsReplayed: number
   unknownConnection: number
   replayedDatagrams: number
@@ -85,7 +92,7 @@ const sameAddress = (a: PeerAddress, b: PeerAddress): boolean => a.host === b.ho
  */
 export class TransitEndpoint implements Transport {
   readonly stats: TransitStats = {
-    datagramsIn: 0, datagramsOut: 0, connectsAccepted: 0, connectsRejected: 0, connectsReplayed: 0,
+    datagramsIn: 0, datagramsOut: 0, connectsAccepted: 0, connectsRejected: 0, connectsClockSkewed: 0, connectsReplayed: 0,
     unknownConnection: 0, replayedDatagrams: 0, undecryptable: 0, malformed: 0, eventsDroppedNoConnection: 0
   }
 
@@ -231,8 +238,15 @@ export class TransitEndpoint implements Transport {
     const now = this.options.now()
     const proof = keyedHash(connectProofInput(connect), this.options.networkKey)
     if (!bytesEqual(connect.recipientPk, this.options.identity.publicKey) || !bytesEqual(connect.networkId, this.options.networkId) ||
-        !bytesEqual(proof, connect.proof) || Math.abs(now - connect.createdAtMs) > CONNECT_FRESHNESS_MS || bytesEqual(connect.senderPk, this.options.identity.publicKey)) {
+        !bytesEqual(proof, connect.proof) || bytesEqual(connect.senderPk, this.options.identity.publicKey)) {
       this.stats.connectsRejected++
+      return
+    }
+    const skewMs = connect.createdAtMs - now
+    if (Math.abs(skewMs) > CONNECT_FRESHNESS_MS) {
+      this.stats.connectsRejected++
+      this.stats.connectsClockSkewed++
+      this.options.onClockSkew?.(toHex(connect.senderPk), skewMs)
       return
     }
     const idHex = toHex(connect.connectionId)
