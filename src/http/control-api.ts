@@ -265,8 +265,10 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
 }
 
 /**
- * Members other than this node; `address` is the one in use (or tried next), `addresses` all
- * it announced; `clock_skew_seconds` how far its clock was off when its connect was refused for that lately.
+ * Members other than this node, then peers known only by address so far (an inviter before
+ * its announcement arrived): `address` is the one in use (or tried next), `addresses` all
+ * announced; `clock_skew_seconds` how far its clock was off when its connect was refused
+ * for that lately.
  */
 function peersOf (daemon: Daemon): Array<{ public_key: string, name: string | null, address: string | null, addresses: string[], connected: boolean, clock_skew_seconds: number | null }> {
   const node = daemon.node
@@ -274,18 +276,19 @@ function peersOf (daemon: Daemon): Array<{ public_key: string, name: string | nu
   const hostPort = (a: PeerAddress): string => `${a.host}:${a.port}`
   const connected = new Set(daemon.transit?.peers() ?? [])
   const known = new Map((daemon.transit?.knownPeers() ?? []).map(k => [k.peer, k]))
-  return node.members()
-    .filter(m => m.publicKey !== toHex(daemon.identity.publicKey))
-    .map(m => {
-      const k = known.get(m.publicKey)
-      const skewMs = daemon.clockSkewOf(m.publicKey)
-      return {
-        public_key: m.publicKey,
-        name: m.name,
-        address: k === undefined ? null : hostPort(k.address),
-        addresses: k?.addresses.map(hostPort) ?? [],
-        connected: connected.has(m.publicKey),
-        clock_skew_seconds: skewMs === null ? null : Math.round(skewMs / 1000)
-      }
-    })
+  const self = toHex(daemon.identity.publicKey)
+  const names = new Map(node.members().filter(m => m.publicKey !== self).map(m => [m.publicKey, m.name]))
+  const unnamed = [...known.keys()].filter(peer => !names.has(peer))
+  return [...names.keys(), ...unnamed].map(peer => {
+    const k = known.get(peer)
+    const skewMs = daemon.clockSkewOf(peer)
+    return {
+      public_key: peer,
+      name: names.get(peer) ?? null,
+      address: k === undefined ? null : hostPort(k.address),
+      addresses: k?.addresses.map(hostPort) ?? [],
+      connected: connected.has(peer),
+      clock_skew_seconds: skewMs === null ? null : Math.round(skewMs / 1000)
+    }
+  })
 }
