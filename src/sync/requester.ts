@@ -26,6 +26,10 @@ export interface PlannedRequest {
 interface InFlight extends PlannedRequest {
   sentAtMs: number
   lastActivityMs: number
+  /** Order of sending among the requests to this peer. */
+  seq: number
+  /** When a later request to this peer was first seen drained, or -1. */
+  overtakenAtMs: number
   /** Slices still expected: `limit` until the reply says how many are coming. */
   outstanding: number
   /** What the reply announced, once it arrived. */
@@ -47,6 +51,14 @@ export interface RequesterOptions {
   lossAlpha: number
   minTimeoutMs: number
   maxTimeoutMs: number
+  /**
+   * A peer sends a request's reply and all its slices at once, and answers requests in the
+   * order they reach it. So a request whose reply came and that has been quiet this long
+   * is drained: what it still lacks is lost. One whose reply never came is lost once a later
+   * request drained and it stayed quiet this long since (the grace covers requests the
+   * network swapped on the way). Loss is found in a round trip instead of a timeout.
+   */
+  reorderGraceMs: number
   /** How long a peer that answered "I have none of that" is not asked for that range again. */
   lackBackoffMs: number
   /** How often `expire` is called; a longer gap is a local stall. */
@@ -55,13 +67,14 @@ export interface RequesterOptions {
 
 export const DEFAULT_REQUESTER_OPTIONS: RequesterOptions = {
   initialWindow: 1024,
-  minWindow: 64,
+  minWindow: 512,
   maxInflightSlicesPerPeer: 4096,
   windowIncrease: 256,
   lossThreshold: 0.05,
   lossAlpha: 0.125,
   minTimeoutMs: 1000,
   maxTimeoutMs: 5000,
+  reorderGraceMs: 30,
   lackBackoffMs: 3000,
   expectedTickMs: 10
 }
@@ -77,6 +90,10 @@ interface PeerState {
   rttVarMs: number
   requested: number
   received: number
+  /** Requests sent to this peer so far: the next one's `seq`. */
+  sent: number
+  /** The highest `seq` of a drained request (its reply came and its slices stopped). */
+  drainedSeq: number
 }
 
 /**
@@ -139,7 +156,8 @@ export class Requester {
     if (peer === null) return
     const request: InFlight = {
       peer, fileKey: file.key, range: r, firstSlice: file.layout.rangeStart(r), rangeLength: file.layout.rangeLength(r),
-      limit: missing, requestId: this.takeRequestId(), sentAtMs: tMs, lastActivityMs: tMs, outstanding: missing
+      limit: missing, requestId: this.takeRequestId(), sentAtMs: tMs, lastActivityMs: tMs, outstanding: missing,
+      seq: this.peer(peer).sent++, overtakenAtMs: -1
     }
     this.inflight.set(key, request)
     const state = this.peer(peer)
@@ -188,13 +206,21 @@ export class Requester {
   expire (tMs: number): number {
     const stall = this.lastExpireMs < 0 ? 0 : tMs - this.lastExpireMs - this.options.expectedTickMs
     this.lastExpireMs = tMs
-    if (stall > this.options.minTimeoutMs / 2) {
-      for (const request of this.inflight.values()) request.lastActivityMs += stall
+    if (stall > 0) {
+      for (const request of this.inflight.values()) {
+        request.lastActivityMs += stall
+        if (request.overtakenAtMs >= 0) request.overtakenAtMs += stall
+      }
     }
     let expired = 0
     for (const request of [...this.inflight.values()]) {
       const state = this.peer(request.peer)
-      if (tMs - request.lastActivityMs >= this.timeoutMs(state)) {
+      const quietMs = tMs - request.lastActivityMs
+      if (request.expected === undefined && request.overtakenAtMs < 0 && request.seq < state.drainedSeq) request.overtakenAtMs = tMs
+      const grace = this.options.reorderGraceMs
+      const drained = request.expected !== undefined && quietMs >= grace
+      const overtaken = request.overtakenAtMs >= 0 && tMs - request.overtakenAtMs >= grace && quietMs >= grace
+      if (drained || overtaken || quietMs >= this.timeoutMs(state)) {
         state.outstanding -= request.outstanding
         this.finish(request, request.outstanding, tMs)
         expired++
@@ -235,9 +261,10 @@ export class Requester {
   private finish (request: InFlight, lost: number, tMs: number): void {
     this.inflight.delete(rangeKey(request.fileKey, request.range))
     if (this.lastHit === request) this.lastHit = null
+    const state = this.peer(request.peer)
+    if ((lost === 0 || request.expected !== undefined) && request.seq > state.drainedSeq) state.drainedSeq = request.seq
     const asked = request.expected ?? request.limit
     if (asked === 0) return
-    const state = this.peer(request.peer)
     const o = this.options
     state.lossEma = (1 - o.lossAlpha) * state.lossEma + o.lossAlpha * (lost / asked)
     if (state.lossEma > o.lossThreshold) {
@@ -275,7 +302,7 @@ export class Requester {
   private peer (id: string): PeerState {
     let state = this.peers.get(id)
     if (state === undefined) {
-      state = { outstanding: 0, window: this.options.initialWindow, lossEma: 0, lastDecreaseMs: -Infinity, srttMs: -1, rttVarMs: 0, requested: 0, received: 0 }
+      state = { outstanding: 0, window: this.options.initialWindow, lossEma: 0, lastDecreaseMs: -Infinity, srttMs: -1, rttVarMs: 0, requested: 0, received: 0, sent: 0, drainedSeq: -1 }
       this.peers.set(id, state)
     }
     return state
