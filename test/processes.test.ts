@@ -12,7 +12,7 @@ import { loadNetwork, loadIdentity } from '../src/node/config.js'
 import { fromHex } from '../src/bytes.js'
 import { decodeInvite } from '../src/wire/invite.js'
 import { randomBytes, signKeyPair } from '../src/crypto/index.js'
-import type { Member } from './helpers/daemons.js'
+import type { Member, ProcessNetwork } from './helpers/daemons.js'
 import type { Progress } from '../src/node/progress.js'
 import type { ChildProcess } from 'node:child_process'
 
@@ -38,6 +38,20 @@ function runGet (member: Member, fileId: string, out: string, extra: string[] = 
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
   return { child, exited: new Promise(resolve => child.on('exit', code => resolve({ code, stdout, stderr }))) }
+}
+
+/**
+ * alice shares `NAME.bin` (2 MiB) and stops, so nothing can arrive and the download stays
+ * open; bob runs `qf get` to `NAME.out`, which has asked for the download and the save.
+ */
+async function getWhileSharerAway (net: ProcessNetwork, name: string, extra: string[]) {
+  const [alice, bob] = net.members as [Member, Member]
+  const { source, fileId } = await shareAndSee(net, alice, bob, `${name}.bin`, 2 * MiB, name.length)
+  await stopDaemonProcess(alice.daemon)
+  const out = path.join(net.root, `${name}.out`)
+  const get = runGet(bob, fileId, out, extra)
+  await waitFor('the download and the save asked for', async () => (await status(bob, fileId)).saves.length > 0)
+  return { alice, bob, source, fileId, out, get }
 }
 
 test('three processes over UDP: a 5 MiB file shared by one is fetched by the two others with qf get', async () => {
@@ -147,12 +161,7 @@ test('SIGKILL mid-download: the restarted daemon resumes by itself, does not fet
 test('qf get whose daemon stops and does not come back gives up after --daemon-wait with one line', async () => {
   const net = await startProcessNetwork(['alice', 'bob'])
   try {
-    const [alice, bob] = net.members as [Member, Member]
-    const { fileId } = await shareAndSee(net, alice, bob, 'note.bin', 2 * MiB, 4)
-    await stopDaemonProcess(alice.daemon) // nothing can arrive: the download stays open
-    const out = path.join(net.root, 'note.out')
-    const started = runGet(bob, fileId, out, ['--json', '--daemon-wait', '1'])
-    await waitFor('the download and the save asked for', async () => (await status(bob, fileId)).saves.length > 0)
+    const { bob, out, get: started } = await getWhileSharerAway(net, 'note', ['--json', '--daemon-wait', '1'])
     await stopDaemonProcess(bob.daemon)
     const got = await started.exited
     assert.notEqual(got.code, 0)
@@ -186,12 +195,7 @@ test('an invite carries every announced address, and a member reaches the invite
 test('qf get stopped with Ctrl-C leaves the download and the save to the daemon, which finishes both even across a restart', async () => {
   const net = await startProcessNetwork(['alice', 'bob'])
   try {
-    const [alice, bob] = net.members as [Member, Member]
-    const { source, fileId } = await shareAndSee(net, alice, bob, 'later.bin', 3 * MiB, 6)
-    await stopDaemonProcess(alice.daemon) // nothing arrives until alice is back
-    const out = path.join(net.root, 'later.out')
-    const get = runGet(bob, fileId, out, ['--json'])
-    await waitFor('the download and the save asked for', async () => (await status(bob, fileId)).saves.length > 0)
+    const { alice, bob, source, fileId, out, get } = await getWhileSharerAway(net, 'later', ['--json'])
     get.child.kill('SIGINT')
     const got = await get.exited
     assert.equal(got.code, 130)
@@ -214,12 +218,7 @@ test('qf get stopped with Ctrl-C leaves the download and the save to the daemon,
 test('qf get that finds its download cancelled while it waited for the daemon stops, and does not ask for it again', async () => {
   const net = await startProcessNetwork(['alice', 'bob'])
   try {
-    const [alice, bob] = net.members as [Member, Member]
-    const { fileId } = await shareAndSee(net, alice, bob, 'maybe.bin', 2 * MiB, 8)
-    await stopDaemonProcess(alice.daemon) // the download stays open
-    const out = path.join(net.root, 'maybe.out')
-    const get = runGet(bob, fileId, out, ['--json'])
-    await waitFor('the download and the save asked for', async () => (await status(bob, fileId)).saves.length > 0)
+    const { bob, fileId, get } = await getWhileSharerAway(net, 'maybe', ['--json'])
     // qf get is frozen while the daemon dies, comes back, and the download is cancelled.
     get.child.kill('SIGSTOP')
     bob.daemon.child.kill('SIGKILL')
