@@ -210,8 +210,8 @@ command('get <file_id>', 'download a file with a live progress bar and save it o
     if (existedAtStart && options.force !== true) throw new CliError(`${out} already exists; use --force to overwrite it`)
     if (!fs.existsSync(path.dirname(out))) throw new CliError(`no such directory: ${path.dirname(out)}`)
     // The daemon writes the plaintext as slices arrive and moves it into place once verified,
-    // and keeps at both across a restart. After one, both are asked for again all the same
-    // (asking again changes nothing), and whatever is at `out` by then was put there by that save.
+    // and keeps at the download and the save across a restart. After one, both are asked for again
+    // all the same (asking again changes nothing); whatever is at `out` by then was put there by that save.
     const ask = async (again: boolean): Promise<void> => {
       await client.call('POST', `/api/files/${id}/download`, { priority: options.priority, ttl: options.ttl })
       await client.call('POST', `/api/files/${id}/save`, { path: out, force: options.force === true || (again && !existedAtStart) })

@@ -108,6 +108,8 @@ interface SyncWalk {
   newEvents: number
   /** Answers in a row that brought nothing new. */
   quietAnswers: number
+  /** Fewer quiet answers in a row than there are windows: this node may be catching up. */
+  passUnfinished: boolean
   /** The first sync key of the window last asked for. */
   windowStart: number
 }
@@ -643,20 +645,20 @@ export class Node {
    * again while they come near the answer's limit (that window holds more).
    */
   private sendSyncRequests (): void {
-    const windowBits = windowBitsFor(this.store.sharedEventCount())
-    const span = 2 ** (32 - windowBits)
     const due = (this.transport?.peers() ?? []).filter(peer => {
       const walk = this.syncWalks.get(peer)
       if (walk === undefined) return true
       const elapsed = this.nowMs - walk.lastAtMs
-      const catchingUp = walk.newEvents > 0 || walk.quietAnswers < 2 ** windowBits
-      return elapsed >= SYNC_INTERVAL_MS || (elapsed >= SYNC_FOLLOW_UP_MS && catchingUp)
+      return elapsed >= SYNC_INTERVAL_MS || (elapsed >= SYNC_FOLLOW_UP_MS && (walk.newEvents > 0 || walk.passUnfinished))
     })
     if (due.length === 0) return
+    const windowBits = windowBitsFor(this.store.sharedEventCount())
+    const span = 2 ** (32 - windowBits)
     for (const peer of due) {
       let walk = this.syncWalks.get(peer)
-      if (walk === undefined) this.syncWalks.set(peer, walk = { lastAtMs: 0, step: 0, newEvents: 0, quietAnswers: -1, windowStart: 0 })
+      if (walk === undefined) this.syncWalks.set(peer, walk = { lastAtMs: 0, step: 0, newEvents: 0, quietAnswers: -1, passUnfinished: true, windowStart: 0 })
       walk.quietAnswers = walk.newEvents > 0 ? 0 : walk.quietAnswers + 1
+      walk.passUnfinished = walk.quietAnswers < 2 ** windowBits
       let window: number
       if (walk.newEvents >= SYNC_LIMIT / 2) {
         window = Math.floor(walk.windowStart / span)
