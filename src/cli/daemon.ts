@@ -184,10 +184,15 @@ export class Daemon {
     console.error(`quiet-files: refused a connect from ${name}: its clock is ${Math.round(Math.abs(skewMs) / 1000)} s ${skewMs > 0 ? 'ahead of' : 'behind'} this machine's, more than ${CONNECT_FRESHNESS_MS / 1000} s apart; set the clocks right`)
   }
 
-  /** How far off a member's clock was when its connect was last refused for it, if that was lately. */
-  clockSkewOf (peer: string): number | null {
-    const seen = this.clockSkews.get(peer)
-    return seen === undefined || Date.now() - seen.atMs > CLOCK_SKEW_LOG_MS ? null : seen.skewMs
+  /** Members whose connects were refused lately for their clocks, with how far off (ms, positive: ahead). */
+  recentClockSkews (): Map<string, number> {
+    const now = Date.now()
+    const recent = new Map<string, number>()
+    for (const [peer, seen] of this.clockSkews) {
+      if (now - seen.atMs <= CLOCK_SKEW_LOG_MS) recent.set(peer, seen.skewMs)
+      else this.clockSkews.delete(peer)
+    }
+    return recent
   }
 
   /**

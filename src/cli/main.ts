@@ -186,7 +186,7 @@ command('status', 'peers, connections and downloads')
     print(options.json, status, () => [
       `${status.name} ${status.public_key}`,
       `network: ${status.network === null ? 'none' : `${status.network.name} (${status.network.id})`}, udp ${status.udp_port}, ${status.connections} connection(s)`,
-      'peers:', ...(status.peers.length === 0 ? ['  none'] : status.peers.map(p => `  ${p.name ?? '?'} ${p.public_key.slice(0, 16)}… ${p.address ?? ''} ${p.connected ? 'connected' : 'not connected'}${clockNote(p.clock_skew_seconds)}`)),
+      'peers:', ...(status.peers.length === 0 ? ['  none'] : status.peers.map(p => `  ${[p.name ?? '?', `${p.public_key.slice(0, 16)}…`, p.address, p.connected ? 'connected' : 'not connected'].filter(part => part !== null).join(' ')}${clockNote(p.clock_skew_seconds)}`)),
       'downloads:', ...(status.downloads.length === 0 ? ['  none'] : status.downloads.map(d => `  ${d.name} ${d.state} ${d.percent.toFixed(1)}% ${formatSpeed(d.speedBytesPerSecond)} ETA ${formatEta(d.etaSeconds)}`))
     ].join('\n'))
   })

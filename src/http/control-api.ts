@@ -266,9 +266,9 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
 
 /**
  * Members other than this node, then peers known only by address so far (an inviter before
- * its announcement arrived): `address` is the one in use (or tried next), `addresses` all
- * announced; `clock_skew_seconds` how far its clock was off when its connect was refused
- * for that lately.
+ * its announcement arrived) or by a connect refused for its clock: `address` is the one in
+ * use (or tried next), `addresses` all announced; `clock_skew_seconds` how far its clock
+ * was off when its connect was refused for that lately.
  */
 function peersOf (daemon: Daemon): Array<{ public_key: string, name: string | null, address: string | null, addresses: string[], connected: boolean, clock_skew_seconds: number | null }> {
   const node = daemon.node
@@ -278,10 +278,11 @@ function peersOf (daemon: Daemon): Array<{ public_key: string, name: string | nu
   const known = new Map((daemon.transit?.knownPeers() ?? []).map(k => [k.peer, k]))
   const self = toHex(daemon.identity.publicKey)
   const names = new Map(node.members().filter(m => m.publicKey !== self).map(m => [m.publicKey, m.name]))
-  const unnamed = [...known.keys()].filter(peer => !names.has(peer))
+  const skews = daemon.recentClockSkews()
+  const unnamed = [...new Set([...known.keys(), ...skews.keys()])].filter(peer => !names.has(peer))
   return [...names.keys(), ...unnamed].map(peer => {
     const k = known.get(peer)
-    const skewMs = daemon.clockSkewOf(peer)
+    const skewMs = skews.get(peer) ?? null
     return {
       public_key: peer,
       name: names.get(peer) ?? null,
