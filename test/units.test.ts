@@ -73,7 +73,7 @@ test('requester does not hold its own stall against a peer', () => {
 })
 
 test('AIMD: the window grows while answers come in full and halves when the smoothed loss is high', () => {
-  const requester = new Requester({ initialWindow: 1000, windowIncrease: 100, minTimeoutMs: 200, expectedTickMs: 10_000 })
+  const requester = new Requester({ initialWindow: 1000, minWindow: 100, windowIncrease: 100, minTimeoutMs: 200, expectedTickMs: 10_000 })
   const f = file('f', 100_000)
   let t = 0
   const answerAll = () => {
@@ -99,7 +99,26 @@ test('AIMD: the window grows while answers come in full and halves when the smoo
   const shrunk = requester.peerStats('p')!
   assert.ok(shrunk.lossEma > 0.05)
   assert.ok(shrunk.window < grown / 4, `shrank to ${shrunk.window}`)
-  assert.ok(shrunk.window >= 64)
+  assert.ok(shrunk.window >= 100)
+})
+
+test('a request the peer began to answer is given up once its slices stop, one never answered only after the timeout', () => {
+  const requester = new Requester({ minTimeoutMs: 1000, drainGraceMs: 30, expectedTickMs: 10 })
+  const f = file('f', 2000)
+  const planned = requester.plan([f], ['p'], 0)
+  const answered = planned[0]!
+  assert.ok(planned.length >= 2)
+  requester.onReply('p', 'f', answered.range, answered.requestId, answered.limit, 5)
+  for (let i = 0; i < answered.limit - 3; i++) requester.onSlice('p', 'f', answered.range, 6)
+  // Ticks every 10 ms from t = 10; returns how many requests were given up up to `until`.
+  let t = 0
+  const tickUntil = (until: number): number => { let n = 0; while (t + 10 <= until) { t += 10; n += requester.expire(t) } return n }
+  assert.equal(tickUntil(30), 0, 'quiet for 24 ms: still within the grace')
+  assert.equal(tickUntil(40), 1, 'quiet for 34 ms: drained, the last three slices are lost')
+  assert.equal(requester.inflightCount(), planned.length - 1)
+  assert.equal(tickUntil(990), 0, 'the unanswered ones wait for the timeout')
+  assert.equal(tickUntil(1000), planned.length - 1)
+  assert.equal(requester.inflightCount(), 0)
 })
 
 test('responder sends what it has and the requester lacks, up to the limit', () => {

@@ -26,10 +26,8 @@ export interface PlannedRequest {
 interface InFlight extends PlannedRequest {
   sentAtMs: number
   lastActivityMs: number
-  /** Order of sending among the requests to this peer. */
-  seq: number
-  /** When a later request to this peer was first seen drained, or -1. */
-  overtakenAtMs: number
+  /** The peer began to answer: its reply or one of its slices arrived. */
+  answering: boolean
   /** Slices still expected: `limit` until the reply says how many are coming. */
   outstanding: number
   /** What the reply announced, once it arrived. */
@@ -52,13 +50,12 @@ export interface RequesterOptions {
   minTimeoutMs: number
   maxTimeoutMs: number
   /**
-   * A peer sends a request's reply and all its slices at once, and answers requests in the
-   * order they reach it. So a request whose reply came and that has been quiet this long
-   * is drained: what it still lacks is lost. One whose reply never came is lost once a later
-   * request drained and it stayed quiet this long since (the grace covers requests the
-   * network swapped on the way). Loss is found in a round trip instead of a timeout.
+   * A peer sends a request's reply and all its slices at once. So a request it began to
+   * answer and that has then been quiet this long is drained: what it still lacks is lost,
+   * found in a round trip instead of a timeout. (The grace covers datagrams the network
+   * reorders a little.)
    */
-  reorderGraceMs: number
+  drainGraceMs: number
   /** How long a peer that answered "I have none of that" is not asked for that range again. */
   lackBackoffMs: number
   /** How often `expire` is called; a longer gap is a local stall. */
@@ -66,15 +63,15 @@ export interface RequesterOptions {
 }
 
 export const DEFAULT_REQUESTER_OPTIONS: RequesterOptions = {
-  initialWindow: 1024,
-  minWindow: 512,
+  initialWindow: 2048,
+  minWindow: 2048,
   maxInflightSlicesPerPeer: 4096,
   windowIncrease: 256,
   lossThreshold: 0.05,
   lossAlpha: 0.125,
-  minTimeoutMs: 1000,
+  minTimeoutMs: 250,
   maxTimeoutMs: 5000,
-  reorderGraceMs: 30,
+  drainGraceMs: 30,
   lackBackoffMs: 3000,
   expectedTickMs: 10
 }
@@ -90,10 +87,6 @@ interface PeerState {
   rttVarMs: number
   requested: number
   received: number
-  /** Requests sent to this peer so far: the next one's `seq`. */
-  sent: number
-  /** The highest `seq` of a drained request (its reply came and its slices stopped). */
-  drainedSeq: number
 }
 
 /**
@@ -157,7 +150,7 @@ export class Requester {
     const request: InFlight = {
       peer, fileKey: file.key, range: r, firstSlice: file.layout.rangeStart(r), rangeLength: file.layout.rangeLength(r),
       limit: missing, requestId: this.takeRequestId(), sentAtMs: tMs, lastActivityMs: tMs, outstanding: missing,
-      seq: this.peer(peer).sent++, overtakenAtMs: -1
+      answering: false
     }
     this.inflight.set(key, request)
     const state = this.peer(peer)
@@ -172,6 +165,7 @@ export class Requester {
     if (request === undefined || request.peer !== peer || request.requestId !== requestId) return
     const state = this.peer(peer)
     this.sampleRtt(state, tMs - request.sentAtMs)
+    request.answering = true
     request.lastActivityMs = tMs
     const arrivedBeforeReply = request.limit - request.outstanding
     const stillComing = Math.max(0, sending - arrivedBeforeReply)
@@ -190,6 +184,7 @@ export class Requester {
     this.lastHit = request
     const state = this.peer(peer)
     state.received++
+    request.answering = true
     request.lastActivityMs = tMs
     if (request.outstanding > 0) {
       request.outstanding--
@@ -207,20 +202,14 @@ export class Requester {
     const stall = this.lastExpireMs < 0 ? 0 : tMs - this.lastExpireMs - this.options.expectedTickMs
     this.lastExpireMs = tMs
     if (stall > 0) {
-      for (const request of this.inflight.values()) {
-        request.lastActivityMs += stall
-        if (request.overtakenAtMs >= 0) request.overtakenAtMs += stall
-      }
+      for (const request of this.inflight.values()) request.lastActivityMs += stall
     }
     let expired = 0
     for (const request of [...this.inflight.values()]) {
       const state = this.peer(request.peer)
       const quietMs = tMs - request.lastActivityMs
-      if (request.expected === undefined && request.overtakenAtMs < 0 && request.seq < state.drainedSeq) request.overtakenAtMs = tMs
-      const grace = this.options.reorderGraceMs
-      const drained = request.expected !== undefined && quietMs >= grace
-      const overtaken = request.overtakenAtMs >= 0 && tMs - request.overtakenAtMs >= grace && quietMs >= grace
-      if (drained || overtaken || quietMs >= this.timeoutMs(state)) {
+      const drained = request.answering && quietMs >= this.options.drainGraceMs
+      if (drained || quietMs >= this.timeoutMs(state)) {
         state.outstanding -= request.outstanding
         this.finish(request, request.outstanding, tMs)
         expired++
@@ -262,7 +251,6 @@ export class Requester {
     this.inflight.delete(rangeKey(request.fileKey, request.range))
     if (this.lastHit === request) this.lastHit = null
     const state = this.peer(request.peer)
-    if ((lost === 0 || request.expected !== undefined) && request.seq > state.drainedSeq) state.drainedSeq = request.seq
     const asked = request.expected ?? request.limit
     if (asked === 0) return
     const o = this.options
@@ -302,7 +290,7 @@ export class Requester {
   private peer (id: string): PeerState {
     let state = this.peers.get(id)
     if (state === undefined) {
-      state = { outstanding: 0, window: this.options.initialWindow, lossEma: 0, lastDecreaseMs: -Infinity, srttMs: -1, rttVarMs: 0, requested: 0, received: 0, sent: 0, drainedSeq: -1 }
+      state = { outstanding: 0, window: this.options.initialWindow, lossEma: 0, lastDecreaseMs: -Infinity, srttMs: -1, rttVarMs: 0, requested: 0, received: 0 }
       this.peers.set(id, state)
     }
     return state

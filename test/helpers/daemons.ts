@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { daemonClient } from '../../src/cli/client.js'
-import { qf, sleep, startDaemonProcess, stopDaemonProcess } from '../../src/cli/processes.js'
+import { freeUdpPort, qf, sleep, startDaemonProcess, stopDaemonProcess } from '../../src/cli/processes.js'
 import type { DaemonProcess } from '../../src/cli/processes.js'
 import { isSettled } from '../../src/node/progress.js'
 import type { Progress } from '../../src/node/progress.js'
@@ -13,6 +13,8 @@ export interface Member {
   daemon: DaemonProcess
   log: string
   api: ReturnType<typeof daemonClient>
+  /** The addresses its daemon announces (HOST:PORT). */
+  announce: string[]
 }
 
 export interface ProcessNetwork {
@@ -24,16 +26,16 @@ export interface ProcessNetwork {
 
 /**
  * `names[0]` creates a network, the others join with its invite; each is its own `qf daemon`
- * process. `inviterAnnouncesFirst`: addresses the first announces before its loopback one.
+ * process. `announce` says what each announces, given its UDP port (default: loopback).
  */
-export async function startProcessNetwork (names: string[], options: { inviterAnnouncesFirst?: string[] } = {}): Promise<ProcessNetwork> {
+export async function startProcessNetwork (names: string[], options: { announce?: (name: string, udpPort: number) => Promise<string[]> | string[] } = {}): Promise<ProcessNetwork> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-proc-'))
   const members: Member[] = []
   const net: ProcessNetwork = {
     root,
     members,
     async restart (member) {
-      member.daemon = await startDaemonProcess(member.dir, member.log, member.daemon.port)
+      member.daemon = await startDaemonProcess(member.dir, member.log, member.daemon.port, member.announce)
       member.api = daemonClient(member.dir)
     },
     async close () {
@@ -46,8 +48,10 @@ export async function startProcessNetwork (names: string[], options: { inviterAn
       const dir = path.join(root, name)
       qf('init', '--dir', dir, '--name', name)
       const log = path.join(root, `${name}.log`)
-      const daemon = await startDaemonProcess(dir, log, undefined, members.length === 0 ? options.inviterAnnouncesFirst : [])
-      members.push({ name, dir, daemon, log, api: daemonClient(dir) })
+      const port = await freeUdpPort()
+      const announce = await options.announce?.(name, port) ?? [`127.0.0.1:${port}`]
+      const daemon = await startDaemonProcess(dir, log, port, announce)
+      members.push({ name, dir, daemon, log, api: daemonClient(dir), announce })
     }
     qf('network', 'create', 'test', '--dir', members[0]!.dir)
     const link = qf('invite', '--dir', members[0]!.dir)
