@@ -250,9 +250,9 @@ export class Requester {
   private finish (request: InFlight, lost: number, tMs: number): void {
     this.inflight.delete(rangeKey(request.fileKey, request.range))
     if (this.lastHit === request) this.lastHit = null
-    const state = this.peer(request.peer)
     const asked = request.expected ?? request.limit
     if (asked === 0) return
+    const state = this.peer(request.peer)
     const o = this.options
     state.lossEma = (1 - o.lossAlpha) * state.lossEma + o.lossAlpha * (lost / asked)
     if (state.lossEma > o.lossThreshold) {
