@@ -31,6 +31,8 @@ function median (name: string, bytes: number, times = 3): Record<string, number>
 }
 
 const round = (x: number, digits = 3): number => Number(x.toFixed(digits))
+/** Goodput of a 50 MiB transfer that took `seconds`, in Mbit/s. */
+const goodputOf50MiB = (seconds: number): number => 50 * MiB * 8 / 1e6 / seconds
 
 try {
   const copy50 = median('copy', 50 * MiB)
@@ -42,7 +44,7 @@ try {
     const sync = task('udp-sync', 50 * MiB)
     const raw = task('udp-raw', 50 * MiB)
     const crypto = task('udp-raw-crypto', 50 * MiB)
-    const ratioAt = (seconds: number): number => (50 * MiB * 8 / 1e6 / seconds) / raw.payload_mbps!
+    const ratioAt = (seconds: number): number => goodputOf50MiB(seconds) / raw.payload_mbps!
     return {
       sync,
       raw,
@@ -50,13 +52,13 @@ try {
       ratio: ratioAt(sync.seconds!),
       warmRatio: ratioAt(sync.warm_seconds!),
       ceiling: crypto.payload_mbps! / raw.payload_mbps!,
-      ofCeiling: (50 * MiB * 8 / 1e6 / sync.seconds!) / crypto.payload_mbps!
+      ofCeiling: goodputOf50MiB(sync.seconds!) / crypto.payload_mbps!
     }
   })
   const middle = <T>(items: T[], key: (item: T) => number): T => [...items].sort((a, b) => key(a) - key(b))[Math.floor(items.length / 2)]!
   const udp50 = middle(pairs.map(p => p.sync), r => r.seconds!)
   const raw50 = middle(pairs.map(p => p.raw), r => r.payload_mbps!)
-  const goodputMbps = 50 * MiB * 8 / 1e6 / udp50.seconds!
+  const goodputMbps = goodputOf50MiB(udp50.seconds!)
   const result = {
     share_50mib_s: round(share50.seconds!),
     copy_50mib_baseline_s: round(copy50.seconds!),
