@@ -44,10 +44,14 @@ async function launch (): Promise<Browser> {
   })
 }
 
+/** Anything the page's Content-Security-Policy blocked: the page must need nothing it forbids. */
+const cspViolations: string[] = []
+
 async function openPage (browser: Browser, member: Member): Promise<Page> {
   const url = qf('open', '--dir', member.dir)
   assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]{64}$/)
   const page = await (await browser.newContext({ acceptDownloads: true })).newPage()
+  page.on('console', message => { if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text()) })
   await page.goto(url)
   await page.waitForFunction(() => document.getElementById('who')?.textContent?.includes('network') === true)
   return page
@@ -135,6 +139,12 @@ test('in a real browser: share on one page, download with pause and resume on an
     await alicePage.screenshot({ path: path.join(OUTPUT, 'alice.png'), fullPage: true })
     await bobPage.screenshot({ path: path.join(OUTPUT, 'bob.png'), fullPage: true })
     assert.ok(fs.statSync(path.join(OUTPUT, 'bob.png')).size > 1000)
+    assert.deepEqual(cspViolations, [], 'the page broke its own Content-Security-Policy')
+
+    // A replaced token: the open page is refused and says so instead of failing silently.
+    qf('token', '--rotate', '--dir', bob.dir)
+    await bobPage.reload()
+    await bobPage.waitForFunction(() => document.getElementById('who')?.textContent?.includes('no longer valid') === true, undefined, { timeout: 15_000 })
   } finally {
     await browser.close()
     await net.close()

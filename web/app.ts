@@ -18,6 +18,11 @@ const openPreviews = new Set<string>()
 
 async function api (path: string, init: RequestInit = {}): Promise<Response> {
   const response = await fetch(path, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${token}` } })
+  if (response.status === 401) {
+    // The daemon's token was replaced (qf token --rotate): this page's link no longer works.
+    document.getElementById('who')!.textContent = 'This page\'s link is no longer valid: the daemon\'s token was replaced. Open the new link that "qf open" prints.'
+    throw new Error('unauthorized: the page link is no longer valid')
+  }
   if (!response.ok) {
     const body = await response.json().catch(() => ({ error: response.statusText })) as { error?: string }
     throw new Error(body.error ?? `HTTP ${response.status}`)
@@ -200,7 +205,11 @@ async function followEvents (): Promise<void> {
           else update(files.get(progress.fileId)!)
         }
       }
-    } catch { /* the daemon went away for a moment */ }
+    } catch (err) {
+      // A replaced token will not come back: stop asking.
+      if ((err as Error).message.startsWith('unauthorized')) return
+      // Otherwise the daemon went away for a moment.
+    }
     await new Promise(resolve => setTimeout(resolve, 1000))
   }
 }
@@ -214,7 +223,7 @@ async function start (): Promise<void> {
       ? `${status.name} · in no network yet`
       : `${status.name} · network “${status.network.name}” · ${connected} peer${connected === 1 ? '' : 's'} connected`
   } catch (err) {
-    who.textContent = `Cannot reach the daemon: ${(err as Error).message}. Open the link the daemon printed (it carries the token).`
+    if (!(err as Error).message.startsWith('unauthorized')) who.textContent = `Cannot reach the daemon: ${(err as Error).message}. Open the link that "qf open" prints (it carries the token).`
     return
   }
   document.getElementById('files')!.addEventListener('click', event => {

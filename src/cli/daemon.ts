@@ -3,7 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { Node } from '../node/node.js'
 import { QuietError } from '../node/errors.js'
-import { CONTROL_FILE, loadIdentity, loadNetwork, saveNetwork, writeSecretJson } from '../node/config.js'
+import { CONTROL_FILE, loadIdentity, loadNetwork, loadOrCreateToken, rotateToken, saveNetwork, writeSecretJson } from '../node/config.js'
 import { CONNECT_FRESHNESS_MS, MAX_ADDRESSES_PER_PEER, TransitEndpoint } from '../net/transit.js'
 import { openUdpSocket } from '../net/udp.js'
 import { randomBytes } from '../crypto/index.js'
@@ -57,7 +57,7 @@ export class Daemon {
   node: Node | null = null
   transit: TransitEndpoint | null = null
   network: NetworkConfig | null = null
-  readonly token = toHex(randomBytes(32))
+  private apiToken = ''
   private socket: UdpSocket | null = null
   private http: FastifyInstance | null = null
   private timer: NodeJS.Timeout | null = null
@@ -79,6 +79,24 @@ export class Daemon {
     return daemon
   }
 
+  /** The control API's bearer token; kept in the data directory across restarts. */
+  get token (): string {
+    return this.apiToken
+  }
+
+  /** Replaces the API token: every page and client holding the old one gets 401 from now on. */
+  rotateToken (): string {
+    this.apiToken = rotateToken(this.options.dir)
+    this.writeControlFile()
+    return this.apiToken
+  }
+
+  private writeControlFile (): void {
+    writeSecretJson(path.join(this.options.dir, CONTROL_FILE), {
+      pid: process.pid, httpHost: '127.0.0.1', httpPort: this.httpPort, udpPort: this.udpPort, token: this.apiToken
+    })
+  }
+
   get udpPort (): number {
     return this.socket?.port ?? 0
   }
@@ -96,6 +114,7 @@ export class Daemon {
   }
 
   private async begin (): Promise<void> {
+    this.apiToken = loadOrCreateToken(this.options.dir)
     this.socket = await openUdpSocket(this.options.udpPort ?? 0, (bytes, from) => {
       this.guard('handling a datagram', () => this.transit?.onDatagram(bytes, from))
       this.scheduleFlush()
@@ -103,9 +122,7 @@ export class Daemon {
     const network = loadNetwork(this.options.dir)
     if (network !== null) this.openNode(network)
     this.http = await startControlApi(this, this.options.httpPort ?? 0)
-    writeSecretJson(path.join(this.options.dir, CONTROL_FILE), {
-      pid: process.pid, httpHost: '127.0.0.1', httpPort: this.httpPort, udpPort: this.udpPort, token: this.token
-    })
+    this.writeControlFile()
     this.timer = setInterval(() => this.guard('the periodic tick', () => this.tick()), this.options.tickMs ?? 10)
   }
 

@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import cliProgress from 'cli-progress'
-import { defaultDataDir, initIdentity, loadControl } from '../node/config.js'
+import { defaultDataDir, initIdentity, loadControl, loadOrCreateToken, rotateToken } from '../node/config.js'
 import { QuietError } from '../node/errors.js'
 import { toHex } from '../bytes.js'
 import { CliError, DaemonUnreachable, daemonClient } from './client.js'
@@ -97,7 +97,8 @@ command('daemon', 'run the node in the foreground')
     console.log(`  public key  ${toHex(daemon.identity.publicKey)}`)
     console.log(`  udp         ${daemon.udpPort} (announced as ${daemon.announceAddresses.map(a => `${a.host}:${a.port}`).join(', ')})`)
     console.log(`  control     http://127.0.0.1:${daemon.httpPort}`)
-    console.log(`  page        ${pageUrl(daemon.httpPort, daemon.token)}`)
+    // The token stays out of logs: `qf open` prints the page's address with it.
+    console.log(`  page        http://127.0.0.1:${daemon.httpPort}/ (qf open prints the link with its token)`)
     console.log(daemon.network === null ? '  network     none yet: qf network create NAME, or qf join LINK' : `  network     ${daemon.network.name}`)
     const signals = ['SIGINT', 'SIGTERM'] as const
     const signal = await Promise.race(signals.map(async s => { await once(process, s); return s }))
@@ -174,6 +175,20 @@ command('open', 'print the address of the web page (with its token)')
     const control = loadControl(dir)
     if (control === null || !isAlive(control.pid)) throw new CliError(`no daemon is running for ${dir}; start one with: qf daemon --dir ${dir}`)
     console.log(pageUrl(control.httpPort, control.token))
+  })
+
+command('token', 'print the control API token; --rotate replaces it (open pages must be reopened)')
+  .option('--rotate', 'replace the token with a new random one')
+  .option('--json', 'print JSON only')
+  .action(async (options: JsonOptions & { rotate?: boolean }) => {
+    const dir = dirOf(options)
+    const control = loadControl(dir)
+    const running = control !== null && isAlive(control.pid)
+    let token: string
+    if (options.rotate !== true) token = running ? control.token : loadOrCreateToken(dir)
+    else if (running) token = (await daemonClient(dir).call<{ token: string }>('POST', '/api/token/rotate')).token
+    else token = rotateToken(dir)
+    print(options.json, { token, rotated: options.rotate === true }, () => options.rotate === true ? `${token}\nthe old token no longer works; open the page again with the link "qf open" prints` : token)
   })
 
 command('status', 'peers, connections and downloads')

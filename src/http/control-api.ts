@@ -63,6 +63,52 @@ function sendError (reply: FastifyReply, status: number, error: string, details:
   return reply.code(status).send({ error, details })
 }
 
+/**
+ * Who may use a route: 'page' (the page's static files: anyone on this machine), 'token' (the
+ * default: `Authorization: Bearer TOKEN`), 'token-or-query' (also `?token=`, for media
+ * elements and download links, which cannot send headers).
+ */
+type RouteAccess = 'page' | 'token' | 'token-or-query'
+
+declare module 'fastify' {
+  interface FastifyContextConfig { access?: RouteAccess }
+}
+
+function routeAccess (config: unknown): RouteAccess {
+  const access = (config as { access?: unknown } | undefined)?.access
+  return access === 'page' || access === 'token-or-query' ? access : 'token'
+}
+
+/** The page's headers: no referrer leaks its token-bearing URL; only its own files run. */
+const PAGE_HEADERS = {
+  'referrer-policy': 'no-referrer',
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+}
+
+/**
+ * A shared file is anyone's bytes: opened from the page, it must not run as this origin
+ * (its URL holds the token). A sandbox with no scripts and an opaque origin.
+ */
+const CONTENT_HEADERS = {
+  'referrer-policy': 'no-referrer',
+  'x-content-type-options': 'nosniff',
+  'content-security-policy': "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'"
+}
+
+function listeningPort (app: FastifyInstance): number {
+  const address = app.server.address()
+  return typeof address === 'object' && address !== null ? address.port : 0
+}
+
+/** The Host header names this machine's loopback at the port we listen on, and nothing else. */
+export function isLocalHost (host: string | undefined, port: number): boolean {
+  if (host === undefined) return false
+  const name = host.toLowerCase()
+  return name === `127.0.0.1:${port}` || name === `localhost:${port}` || name === `[::1]:${port}`
+}
+
 function tokenMatches (header: string | undefined, token: string): boolean {
   const expected = Buffer.from(`Bearer ${token}`)
   const given = Buffer.from(header ?? '')
@@ -89,17 +135,20 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
   app.addContentTypeParser('*', (_request, _payload, done) => done(null))
 
   app.addHook('onRequest', async (request, reply) => {
-    if (!request.url.startsWith('/api/')) return
+    // DNS rebinding: a page on another name that resolves here must not reach the API or the page.
+    if (!isLocalHost(request.headers.host, listeningPort(app))) return await sendError(reply, 403, 'host not allowed: use 127.0.0.1 or localhost')
+    // Decided by the route that matched, never by the URL's text (which may be spelled many ways).
+    const access = routeAccess(request.routeOptions.config)
+    if (access === 'page') return
     if (tokenMatches(request.headers.authorization, daemon.token)) return
-    // Media elements and download links cannot send headers: file content also takes ?token=.
-    const query = request.query as { token?: string } | undefined
-    if (request.method === 'GET' && /^\/api\/files\/[0-9a-fA-F]{32}\/content(\?|$)/.test(request.url) && tokenMatches(`Bearer ${query?.token ?? ''}`, daemon.token)) return
+    if (access === 'token-or-query' && tokenMatches(`Bearer ${(request.query as { token?: string } | undefined)?.token ?? ''}`, daemon.token)) return
     return await sendError(reply, 401, 'unauthorized')
   })
+  app.setNotFoundHandler(async (_request, reply) => await sendError(reply, 404, 'not found'))
 
   // The page: static files, no secrets in them (the token arrives in the page's URL).
   for (const [route, file, type] of WEB_FILES) {
-    app.get(route, async (_request, reply) => await reply.header('content-type', type).header('cache-control', 'no-cache').send(fs.createReadStream(file)))
+    app.get(route, { config: { access: 'page' } }, async (_request, reply) => await reply.headers({ 'content-type': type, 'cache-control': 'no-cache', ...PAGE_HEADERS }).send(fs.createReadStream(file)))
   }
 
   app.setErrorHandler((err: unknown, _request, reply) => {
@@ -127,6 +176,9 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
   })
 
   app.get('/api/peers', async () => peersOf(daemon))
+
+  // A new token: this answer is the last one the old token gets.
+  app.post('/api/token/rotate', async () => ({ token: daemon.rotateToken() }))
 
   app.post<{ Body: { name?: unknown } }>('/api/network', async (request, reply) => {
     const network = daemon.createNetwork(String(request.body?.name ?? ''))
@@ -241,7 +293,7 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
   app.delete<{ Params: { id: string } }>('/api/files/:id/download', async (request) => daemon.requireNode().cancel(request.params.id))
 
   // Plaintext, streamed; works while the file downloads (bytes not there yet are fetched first).
-  app.get<{ Params: { id: string } }>('/api/files/:id/content', async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/api/files/:id/content', { config: { access: 'token-or-query' } }, async (request, reply) => {
     const node = daemon.requireNode()
     const size = node.progress(request.params.id).bytesTotal
     const range = parseRange(request.headers.range, size)
@@ -256,6 +308,7 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
       .header('cache-control', 'no-store')
       .header('content-disposition', `inline; filename*=UTF-8''${encodeURIComponent(read.name)}`)
       .header(VERIFIED_HEADER, String(read.verified))
+      .headers(CONTENT_HEADERS)
     if (range !== null) reply.code(206).header('content-range', `bytes ${read.start}-${read.end}/${read.size}`)
     return await reply.send(read.stream)
   })

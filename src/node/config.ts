@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fromHex, toHex } from '../bytes.js'
-import { signKeyPair } from '../crypto/index.js'
+import { randomBytes, signKeyPair } from '../crypto/index.js'
 import { QuietError } from './errors.js'
 import type { KeyPair } from '../crypto/index.js'
 
@@ -13,6 +13,8 @@ import type { KeyPair } from '../crypto/index.js'
 export const IDENTITY_FILE = 'identity.json'
 export const NETWORK_FILE = 'network.json'
 export const CONTROL_FILE = 'control.json'
+/** The control API's bearer token: kept across daemon restarts so open pages and links keep working. */
+export const TOKEN_FILE = 'api-token'
 
 export interface Identity extends KeyPair { name: string }
 export interface NetworkConfig { networkId: Uint8Array, networkKey: Uint8Array, name: string }
@@ -86,4 +88,27 @@ export function loadControl (dir: string): ControlInfo | null {
   const json = readJson(path.join(dir, CONTROL_FILE))
   if (json === null) return null
   return { pid: Number(json.pid), httpHost: String(json.httpHost), httpPort: Number(json.httpPort), udpPort: Number(json.udpPort), token: String(json.token) }
+}
+
+const TOKEN_PATTERN = /^[0-9a-f]{64}$/
+
+/** Replaces the control API's token with a fresh random one (mode 0600) and returns it. */
+export function rotateToken (dir: string): string {
+  const token = toHex(randomBytes(32))
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const temp = path.join(dir, `${TOKEN_FILE}.${process.pid}.tmp`)
+  fs.writeFileSync(temp, token + '\n', { mode: 0o600 })
+  fs.renameSync(temp, path.join(dir, TOKEN_FILE))
+  return token
+}
+
+/** The control API's token of `dir`, created on first use; a damaged one is replaced. */
+export function loadOrCreateToken (dir: string): string {
+  try {
+    const text = fs.readFileSync(path.join(dir, TOKEN_FILE), 'utf8').trim()
+    if (TOKEN_PATTERN.test(text)) return text
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  return rotateToken(dir)
 }
