@@ -2,11 +2,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { makeCluster, makeFile, shareAndRequest, sha256OfFile, sha256OfStream } from './helpers/sim.js'
+import { makeCluster, makeFile, shareAndRequest, partialsOf, sha256OfFile, sha256OfStream } from './helpers/sim.js'
 import { EventType, SliceOffset, encodeSignedEvent, openSignedEvent, decodeDescriptorPlaintext, encodeDescriptorPlaintext, openContentPayload, sealContentPayload } from '../src/wire/index.js'
 import { signKeyPair } from '../src/crypto/index.js'
 import { QuietError } from '../src/node/errors.js'
-import { PARTIAL_SUFFIX } from '../src/node/save-target.js'
 import { Node, FLUSH_INTERVAL_MS } from '../src/node/node.js'
 
 const MiB = 1024 * 1024
@@ -94,7 +93,7 @@ test('a descriptor with a wrong root hash ends in "failed" and nothing is served
     assert.equal(p.saving?.state, 'failed')
     assert.match(p.saving?.error ?? '', /root hash/)
     assert.equal(fs.existsSync(out), false, 'nothing unverified is left at the target')
-    assert.equal(fs.existsSync(out + PARTIAL_SUFFIX), false)
+    assert.deepEqual(partialsOf(out), [])
     assert.throws(() => bob.node.readFile(fileId), (e: unknown) => e instanceof QuietError && e.code === 'not_ready')
     const requests = c.net.linkCounters(bob.node.publicKey, alice.node.publicKey).byType.get(EventType.syncFile)
     c.net.run(2000)

@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import dgram from 'node:dgram'
 import { spawn } from 'node:child_process'
-import { makeFile, sha256OfFile } from './helpers/sim.js'
+import { makeFile, partialsOf, sha256OfFile } from './helpers/sim.js'
 import { startProcessNetwork, status, waitFor } from './helpers/daemons.js'
 import { QF_MAIN, qf, sleep, stopDaemonProcess } from '../src/cli/processes.js'
 import { TransitEndpoint } from '../src/net/transit.js'
@@ -150,7 +150,7 @@ test('pause, resume and cancel through the CLI against running daemons', async (
     assert.notEqual(result.code, 0)
     assert.match(result.stderr, /cancelled/)
     assert.equal(fs.existsSync(path.join(net.root, 'second.out')), false)
-    assert.equal(fs.existsSync(path.join(net.root, 'second.out.qf-partial')), false, 'the partial save is removed')
+    assert.deepEqual(partialsOf(path.join(net.root, 'second.out')), [], 'the partial save is removed')
     assert.equal(fs.existsSync(path.join(bob.dir, 'slices', `${second}.slc`)), false, 'partial slices deleted')
   } finally { await net.close() }
 })
@@ -181,7 +181,7 @@ test('SIGKILL mid-download: the restarted daemon resumes by itself, does not fet
     assert.ok(said.indexOf('daemon_unreachable') > 0 && said.indexOf('daemon_back') > said.indexOf('daemon_unreachable'), `events: ${[...new Set(said)].join(', ')}`)
     assert.equal(said.at(-1), 'saved')
     assert.equal(await sha256OfFile(out), await sha256OfFile(source))
-    assert.equal(fs.existsSync(`${out}.qf-partial`), false, 'no partial file left behind')
+    assert.deepEqual(partialsOf(out), [], 'no partial file left behind')
     const final = await status(bob, fileId)
     assert.equal(final.state, 'complete')
     const after = await bob.api.call<{ stats: { slicesAccepted: number, slicesDuplicate: number }, transit: unknown }>('GET', '/api/status')
@@ -245,7 +245,7 @@ test('qf get stopped with Ctrl-C leaves the download and the save to the daemon,
     }, 60_000)
     assert.equal(saved.state, 'complete')
     assert.equal(await sha256OfFile(out), await sha256OfFile(source))
-    assert.equal(fs.existsSync(`${out}.qf-partial`), false)
+    assert.deepEqual(partialsOf(out), [])
   } finally { await net.close() }
 })
 

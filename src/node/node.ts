@@ -5,7 +5,7 @@ import { Store } from '../store/store.js'
 import { SliceFileWriter } from '../store/slice-file.js'
 import { LocalFile, sliceFilePath } from './local-file.js'
 import type { Durability } from './local-file.js'
-import { SaveTarget } from './save-target.js'
+import { SaveTarget, removePartial } from './save-target.js'
 import { QuietError } from './errors.js'
 import { percentOf } from './progress.js'
 import { applyShared, applyWant, openSharedEvent, openWantEvent, replayLog, sharedEventId, sharedFileId, syncKeyOf } from './projections.js'
@@ -396,7 +396,7 @@ export class Node {
     const next = SaveTarget.open(target, descriptor.size, descriptor.slices, options.overwrite === true)
     // An ended save to this path leaves the record first, so it cannot take the new one with it.
     this.forgetEndedSaves()
-    this.store.putSave(descriptor.fileId, target, options.overwrite === true)
+    this.store.putSave(descriptor.fileId, target, options.overwrite === true, next.partialPath)
     this.savesOnRecord.set(next, descriptor.fileId)
     // An earlier, finished save to this path is superseded; of the others only the last few finished ones are kept.
     const others = previous.filter(t => t.path !== target)
@@ -741,8 +741,11 @@ export class Node {
     for (const row of this.store.listSaves()) {
       const descriptor = this.store.getDescriptor(row.fileId)
       try {
+        // The last run's partial file goes: a new one is filled from what the store holds.
+        if (row.partial !== null) removePartial(row.partial)
         if (descriptor === null) throw new QuietError('not_found', 'the file is no longer known')
         const target = SaveTarget.open(row.path, descriptor.size, descriptor.slices, row.overwrite)
+        this.store.putSave(row.fileId, row.path, row.overwrite, target.partialPath)
         const key = toHex(row.fileId)
         this.saves.set(key, [...this.saves.get(key) ?? [], target])
         this.savesOnRecord.set(target, row.fileId)

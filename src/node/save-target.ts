@@ -1,5 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
+import { randomBytes } from '../crypto/index.js'
+import { toHex } from '../bytes.js'
 import { Bitset } from '../sync/bitset.js'
 import { sliceBytes } from '../files/windows.js'
 import { RECORDS_PER_BATCH } from '../files/encrypt.js'
@@ -7,14 +9,48 @@ import { SLICE_PLAINTEXT_BYTES } from '../wire/slice.js'
 import { QuietError } from './errors.js'
 import type { SaveState, SaveStatus } from './progress.js'
 
-/** Appended to the target's name while it fills; the verified file is renamed into place. */
+/** Ends the name of the file a save fills; the verified file is then moved into place. */
 export const PARTIAL_SUFFIX = '.qf-partial'
 
 /**
+ * Creates the partial file beside `target` under a random name, as mkstemp does: it must be
+ * new (O_EXCL) and not a link (O_NOFOLLOW), so nothing planted there is ever written through.
+ */
+function createPartial (target: string): { partialPath: string, fd: number } {
+  const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = fs.constants
+  for (let attempt = 0; ; attempt++) {
+    const partialPath = path.join(path.dirname(target), `.${path.basename(target)}.${toHex(randomBytes(6))}${PARTIAL_SUFFIX}`)
+    try {
+      return { partialPath, fd: fs.openSync(partialPath, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY, 0o644) }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 8) throw err
+    }
+  }
+}
+
+/** Removes a partial file left by an earlier run (a link there is removed, never followed). */
+export function removePartial (partialPath: string): void {
+  try {
+    if (path.basename(partialPath).endsWith(PARTIAL_SUFFIX)) fs.unlinkSync(partialPath)
+  } catch { /* already gone, or not ours to remove */ }
+}
+
+/** What sits at `target`, without following a link there: null when nothing does. */
+function lstatOrNull (target: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(target)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+    throw err
+  }
+}
+
+/**
  * A download being saved as plaintext to a path of the user's choosing. Slices are written
- * to `<path>.qf-partial` as they arrive and authenticate (the receiver decrypts them to check
- * them anyway), so a finished download needs no second pass over the file; the partial file
- * is renamed to `<path>` only after the whole file passed its root-hash check.
+ * to a new partial file beside it (`.<name>.<random>.qf-partial`) as they arrive and
+ * authenticate (the receiver decrypts them to check them anyway), so a finished download
+ * needs no second pass over the file; the partial file is moved to `<path>` only after the
+ * whole file passed its root-hash check, and only if it is still the file created here.
  */
 export class SaveTarget {
   readonly partialPath: string
@@ -33,29 +69,37 @@ export class SaveTarget {
   private unsynced = false
 
   private constructor (readonly path: string, readonly size: number, readonly slices: number, private readonly overwrite: boolean) {
-    this.partialPath = path + PARTIAL_SUFFIX
+    const created = createPartial(path)
+    this.partialPath = created.partialPath
+    this.fd = created.fd
     this.written = new Bitset(slices)
-    // A partial file left by an earlier attempt is ours to reuse: it is truncated.
-    this.fd = fs.openSync(this.partialPath, 'w', 0o644)
-    fs.ftruncateSync(this.fd, size)
+    try {
+      fs.ftruncateSync(this.fd, size)
+    } catch (err) {
+      this.closeFd()
+      removePartial(this.partialPath)
+      throw err
+    }
   }
 
   /**
    * Starts saving a file of `size` bytes to the absolute path `target`. Refuses an existing
-   * file unless `overwrite`, and a directory that does not exist.
+   * file unless `overwrite`, anything at `target` that is not a regular file (a link, a
+   * directory), and a directory that does not exist.
    */
   static open (target: string, size: number, slices: number, overwrite: boolean): SaveTarget {
     if (!path.isAbsolute(target)) throw new QuietError('invalid_argument', `the path to save to must be absolute: ${target}`)
     const dir = path.dirname(target)
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new QuietError('invalid_argument', `no such directory: ${dir}`)
-    if (fs.existsSync(target)) {
+    const existing = lstatOrNull(target)
+    if (existing !== null) {
+      if (!existing.isFile()) throw new QuietError('conflict', `${target} exists and is not a regular file`)
       if (!overwrite) throw new QuietError('conflict', `${target} already exists; overwrite it with force`)
-      if (!fs.statSync(target).isFile()) throw new QuietError('conflict', `${target} exists and is not a regular file`)
     }
     try {
       return new SaveTarget(target, size, slices, overwrite)
     } catch (err) {
-      throw new QuietError('invalid_argument', `cannot write ${target + PARTIAL_SUFFIX}: ${(err as Error).message}`)
+      throw new QuietError('invalid_argument', `cannot write in ${dir}: ${(err as Error).message}`)
     }
   }
 
@@ -115,10 +159,29 @@ export class SaveTarget {
       this.writeRun()
       if (this.missingSlices(1).length > 0) throw new Error('slices are missing')
       fs.fdatasyncSync(this.fd)
+      // Only the file created here moves: not whatever was put at its name meanwhile.
+      const ours = fs.fstatSync(this.fd)
+      const there = lstatOrNull(this.partialPath)
       this.closeFd()
-      // Checked again: the file may have appeared while the download ran.
-      if (!this.overwrite && fs.existsSync(this.path)) throw new Error(`${this.path} appeared meanwhile; the file is kept as ${this.partialPath}`)
-      fs.renameSync(this.partialPath, this.path)
+      if (there === null || !there.isFile() || there.ino !== ours.ino || there.dev !== ours.dev) throw new Error(`${this.partialPath} was replaced while it filled`)
+      if (this.overwrite) {
+        // A rename replaces a link at the target itself, never the file it points to.
+        const existing = lstatOrNull(this.path)
+        if (existing !== null && !existing.isFile()) throw new Error(`${this.path} is no longer a regular file; the file is kept as ${this.partialPath}`)
+        fs.renameSync(this.partialPath, this.path)
+      } else {
+        // A hard link fails if anything, a link included, appeared at the target meanwhile.
+        try {
+          fs.linkSync(this.partialPath, this.path)
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code
+          if (code === 'EEXIST') throw new Error(`${this.path} appeared meanwhile; the file is kept as ${this.partialPath}`)
+          // A file system without hard links: checked just before the rename instead.
+          if ((code !== 'EPERM' && code !== 'ENOTSUP') || lstatOrNull(this.path) !== null) throw err
+          fs.renameSync(this.partialPath, this.path)
+        }
+        removePartial(this.partialPath)
+      }
       this.state = 'saved'
     } catch (err) {
       this.closeFd()
@@ -131,7 +194,7 @@ export class SaveTarget {
   abort (reason: string): void {
     if (this.state !== 'writing') return
     this.closeFd()
-    fs.rmSync(this.partialPath, { force: true })
+    removePartial(this.partialPath)
     this.state = 'failed'
     this.error = reason
   }

@@ -119,6 +119,10 @@ export const MIGRATIONS: readonly string[] = [
     overwrite INTEGER NOT NULL,
     PRIMARY KEY (file_id, path)
   ) WITHOUT ROWID;
+  `,
+  `
+  -- The partial file a save fills has a random name: it is recorded so a restart can remove it.
+  ALTER TABLE saves ADD COLUMN partial TEXT;
   `
 ]
 

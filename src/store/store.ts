@@ -132,7 +132,7 @@ export class Store {
           requests_answered = requests_answered + excluded.requests_answered,
           last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)`),
       getPeer: db.prepare('SELECT * FROM peers WHERE peer_pk = ?'),
-      putSave: db.prepare('INSERT OR REPLACE INTO saves (file_id, path, overwrite) VALUES (?, ?, ?)'),
+      putSave: db.prepare('INSERT OR REPLACE INTO saves (file_id, path, overwrite, partial) VALUES (?, ?, ?, ?)'),
       deleteSave: db.prepare('DELETE FROM saves WHERE file_id = ? AND path = ?'),
       listSaves: db.prepare('SELECT * FROM saves ORDER BY file_id, path')
     }
@@ -194,10 +194,10 @@ export class Store {
   }
 
   /** A save that is to go on after a restart, until `deleteSave`. */
-  putSave (fileId: Uint8Array, path: string, overwrite: boolean): void { this.stmt.putSave.run(fileId, path, overwrite ? 1 : 0) }
+  putSave (fileId: Uint8Array, path: string, overwrite: boolean, partial: string): void { this.stmt.putSave.run(fileId, path, overwrite ? 1 : 0, partial) }
   deleteSave (fileId: Uint8Array, path: string): void { this.stmt.deleteSave.run(fileId, path) }
-  listSaves (): Array<{ fileId: Uint8Array, path: string, overwrite: boolean }> {
-    return (this.stmt.listSaves.all() as Row[]).map(r => ({ fileId: u8(r.file_id), path: String(r.path), overwrite: r.overwrite === 1 }))
+  listSaves (): Array<{ fileId: Uint8Array, path: string, overwrite: boolean, partial: string | null }> {
+    return (this.stmt.listSaves.all() as Row[]).map(r => ({ fileId: u8(r.file_id), path: String(r.path), overwrite: r.overwrite === 1, partial: r.partial === null ? null : String(r.partial) }))
   }
 
   putMessage (eventId: Uint8Array, authorPk: Uint8Array, fileId: Uint8Array | null, text: string, createdAtMs: number): void {

@@ -5,6 +5,7 @@ import crypto from 'node:crypto'
 import { Node } from '../../src/node/node.js'
 import { SimNetwork } from '../../src/net/sim-network.js'
 import { randomBytes, signKeyPair } from '../../src/crypto/index.js'
+import { PARTIAL_SUFFIX } from '../../src/node/save-target.js'
 import type { LinkOptions } from '../../src/net/sim-network.js'
 import type { NodeOptions, RequestOptions } from '../../src/node/node.js'
 
@@ -97,4 +98,10 @@ export async function sha256OfStream (stream: AsyncIterable<Uint8Array>): Promis
 
 export async function sha256OfFile (filePath: string): Promise<string> {
   return await sha256OfStream(fs.createReadStream(filePath))
+}
+
+/** The partial files a save to `target` left beside it (they have random names). */
+export function partialsOf (target: string): string[] {
+  const prefix = `.${path.basename(target)}.`
+  return fs.readdirSync(path.dirname(target)).filter(n => n.startsWith(prefix) && n.endsWith(PARTIAL_SUFFIX)).map(n => path.join(path.dirname(target), n))
 }
