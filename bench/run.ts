@@ -55,6 +55,9 @@ try {
       ofCeiling: goodputOf50MiB(sync.seconds!) / crypto.payload_mbps!
     }
   })
+  const refusal = task('connect-refusal', 0)
+  const flood = task('udp-flood', 20 * MiB)
+  const api = task('api-load', MiB)
   const middle = <T>(items: T[], key: (item: T) => number): T => [...items].sort((a, b) => key(a) - key(b))[Math.floor(items.length / 2)]!
   const udp50 = middle(pairs.map(p => p.sync), r => r.seconds!)
   const raw50 = middle(pairs.map(p => p.raw), r => r.payload_mbps!)
@@ -94,6 +97,18 @@ try {
     udp_sync_receiver_cpu_s: round(udp50.receiver_cpu_s!, 2),
     udp_daemon_peak_rss_mb: round(udp50.daemon_peak_rss_mb!, 1),
     udp_sync_timeouts: udp50.timeouts,
+    connect_refusal_us: round(refusal.refusal_us!, 2),
+    connect_sealed_open_us: round(refusal.sealed_open_us!, 1),
+    udp_sync_20mib_s: round(flood.clean_s!),
+    udp_sync_20mib_flooded_s: round(flood.flooded_s!),
+    udp_flood_speed_kept: round(flood.clean_s! / flood.flooded_s!, 3),
+    udp_flood_connects_per_s: 5000,
+    udp_flood_refused_by_mac: flood.refused_by_mac,
+    udp_flood_opened: flood.opened,
+    api_streams_open: 200,
+    api_idle_cpu_with_200_streams: round(api.idle_cpu_with_streams!, 3),
+    api_status_100_clients_p50_ms: round(api.status_p50_ms!, 1),
+    api_status_100_clients_p99_ms: round(api.status_p99_ms!, 1),
     node: process.version,
     cpus: os.cpus().length
   }

@@ -23,6 +23,7 @@ import { DATA_OVERHEAD_BYTES } from '../src/wire/transit.js'
 import { EVENT_BYTES } from '../src/wire/constants.js'
 import { SOCKET_BUFFER_BYTES } from '../src/net/udp.js'
 import { sealedSliceDatagram } from './required-receive-work.js'
+import { apiLoad, connectRefusal, udpFlood } from './hardening.js'
 import type { Member } from '../test/helpers/daemons.js'
 
 type Result = Record<string, number>
@@ -223,7 +224,10 @@ const tasks: Record<string, (dir: string, bytes: number) => Promise<Result>> = {
   'store-options': storeOptions,
   'udp-sync': udpSync,
   'udp-raw': async (_dir, bytes) => await udpRaw(bytes, false),
-  'udp-raw-crypto': async (_dir, bytes) => await udpRaw(bytes, true)
+  'udp-raw-crypto': async (_dir, bytes) => await udpRaw(bytes, true),
+  'connect-refusal': connectRefusal,
+  'udp-flood': udpFlood,
+  'api-load': apiLoad
 }
 
 const [task, dir, bytes] = process.argv.slice(2)

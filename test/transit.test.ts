@@ -3,11 +3,12 @@ import assert from 'node:assert/strict'
 import { TransitEndpoint } from '../src/net/transit.js'
 import { randomBytes, signKeyPair } from '../src/crypto/index.js'
 import { EVENT_BYTES } from '../src/wire/constants.js'
-import type { PeerAddress } from '../src/net/transit.js'
+import type { PeerAddress, TransitOptions } from '../src/net/transit.js'
+import { CONNECT_DATAGRAM_BYTES, COOKIE_DATAGRAM_BYTES, DatagramKind } from '../src/wire/transit.js'
 
 interface Wire { to: string, bytes: Uint8Array, from: PeerAddress }
 
-function pair (options: { bobKey?: Uint8Array, aliceClockOffsetMs?: number } = {}) {
+function pair (options: { bobKey?: Uint8Array, aliceClockOffsetMs?: number, aliceLimits?: TransitOptions['connectLimits'] } = {}) {
   const networkId = randomBytes(16)
   const networkKey = randomBytes(32)
   const wire: Wire[] = []
@@ -19,15 +20,17 @@ function pair (options: { bobKey?: Uint8Array, aliceClockOffsetMs?: number } = {
     const address = { host: '127.0.0.1', port: name === 'alice' ? 1 : 2 }
     const endpoint = new TransitEndpoint({
       identity, networkId, networkKey: key,
-      // Port 1 is alice, port 2 bob; anything else reaches nobody.
-      sendDatagram: (bytes, to) => wire.push({ to: to.port === 1 ? 'alice' : to.port === 2 ? 'bob' : 'nowhere', bytes, from: address }),
+      // Port 1 is alice, ports 2 and 4 bob (4: after its NAT moved it); anything else reaches nobody.
+      // A datagram comes from wherever its sender's address says at the time it is sent.
+      sendDatagram: (bytes, to) => wire.push({ to: to.port === 1 ? 'alice' : to.port === 2 || to.port === 4 ? 'bob' : 'nowhere', bytes, from: { ...address } }),
       deliver: (peer, event) => {
         // Events are plain views (the datagram may be a Buffer, whose slice() would not copy).
         assert.equal(Buffer.isBuffer(event), false)
         delivered.push({ at: name, peer, event: event.slice() })
       },
       now: () => now + (name === 'alice' ? options.aliceClockOffsetMs ?? 0 : 0),
-      onClockSkew: (peer, skewMs) => skews.push({ at: name, peer, skewMs })
+      onClockSkew: (peer, skewMs) => skews.push({ at: name, peer, skewMs }),
+      connectLimits: name === 'alice' ? options.aliceLimits : undefined
     })
     return { identity, address, endpoint }
   }
@@ -46,7 +49,7 @@ function pair (options: { bobKey?: Uint8Array, aliceClockOffsetMs?: number } = {
 test('transit: connect, accept, and events both ways, packed two per datagram', () => {
   const { alice, bob, wire, delivered, pump } = pair()
   bob.endpoint.connect(alice.identity.publicKey, alice.address)
-  assert.equal(wire[0]!.bytes.length, 286)
+  assert.equal(wire[0]!.bytes.length, CONNECT_DATAGRAM_BYTES)
   pump()
   assert.deepEqual(alice.endpoint.peers(), [bob.endpoint.publicKey])
   assert.deepEqual(bob.endpoint.peers(), [alice.endpoint.publicKey])
@@ -69,7 +72,8 @@ test('transit: a stranger without the network key, replays and unknown connectio
   const connect = stranger.wire[0]!.bytes
   stranger.pump()
   assert.equal(stranger.wire.length, 0, 'no answer to a connect without proof of membership')
-  assert.equal(stranger.alice.endpoint.stats.connectsRejected, 1)
+  assert.equal(stranger.alice.endpoint.stats.connectsBadMac, 1, 'refused by its mac1')
+  assert.equal(stranger.alice.endpoint.stats.connectsOpened, 0, 'before any public-key work')
   assert.deepEqual(stranger.alice.endpoint.peers(), [])
 
   const { alice, bob, wire, pump } = pair()
@@ -159,4 +163,88 @@ test('transit: a member whose clock is too far off is refused, and the refusal s
   close.pump()
   assert.equal(close.bob.endpoint.peers().length, 1)
   assert.equal(close.alice.endpoint.stats.connectsClockSkewed, 0)
+})
+
+test('transit: a flood of bogus connects is refused by mac1 alone, without a public-key operation or an answer', () => {
+  const { alice, bob, wire, pump } = pair()
+  for (let i = 0; i < 1000; i++) {
+    const bogus = randomBytes(CONNECT_DATAGRAM_BYTES)
+    bogus[0] = DatagramKind.connect
+    alice.endpoint.onDatagram(bogus, { host: '10.9.8.7', port: 1000 + i })
+  }
+  assert.equal(alice.endpoint.stats.connectsBadMac, 1000)
+  assert.equal(alice.endpoint.stats.connectsOpened, 0)
+  assert.equal(wire.length, 0)
+  // A member still gets in.
+  bob.endpoint.connect(alice.identity.publicKey, alice.address)
+  pump()
+  assert.equal(alice.endpoint.peers().length, 1)
+  assert.equal(alice.endpoint.stats.connectsOpened, 1)
+})
+
+test('transit: under load a connect first gets a cookie bound to its source, and gets in with it', () => {
+  const { alice, bob, wire, pump } = pair({ aliceLimits: { loadPerSecond: 0 } })
+  bob.endpoint.connect(alice.identity.publicKey, alice.address)
+  const first = wire[0]!
+  alice.endpoint.onDatagram(new Uint8Array(first.bytes), first.from)
+  wire.shift()
+  assert.equal(alice.endpoint.stats.connectsOpened, 0, 'no public-key work before the cookie came back')
+  assert.equal(wire.length, 1)
+  assert.equal(wire[0]!.bytes.length, COOKIE_DATAGRAM_BYTES)
+  assert.ok(COOKIE_DATAGRAM_BYTES < CONNECT_DATAGRAM_BYTES, 'the cookie is smaller than the connect: no amplification')
+  pump()
+  assert.equal(bob.endpoint.stats.cookiesReceived, 1)
+  assert.equal(alice.endpoint.peers().length, 1, 'the connect with the cookie got in')
+  assert.equal(alice.endpoint.stats.connectsOpened, 1)
+  // The same cookie is worth nothing from another address.
+  const beforeCookies = alice.endpoint.stats.cookiesSent
+  bob.endpoint.connect(alice.identity.publicKey, alice.address)
+  const withCookie = wire.shift()!
+  alice.endpoint.onDatagram(withCookie.bytes, { host: '10.1.1.1', port: 2 })
+  assert.equal(alice.endpoint.stats.cookiesSent, beforeCookies + 1)
+  assert.equal(alice.endpoint.stats.connectsOpened, 1)
+})
+
+test('transit: connects from one source beyond its budget are dropped; another source still gets in', () => {
+  const { alice, bob, wire } = pair({ aliceLimits: { perSourceBurst: 3, perSourcePerSecond: 0.001 } })
+  for (let i = 0; i < 5; i++) {
+    bob.endpoint.connect(alice.identity.publicKey, alice.address)
+    const w = wire.pop()!
+    alice.endpoint.onDatagram(w.bytes, w.from)
+  }
+  assert.equal(alice.endpoint.stats.connectsOpened, 3)
+  assert.equal(alice.endpoint.stats.connectsRateLimited, 2)
+  bob.endpoint.connect(alice.identity.publicKey, alice.address)
+  alice.endpoint.onDatagram(wire.pop()!.bytes, { host: '10.2.2.2', port: 2 })
+  assert.equal(alice.endpoint.stats.connectsOpened, 4)
+})
+
+test('transit: a replayed datagram from another address does not move the connection; a real move is validated first', () => {
+  const { alice, bob, wire, delivered, pump } = pair()
+  bob.endpoint.connect(alice.identity.publicKey, alice.address)
+  pump()
+  const bobPk = bob.endpoint.publicKey
+  // A datagram of bob's that never reached alice, sent by an attacker from its own address.
+  bob.endpoint.send(alice.endpoint.publicKey, new Uint8Array(EVENT_BYTES).fill(5))
+  bob.endpoint.flush()
+  const stolen = wire.pop()!
+  alice.endpoint.onDatagram(stolen.bytes, { host: '127.0.0.1', port: 3 })
+  assert.equal(delivered.filter(d => d.at === 'alice').length, 1, 'its events are authentic and count')
+  assert.equal(alice.endpoint.stats.pathChallenges, 1)
+  alice.endpoint.send(bobPk, new Uint8Array(EVENT_BYTES).fill(6))
+  alice.endpoint.flush()
+  const sent = wire.map(w => ({ to: w.to, kind: w.bytes[0] }))
+  assert.deepEqual(sent, [{ to: 'nowhere', kind: DatagramKind.pathChallenge }, { to: 'bob', kind: DatagramKind.data }], 'answers still go to bob')
+  pump()
+  assert.equal(alice.endpoint.stats.pathsValidated, 0)
+  // Bob's NAT gives it a new port: its datagrams come from there; the move waits for the challenge's answer.
+  bob.address.port = 4
+  bob.endpoint.send(alice.endpoint.publicKey, new Uint8Array(EVENT_BYTES).fill(7))
+  bob.endpoint.flush()
+  pump()
+  assert.equal(alice.endpoint.stats.pathsValidated, 1)
+  alice.endpoint.send(bobPk, new Uint8Array(EVENT_BYTES).fill(8))
+  alice.endpoint.flush()
+  assert.equal(wire.at(-1)!.to, 'bob')
+  assert.equal(alice.endpoint.knownPeers()[0]!.address.port, 4)
 })

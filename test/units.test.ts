@@ -12,6 +12,9 @@ import Database from 'better-sqlite3'
 import { Store } from '../src/store/store.js'
 import { MIGRATIONS } from '../src/store/schema.js'
 import type { RequestableFile } from '../src/sync/requester.js'
+import { sleep } from '../src/cli/processes.js'
+import { EVENTS_INTERVAL_MS, ProgressFeed } from '../src/http/progress-feed.js'
+import type { Progress } from '../src/node/progress.js'
 
 function file (key: string, slices: number, have = new Bitset(slices)): RequestableFile & { have: Bitset } {
   const layout = new FileLayout(slices)
@@ -177,4 +180,23 @@ test('store migrates an empty file once, and reopening keeps data', () => {
     assert.equal([...again.events()].length, 1)
     again.close()
   } finally { fs.rmSync(dir, { recursive: true, force: true }) }
+})
+
+test('progress feed: one look at the files per interval however many streams are open; only changes are written; idle when none is open', async () => {
+  let looks = 0
+  let percent = 0
+  const feed = new ProgressFeed(() => { looks++; return [{ fileId: 'a', percent } as unknown as Progress] })
+  const received = Array.from({ length: 50 }, () => [] as string[])
+  const unsubscribe = received.map(chunks => feed.subscribe(chunk => chunks.push(chunk)))
+  const looksAtStart = looks
+  await sleep(EVENTS_INTERVAL_MS * 4 + 100)
+  assert.ok(looks - looksAtStart <= 5, `${looks - looksAtStart} looks in 4 intervals for 50 streams`)
+  assert.ok(received.every(chunks => chunks.length === 1 && chunks[0]!.startsWith('event: progress')), 'only the first snapshot while nothing changed')
+  percent = 50
+  await sleep(EVENTS_INTERVAL_MS + 100)
+  assert.ok(received.every(chunks => chunks.length === 2 && chunks[1]!.includes('"percent":50')))
+  for (const stop of unsubscribe) stop()
+  const looksAtEnd = looks
+  await sleep(EVENTS_INTERVAL_MS * 2 + 50)
+  assert.equal(looks, looksAtEnd, 'no work with no stream open')
 })

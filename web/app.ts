@@ -69,7 +69,7 @@ function actionsFor (file: FileView): HTMLElement {
     for (let p = 10; p >= 1; p--) priority.append(element('option', { value: String(p), textContent: `priority ${p}`, selected: p === 5 }))
     box.append(priority, button('Download', 'download', file, true))
   }
-  if (file.state === 'active' || file.state === 'queued') box.append(button('Pause', 'pause', file), button('Cancel', 'cancel', file))
+  if (file.state === 'active' || file.state === 'queued' || file.state === 'stalled') box.append(button('Pause', 'pause', file), button('Cancel', 'cancel', file))
   if (file.state === 'paused') box.append(button('Resume', 'resume', file, true), button('Cancel', 'cancel', file))
   if (file.state === 'complete') {
     box.append(
@@ -103,7 +103,7 @@ function renderFile (file: FileView): HTMLLIElement {
       element('span', { textContent: `${formatBytes(file.bytesReceived)} of ${formatBytes(file.bytesTotal)}` }),
       element('span', { className: 'speed', textContent: file.state === 'active' ? `${formatBytes(Math.round(file.speedBytesPerSecond))}/s` : '' }),
       element('span', { className: 'eta', textContent: file.state === 'active' ? `ETA ${formatEta(file.etaSeconds)}` : '' })))
-  if (file.reason !== null && file.state === 'failed') item.append(element('p', { className: 'reason', textContent: file.reason }))
+  if (file.reason !== null && (file.state === 'failed' || file.state === 'stalled')) item.append(element('p', { className: 'reason', textContent: file.reason }))
   item.append(actionsFor(file))
   const preview = previewFor(file)
   if (preview !== null) item.append(preview)

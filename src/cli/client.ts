@@ -18,7 +18,7 @@ export class DaemonUnreachable extends CliError {
 
 export interface DaemonClient {
   call<T = unknown> (method: string, path: string, body?: unknown): Promise<T>
-  fetchRaw (path: string): Promise<Response>
+  fetchRaw (path: string, init?: RequestInit): Promise<Response>
 }
 
 /** A client for the daemon of `dir`, or a clear error saying none is running and how to start one. */
@@ -45,7 +45,12 @@ export function daemonClient (dir: string): DaemonClient {
       } catch {
         throw new CliError(`the daemon answered ${response.status} with something that is not JSON`)
       }
-      if (!response.ok) throw new CliError((json as { error?: string } | null)?.error ?? `the daemon answered ${response.status}`)
+      if (!response.ok) {
+        // The server's own words, with what it added for an unexpected failure.
+        const { error, details } = (json ?? {}) as { error?: string, details?: { message?: unknown } }
+        const detail = typeof details?.message === 'string' ? `: ${details.message}` : ''
+        throw new CliError(error === undefined ? `the daemon answered ${response.status}` : `${error}${detail}`)
+      }
       return json as T
     },
     fetchRaw

@@ -27,8 +27,10 @@ export interface DaemonOptions {
 }
 
 export const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600_000
-/** A member's clock refusing its connects is logged at most this often. */
+/** Connects refused for a member's clock are logged at most this often, in all. */
 const CLOCK_SKEW_LOG_MS = 60_000
+/** Senders refused for their clocks remembered (and shown with the peers) at most. */
+const CLOCK_SKEW_PEERS = 32
 /** How often announced addresses are handed to the transit layer for (re)connecting. */
 const ADDRESS_REFRESH_MS = 1000
 
@@ -68,6 +70,8 @@ export class Daemon {
   private lastErrorLogMs = -Infinity
   private tickWaiters: Array<() => void> = []
   private readonly clockSkews = new Map<string, { skewMs: number, atMs: number }>()
+  private clockSkewLoggedMs = -Infinity
+  private clockSkewsUnlogged = 0
 
   private constructor (readonly options: DaemonOptions, readonly identity: Identity) {}
 
@@ -190,15 +194,23 @@ export class Daemon {
 
   /**
    * A member whose clock is too far off ours cannot connect (connects are only fresh for
-   * CONNECT_FRESHNESS_MS): said in the log once a minute per member, and shown with the peers.
+   * CONNECT_FRESHNESS_MS): said in the log at most once a minute in all, with how many were
+   * refused since, and shown with the peers. Anyone with the network key can make such
+   * connects from any number of keys, so at most CLOCK_SKEW_PEERS of them are remembered.
    */
   private noteClockSkew (peer: string, skewMs: number): void {
     const now = Date.now()
-    const last = this.clockSkews.get(peer)
+    this.clockSkews.delete(peer)
     this.clockSkews.set(peer, { skewMs, atMs: now })
-    if (last !== undefined && now - last.atMs < CLOCK_SKEW_LOG_MS) return
+    if (this.clockSkews.size > CLOCK_SKEW_PEERS) this.clockSkews.delete(this.clockSkews.keys().next().value!)
+    this.clockSkewsUnlogged++
+    if (now - this.clockSkewLoggedMs < CLOCK_SKEW_LOG_MS) return
     const name = this.node?.members().find(m => m.publicKey === peer)?.name ?? `${peer.slice(0, 16)}…`
-    console.error(`quiet-files: refused a connect from ${name}: its clock is ${Math.round(Math.abs(skewMs) / 1000)} s ${skewMs > 0 ? 'ahead of' : 'behind'} this machine's, more than ${CONNECT_FRESHNESS_MS / 1000} s apart; set the clocks right`)
+    const others = this.clockSkewsUnlogged - 1
+    console.error(`quiet-files: refused a connect from ${name}: its clock is ${Math.round(Math.abs(skewMs) / 1000)} s ${skewMs > 0 ? 'ahead of' : 'behind'} this machine's, more than ${CONNECT_FRESHNESS_MS / 1000} s apart; set the clocks right` +
+      (others > 0 ? ` (${others} more such connects refused since the last note)` : ''))
+    this.clockSkewLoggedMs = now
+    this.clockSkewsUnlogged = 0
   }
 
   /** Members whose connects were refused lately for their clocks, with how far off (ms, positive: ahead). */

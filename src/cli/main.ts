@@ -202,7 +202,7 @@ command('status', 'peers, connections and downloads')
       `${status.name} ${status.public_key}`,
       `network: ${status.network === null ? 'none' : `${status.network.name} (${status.network.id})`}, udp ${status.udp_port}, ${status.connections} connection(s)`,
       'peers:', ...(status.peers.length === 0 ? ['  none'] : status.peers.map(p => `  ${[p.name ?? '?', `${p.public_key.slice(0, 16)}…`, p.address, p.connected ? 'connected' : 'not connected'].filter(part => part !== null).join(' ')}${clockNote(p.clock_skew_seconds)}`)),
-      'downloads:', ...(status.downloads.length === 0 ? ['  none'] : status.downloads.map(d => `  ${d.name} ${d.state} ${d.percent.toFixed(1)}% ${formatSpeed(d.speedBytesPerSecond)} ETA ${formatEta(d.etaSeconds)}`))
+      'downloads:', ...(status.downloads.length === 0 ? ['  none'] : status.downloads.map(d => `  ${d.name} ${stateText(d)} ${d.percent.toFixed(1)}% ${formatSpeed(d.speedBytesPerSecond)} ETA ${formatEta(d.etaSeconds)}`))
     ].join('\n'))
   })
 
@@ -267,6 +267,13 @@ command('get <file_id>', 'download a file with a live progress bar and save it o
     print(options.json, { event: 'saved', path: out, bytes: done.bytesTotal, file_id: id }, () => `saved ${out} (${formatBytes(done.bytesTotal)}, verified)`)
   })
 
+/** A download's state for a person: a stalled one says why (and that it is retried). */
+function stateText (p: Progress): string {
+  if (p.state === 'complete' && !isSettled(p)) return 'saving'
+  if (p.state === 'stalled') return `stalled: ${p.reason ?? 'cannot go on'}; retrying`
+  return p.state
+}
+
 /** The progress bar being drawn, to be put away if the command is interrupted. */
 let activeBar: cliProgress.SingleBar | null = null
 
@@ -278,7 +285,7 @@ async function followProgress (client: DaemonClient, id: string, json: boolean):
     stopOnComplete: false
   }, cliProgress.Presets.shades_classic)
   let progress = await client.call<Progress>('GET', `/api/files/${id}/status`)
-  const payload = (p: Progress) => ({ name: p.name, done: formatBytes(p.bytesReceived), size: formatBytes(p.bytesTotal), speed: formatSpeed(p.speedBytesPerSecond), eta_text: formatEta(p.etaSeconds), state: p.state === 'complete' && !isSettled(p) ? 'saving' : p.state })
+  const payload = (p: Progress) => ({ name: p.name, done: formatBytes(p.bytesReceived), size: formatBytes(p.bytesTotal), speed: formatSpeed(p.speedBytesPerSecond), eta_text: formatEta(p.etaSeconds), state: stateText(p) })
   bar?.start(Math.max(1, progress.bytesTotal), progress.bytesReceived, payload(progress))
   try {
     for (;;) {

@@ -34,13 +34,14 @@ export interface DaemonProcess {
 
 /**
  * Starts `qf daemon` for `dir` on loopback and waits until its control API answers. It
- * announces `announce` (HOST:PORT each), by default its own loopback address.
+ * announces `announce` (HOST:PORT each), by default its own loopback address; `user` runs
+ * it as another user (the caller must be root).
  */
-export async function startDaemonProcess (dir: string, logFile: string, port?: number, announce?: string[]): Promise<DaemonProcess> {
+export async function startDaemonProcess (dir: string, logFile: string, port?: number, announce?: string[], user?: { uid: number, gid: number }): Promise<DaemonProcess> {
   const udpPort = port ?? await freeUdpPort()
   const log = fs.openSync(logFile, 'a')
   const announced = (announce ?? [`127.0.0.1:${udpPort}`]).flatMap(a => ['--announce', a])
-  const child = spawn(process.execPath, [QF_MAIN, 'daemon', '--dir', dir, '--port', String(udpPort), ...announced], { stdio: ['ignore', log, log] })
+  const child = spawn(process.execPath, [QF_MAIN, 'daemon', '--dir', dir, '--port', String(udpPort), ...announced], { stdio: ['ignore', log, log], ...user })
   fs.closeSync(log)
   const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
   for (let i = 0; i < 150; i++) {

@@ -19,6 +19,17 @@ export function keyedHash (data: Uint8Array, key: Uint8Array, outputLength = HAS
   return out
 }
 
+/** Keyed BLAKE2b into `out` (its length is the output length): no allocation, for per-datagram checks. */
+export function keyedHashInto (out: Uint8Array, data: Uint8Array, key: Uint8Array): Uint8Array {
+  sodium.crypto_generichash(out, data, key)
+  return out
+}
+
+/** Whether two MACs of the same length are equal, in time that does not depend on where they differ. */
+export function macsEqual (a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && sodium.sodium_memcmp(a, b)
+}
+
 /** `id(x)`: the 16-byte BLAKE2b of x. */
 export function id (data: Uint8Array): Uint8Array {
   return blake2b(data, ID_BYTES)

@@ -23,6 +23,7 @@ declare module 'sodium-native' {
   export function crypto_sign_detached(signature: Uint8Array, message: Uint8Array, secretKey: Uint8Array): void
   export function crypto_sign_verify_detached(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean
   export function randombytes_buf(buffer: Uint8Array): void
+  export function sodium_memcmp(a: Uint8Array, b: Uint8Array): boolean
 }
 declare module 'sodium-native' {
   export const crypto_box_SEALBYTES: number

@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { QuietError } from '../node/errors.js'
+import { ProgressFeed } from './progress-feed.js'
 import { isSettled } from '../node/progress.js'
 import { toHex } from '../bytes.js'
 import type { FastifyInstance, FastifyReply } from 'fastify'
@@ -13,7 +14,7 @@ import type { PeerAddress } from '../net/transit.js'
 import type { QuietErrorCode } from '../node/errors.js'
 
 const STATUS_BY_CODE: Record<QuietErrorCode, number> = {
-  invalid_argument: 400, unknown_file: 404, not_found: 404, conflict: 409, not_ready: 409, corrupt: 500, range_not_satisfiable: 416
+  invalid_argument: 400, permission_denied: 403, unknown_file: 404, not_found: 404, conflict: 409, not_ready: 409, corrupt: 500, range_not_satisfiable: 416
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -28,9 +29,6 @@ const WEB_FILES: ReadonlyArray<[string, string, string]> = [
 export function pageUrl (port: number, token: string): string {
   return `http://127.0.0.1:${port}/?token=${token}`
 }
-
-/** How often the event stream looks for changed progress. */
-export const EVENTS_INTERVAL_MS = 250
 
 /** The longest a status request may be asked to wait for a download to settle. */
 export const MAX_STATUS_WAIT_MS = 30_000
@@ -224,23 +222,14 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
   })
 
   /** Server-sent events: a `progress` event whenever a file's progress or state changes. */
+  const feed = new ProgressFeed(() => daemon.node?.files() ?? [])
+  app.addHook('onClose', async () => feed.stop())
   app.get('/api/events', async (request, reply) => {
     reply.hijack()
     const out = reply.raw
     out.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
-    const last = new Map<string, string>()
-    const push = (): void => {
-      for (const progress of daemon.node?.files() ?? []) {
-        const json = JSON.stringify(progress)
-        if (last.get(progress.fileId) === json) continue
-        last.set(progress.fileId, json)
-        out.write(`event: progress\ndata: ${json}\n\n`)
-      }
-    }
-    push()
-    const timer = setInterval(push, EVENTS_INTERVAL_MS)
-    const keepalive = setInterval(() => out.write(': keepalive\n\n'), 15_000)
-    request.raw.on('close', () => { clearInterval(timer); clearInterval(keepalive) })
+    const unsubscribe = feed.subscribe(chunk => out.write(chunk))
+    request.raw.on('close', unsubscribe)
   })
 
   app.get('/api/files', async () => {

@@ -1,12 +1,14 @@
 import { ReplayWindow } from './replay-window.js'
+import { ConnectGuard } from './connect-guard.js'
 import { aeadDecryptInto, aeadEncryptInto, AEAD_KEY_BYTES, keyedHash, openSealed, randomBytes, sealTo } from '../crypto/index.js'
 import { bytesEqual, toHex } from '../bytes.js'
 import { EVENT_BYTES } from '../wire/constants.js'
 import { WireError } from '../wire/errors.js'
 import {
-  CONNECT_DATAGRAM_BYTES, DATA_OVERHEAD_BYTES, DataOffset, DatagramKind,
+  CONNECT_DATAGRAM_BYTES, ConnectMacOffset, DATA_OVERHEAD_BYTES, DataOffset, DatagramKind, PATH_TOKEN_BYTES,
   connectProofInput, dataNonce, decodeConnectBody, encodeConnectBody, readDataCounter
 } from '../wire/transit.js'
+import type { ConnectGuardOptions, GuardStats } from './connect-guard.js'
 import type { KeyPair } from '../crypto/index.js'
 import type { Transport } from './transport.js'
 
@@ -26,9 +28,11 @@ export interface TransitOptions {
    * ahead) by more than CONNECT_FRESHNESS_MS. Only a member can get this far: it is worth telling.
    */
   onClockSkew?: (peer: string, skewMs: number) => void
+  /** Limits of the cheap checks before a connect's public-key work (defaults suit a team). */
+  connectLimits?: Pick<ConnectGuardOptions, 'loadPerSecond' | 'perSourcePerSecond' | 'perSourceBurst'>
 }
 
-export interface TransitStats {
+export interface TransitStats extends GuardStats {
   datagramsIn: number
   datagramsOut: number
   connectsAccepted: number
@@ -41,6 +45,12 @@ export interface TransitStats {
   undecryptable: number
   malformed: number
   eventsDroppedNoConnection: number
+  /** Connects that reached the sealed-box open and signature check. */
+  connectsOpened: number
+  /** Path challenges sent to a new address a connection's datagrams came from. */
+  pathChallenges: number
+  /** Connections moved to a new address after it answered a challenge. */
+  pathsValidated: number
 }
 
 /** Connections live this long before a fresh connect replaces them. */
@@ -51,6 +61,8 @@ export const KEEPALIVE_MS = 2_000
 export const DEAD_AFTER_MS = 10_000
 export const CONNECT_RETRY_MS = 1_000
 const HANDSHAKE_TIMEOUT_MS = 5_000
+/** A new address is challenged at most this often per connection. */
+const PATH_CHALLENGE_MS = 250
 
 interface Connection {
   id: Uint8Array
@@ -69,6 +81,11 @@ interface Connection {
   lastSentMs: number
   /** Events waiting to be packed into datagrams. */
   queue: Uint8Array[]
+  /**
+   * A challenge sent to another address the peer's datagrams came from: answers keep going to
+   * `address` until the response comes back from there (a replayed datagram cannot move us).
+   */
+  probe: { address: PeerAddress, token: Uint8Array, sentAtMs: number } | null
 }
 
 interface KnownPeer {
@@ -91,10 +108,13 @@ const sameAddress = (a: PeerAddress, b: PeerAddress): boolean => a.host === b.ho
  * and unknown connections get no answer. It is the node's Transport on a real network.
  */
 export class TransitEndpoint implements Transport {
-  readonly stats: TransitStats = {
+  private readonly own = {
     datagramsIn: 0, datagramsOut: 0, connectsAccepted: 0, connectsRejected: 0, connectsClockSkewed: 0, connectsReplayed: 0,
-    unknownConnection: 0, replayedDatagrams: 0, undecryptable: 0, malformed: 0, eventsDroppedNoConnection: 0
+    unknownConnection: 0, replayedDatagrams: 0, undecryptable: 0, malformed: 0, eventsDroppedNoConnection: 0,
+    connectsOpened: 0, pathChallenges: 0, pathsValidated: 0
   }
+
+  private readonly guard: ConnectGuard
 
   private readonly connections = new Map<string, Connection>()
   /** The connection we send on, per peer: the newest established one. */
@@ -115,6 +135,11 @@ export class TransitEndpoint implements Transport {
     if (this.eventsPerDatagram < 1) throw new RangeError(`MTU ${mtu} cannot carry one ${EVENT_BYTES}-byte event`)
     this.plain = new Uint8Array(this.eventsPerDatagram * EVENT_BYTES)
     this.publicKey = toHex(options.identity.publicKey)
+    this.guard = new ConnectGuard({ networkKey: options.networkKey, publicKey: options.identity.publicKey, now: options.now, ...options.connectLimits })
+  }
+
+  get stats (): TransitStats {
+    return { ...this.own, ...this.guard.stats }
   }
 
   // ---- Transport -------------------------------------------------------------------------
@@ -130,7 +155,7 @@ export class TransitEndpoint implements Transport {
    */
   send (peer: string, event: Uint8Array): void {
     const connection = this.replyVia?.peer === peer ? this.replyVia : this.current.get(peer)
-    if (connection === undefined) { this.stats.eventsDroppedNoConnection++; return }
+    if (connection === undefined) { this.own.eventsDroppedNoConnection++; return }
     const queue = connection.queue
     queue.push(event)
     if (queue.length >= this.eventsPerDatagram) this.flushConnection(connection, false)
@@ -183,6 +208,7 @@ export class TransitEndpoint implements Transport {
     const datagram = new Uint8Array(CONNECT_DATAGRAM_BYTES)
     datagram[0] = DatagramKind.connect
     datagram.set(sealTo(body, peerPk), 1)
+    this.guard.stamp(datagram, peerPk, address)
     this.output(datagram, address)
   }
 
@@ -218,72 +244,134 @@ export class TransitEndpoint implements Transport {
    * Anything that does not check out is dropped and counted.
    */
   onDatagram (bytes: Uint8Array, from: PeerAddress): void {
-    this.stats.datagramsIn++
-    if (bytes[0] === DatagramKind.connect && bytes.length === CONNECT_DATAGRAM_BYTES) this.onConnect(bytes, from)
-    else if (bytes[0] === DatagramKind.data && bytes.length >= DATA_OVERHEAD_BYTES) this.onData(bytes, from)
-    else this.stats.malformed++
+    this.own.datagramsIn++
+    const kind = bytes[0]
+    if (kind === DatagramKind.connect && bytes.length === CONNECT_DATAGRAM_BYTES) this.onConnect(bytes, from)
+    else if (kind === DatagramKind.data && bytes.length >= DATA_OVERHEAD_BYTES) this.onData(bytes, from)
+    else if (kind === DatagramKind.cookie) this.onCookie(bytes, from)
+    else if ((kind === DatagramKind.pathChallenge || kind === DatagramKind.pathResponse) && bytes.length === DATA_OVERHEAD_BYTES + PATH_TOKEN_BYTES) this.onPath(bytes, from)
+    else this.own.malformed++
   }
 
   private onConnect (bytes: Uint8Array, from: PeerAddress): void {
-    const body = openSealed(bytes.subarray(1), this.options.identity.publicKey, this.options.identity.secretKey)
-    if (body === null) { this.stats.connectsRejected++; return }
+    // The cheap checks first: a flood of connects must not cost a public-key operation each.
+    const { verdict, reply } = this.guard.check(bytes, from)
+    if (reply !== undefined) this.output(reply, from)
+    if (verdict !== 'pass') return
+    this.own.connectsOpened++
+    const body = openSealed(bytes.subarray(1, ConnectMacOffset.mac1), this.options.identity.publicKey, this.options.identity.secretKey)
+    if (body === null) { this.own.connectsRejected++; return }
     let connect
     try {
       connect = decodeConnectBody(body)
     } catch (err) {
       if (!(err instanceof WireError)) throw err
-      this.stats.connectsRejected++
+      this.own.connectsRejected++
       return
     }
     const now = this.options.now()
     const proof = keyedHash(connectProofInput(connect), this.options.networkKey)
     if (!bytesEqual(connect.recipientPk, this.options.identity.publicKey) || !bytesEqual(connect.networkId, this.options.networkId) ||
         !bytesEqual(proof, connect.proof) || bytesEqual(connect.senderPk, this.options.identity.publicKey)) {
-      this.stats.connectsRejected++
+      this.own.connectsRejected++
       return
     }
     const skewMs = connect.createdAtMs - now
     if (Math.abs(skewMs) > CONNECT_FRESHNESS_MS) {
-      this.stats.connectsRejected++
-      this.stats.connectsClockSkewed++
+      this.own.connectsRejected++
+      this.own.connectsClockSkewed++
       this.options.onClockSkew?.(toHex(connect.senderPk), skewMs)
       return
     }
     const idHex = toHex(connect.connectionId)
-    if (this.seenConnects.has(idHex) || this.connections.has(idHex)) { this.stats.connectsReplayed++; return }
+    if (this.seenConnects.has(idHex) || this.connections.has(idHex)) { this.own.connectsReplayed++; return }
     this.seenConnects.set(idHex, connect.createdAtMs + 2 * CONNECT_FRESHNESS_MS)
     const connection = this.newConnection(connect.connectionId, connect.transitKey, connect.senderPk, from, 1, now)
     this.establish(connection)
-    this.stats.connectsAccepted++
+    this.own.connectsAccepted++
     // The accept: an empty data datagram, smaller than the connect that asked for it.
     this.sendData(connection, this.plain.subarray(0, 0))
   }
 
+  /** A cookie for a connect we sent while the peer was under load: connect again with it at once. */
+  private onCookie (bytes: Uint8Array, from: PeerAddress): void {
+    const peerPk = this.guard.takeCookie(bytes, from)
+    if (peerPk === null) { this.own.malformed++; return }
+    this.connect(peerPk, from)
+  }
+
   /**
-   * One data datagram. It is decrypted in place: the datagram's buffer is ours, and the
-   * events handed on are views into it (receivers copy what they keep).
+   * Opens a datagram sealed with a connection's key, in place (the datagram's buffer is ours):
+   * its connection and plaintext, or null (counted) when it does not check out or is replayed.
    */
-  private onData (bytes: Uint8Array, from: PeerAddress): void {
+  private open (bytes: Uint8Array, payloadOk: (length: number) => boolean): { connection: Connection, plain: Uint8Array } | null {
     const connection = this.connectionOf(bytes.subarray(DataOffset.connectionId, DataOffset.nonce))
-    if (connection === undefined) { this.stats.unknownConnection++; return }
+    if (connection === undefined) { this.own.unknownConnection++; return null }
     const nonce = bytes.subarray(DataOffset.nonce, DataOffset.ciphertext)
     const counter = readDataCounter(nonce)
     const length = bytes.length - DATA_OVERHEAD_BYTES
-    if (counter < 0 || nonce[0] === connection.direction || length % EVENT_BYTES !== 0) { this.stats.malformed++; return }
+    if (counter < 0 || nonce[0] === connection.direction || !payloadOk(length)) { this.own.malformed++; return null }
     // A plain Uint8Array view even when the socket gave a Buffer: `slice()` downstream must copy.
     const plain = new Uint8Array(bytes.buffer, bytes.byteOffset + DataOffset.ciphertext, length)
     const ok = aeadDecryptInto(plain, plain, bytes.subarray(DataOffset.ciphertext + length), nonce, connection.key, bytes.subarray(0, DataOffset.ciphertext))
-    if (!ok) { this.stats.undecryptable++; return }
-    if (!connection.replay.accept(counter)) { this.stats.replayedDatagrams++; return }
+    if (!ok) { this.own.undecryptable++; return null }
+    if (!connection.replay.accept(counter)) { this.own.replayedDatagrams++; return null }
     connection.lastHeardMs = this.options.now()
-    connection.address = from
-    if (!connection.established) this.establish(connection)
+    return { connection, plain }
+  }
+
+  /**
+   * One data datagram; the events handed on are views into it (receivers copy what they keep).
+   * The first one establishes the connection at the address it came from; after that, another
+   * address is only challenged (see `onPath`).
+   */
+  private onData (bytes: Uint8Array, from: PeerAddress): void {
+    const opened = this.open(bytes, length => length % EVENT_BYTES === 0)
+    if (opened === null) return
+    const { connection, plain } = opened
+    const length = plain.length
+    if (!connection.established) {
+      connection.address = from
+      this.establish(connection)
+    } else if (!sameAddress(connection.address, from)) {
+      this.challengePath(connection, from)
+    }
     this.replyVia = connection
     try {
       for (let at = 0; at < length; at += EVENT_BYTES) this.options.deliver(connection.peer, plain.subarray(at, at + EVENT_BYTES))
     } finally {
       this.replyVia = null
     }
+  }
+
+  // ---- path validation --------------------------------------------------------------------
+
+  /** As QUIC does: a new address gets a fresh token and must send it back before it is used. */
+  private challengePath (connection: Connection, to: PeerAddress): void {
+    const now = this.options.now()
+    const probe = connection.probe
+    if (probe !== null && sameAddress(probe.address, to) && now - probe.sentAtMs < PATH_CHALLENGE_MS) return
+    connection.probe = { address: to, token: randomBytes(PATH_TOKEN_BYTES), sentAtMs: now }
+    this.own.pathChallenges++
+    this.sendData(connection, connection.probe.token, DatagramKind.pathChallenge, to)
+  }
+
+  /** A challenge is answered to where it came from; a matching response moves the connection there. */
+  private onPath (bytes: Uint8Array, from: PeerAddress): void {
+    const kind = bytes[0]
+    const opened = this.open(bytes, length => length === PATH_TOKEN_BYTES)
+    if (opened === null) return
+    const { connection, plain } = opened
+    if (kind === DatagramKind.pathChallenge) {
+      this.sendData(connection, plain, DatagramKind.pathResponse, from)
+      return
+    }
+    const probe = connection.probe
+    if (probe === null || !sameAddress(probe.address, from) || !bytesEqual(probe.token, plain)) { this.own.malformed++; return }
+    connection.probe = null
+    connection.address = from
+    this.own.pathsValidated++
+    if (this.current.get(connection.peer) === connection) this.establish(connection)
   }
 
   // ---- helpers ----------------------------------------------------------------------------
@@ -300,7 +388,7 @@ export class TransitEndpoint implements Transport {
   private newConnection (id: Uint8Array, key: Uint8Array, peerPk: Uint8Array, address: PeerAddress, direction: 0 | 1, now: number): Connection {
     const connection: Connection = {
       id, idHex: toHex(id), key, peer: toHex(peerPk), peerPk, address, direction, sendCounter: 0,
-      replay: new ReplayWindow(), established: false, createdAtMs: now, lastHeardMs: now, lastSentMs: now, queue: []
+      replay: new ReplayWindow(), established: false, createdAtMs: now, lastHeardMs: now, lastSentMs: now, queue: [], probe: null
     }
     this.connections.set(connection.idHex, connection)
     return connection
@@ -324,7 +412,7 @@ export class TransitEndpoint implements Transport {
   private drop (connection: Connection): void {
     this.connections.delete(connection.idHex)
     if (this.lastLookup === connection) this.lastLookup = null
-    this.stats.eventsDroppedNoConnection += connection.queue.length
+    this.own.eventsDroppedNoConnection += connection.queue.length
     if (this.current.get(connection.peer) !== connection) return
     this.current.delete(connection.peer)
     for (const other of this.connections.values()) {
@@ -344,21 +432,22 @@ export class TransitEndpoint implements Transport {
     queue.splice(0, at)
   }
 
-  private sendData (connection: Connection, payload: Uint8Array): void {
+  /** Seals `payload` on the connection (events, or a path token) and sends it, by default to its address. */
+  private sendData (connection: Connection, payload: Uint8Array, kind: number = DatagramKind.data, to: PeerAddress = connection.address): void {
     // From Node's buffer pool: no allocation of its own per datagram. Every byte is written below.
     const datagram = Buffer.allocUnsafe(DATA_OVERHEAD_BYTES + payload.length)
-    datagram[DataOffset.kind] = DatagramKind.data
+    datagram[DataOffset.kind] = kind
     datagram.set(connection.id, DataOffset.connectionId)
     dataNonce(connection.direction, connection.sendCounter++, datagram.subarray(DataOffset.nonce, DataOffset.ciphertext))
     aeadEncryptInto(datagram.subarray(DataOffset.ciphertext, DataOffset.ciphertext + payload.length),
       datagram.subarray(DataOffset.ciphertext + payload.length), payload,
       datagram.subarray(DataOffset.nonce, DataOffset.ciphertext), connection.key, datagram.subarray(0, DataOffset.ciphertext))
     connection.lastSentMs = this.options.now()
-    this.output(datagram, connection.address)
+    this.output(datagram, to)
   }
 
   private output (datagram: Uint8Array, to: PeerAddress): void {
-    this.stats.datagramsOut++
+    this.own.datagramsOut++
     this.options.sendDatagram(datagram, to)
   }
 }

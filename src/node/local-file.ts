@@ -19,6 +19,15 @@ export type Durability = 'now' | 'background' | 'none'
 /** Records hashed per flush at most: about 4 MB, a few tens of milliseconds. */
 export const HASH_RECORDS_PER_FLUSH = 8192
 
+/** A write error as a user reads it: `no space left on device` rather than an errno dump. */
+export function describeWriteError (err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'ENOSPC') return 'no space left on device'
+  if (code === 'EDQUOT') return 'disk quota exceeded'
+  if (code === 'EROFS') return 'the data directory is on a read-only file system'
+  return `cannot write slices: ${(err as Error).message}`
+}
+
 export function sliceFilePath (dataDir: string, fileId: Uint8Array): string {
   return path.join(dataDir, 'slices', `${toHex(fileId)}.slc`)
 }
@@ -39,6 +48,11 @@ export class LocalFile {
   readonly urgent = new Set<number>()
   status: LocalStatus = 'partial'
   reason: string | null = null
+  /**
+   * Why the last write to the slice file failed (a full disk), or null. While set, nothing
+   * more is taken: the slices that were not written are simply not held.
+   */
+  writeError: string | null = null
   /** Accepted records not yet written: `pendingSlices[k]` is in `pendingRecords` at record k. */
   private pendingSlices: number[] = []
   private pendingRecords: Uint8Array | null = null
@@ -114,9 +128,9 @@ export class LocalFile {
     return this.layout.rangeLength(range) - this.rangeHave[range]!
   }
 
-  /** Takes an authenticated record (copied) for writing; false if the slice is already held. */
+  /** Takes an authenticated record (copied) for writing; false if the slice is already held or writes are failing. */
   accept (sliceNo: number, record: Uint8Array): boolean {
-    if (this.have.has(sliceNo)) return false
+    if (this.have.has(sliceNo) || this.writeError !== null) return false
     this.markSlice(sliceNo)
     this.pendingRecords ??= new Uint8Array(RECORDS_PER_BATCH * SLICE_RECORD_BYTES)
     this.pendingRecords.set(record, this.pendingSlices.length * SLICE_RECORD_BYTES)
@@ -131,11 +145,16 @@ export class LocalFile {
       this.status !== this.recordedStatus || this.hashBehind
   }
 
-  /** Writes accepted records to the slice file (not yet durable), one write per run of consecutive slices. */
+  /**
+   * Writes accepted records to the slice file (not yet durable), one write per run of
+   * consecutive slices. A write that fails (a full disk) is never counted: its slices and
+   * those after it are forgotten, and `writeError` says why until `retryWrites`.
+   */
   writePending (): void {
     const slices = this.pendingSlices
     const records = this.pendingRecords
     if (slices.length === 0 || records === null) return
+    this.pendingSlices = []
     const order = slices.map((_, k) => k)
     order.sort((a, b) => slices[a]! - slices[b]!)
     let i = 0
@@ -154,10 +173,20 @@ export class LocalFile {
         for (let k = i; k < j; k++) this.scratch.set(records.subarray(order[k]! * SLICE_RECORD_BYTES, (order[k]! + 1) * SLICE_RECORD_BYTES), (k - i) * SLICE_RECORD_BYTES)
         run = this.scratch.subarray(0, (j - i) * SLICE_RECORD_BYTES)
       }
-      this.sliceFile.write(slices[order[i]!]!, run)
+      try {
+        this.sliceFile.write(slices[order[i]!]!, run)
+      } catch (err) {
+        this.writeError = describeWriteError(err)
+        for (let k = i; k < order.length; k++) this.forget(slices[order[k]!]!)
+        return
+      }
       i = j
     }
-    this.pendingSlices = []
+  }
+
+  /** Lets writes be tried again (space may have been freed): the missing slices are fetched again. */
+  retryWrites (): void {
+    this.writeError = null
   }
 
   /**
@@ -196,7 +225,12 @@ export class LocalFile {
         // Not known to be durable: record nothing, try again with the next flush.
         for (const r of this.syncingRanges) this.dirtyRanges.add(r)
       } else {
-        store.transaction(() => this.record(store, ranges, row))
+        try {
+          store.transaction(() => this.record(store, ranges, row))
+        } catch {
+          // The store could not take them (a full disk): they are recorded with a later flush.
+          for (const { r } of ranges) this.dirtyRanges.add(r)
+        }
       }
       this.syncingRanges.clear()
     })
@@ -215,7 +249,14 @@ export class LocalFile {
     this.recordings++
     for (const r of this.syncingRanges) this.dirtyRanges.add(r)
     this.syncingRanges.clear()
-    this.record(store, this.takeDirtyRanges(), this.row())
+    const ranges = this.takeDirtyRanges()
+    try {
+      this.record(store, ranges, this.row())
+    } catch (err) {
+      // The store could not take them (a full disk): they are recorded with a later flush.
+      for (const { r } of ranges) this.dirtyRanges.add(r)
+      throw err
+    }
   }
 
   /** The changed ranges with their bitmaps as they are now; they are no longer dirty. */

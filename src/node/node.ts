@@ -83,6 +83,8 @@ export interface NodeStats {
   syncRequestsSent: number
   syncEventsSent: number
   localRecordsDamaged: number
+  /** Slices that arrived while their file could not be written (a full disk). */
+  slicesDroppedStalled: number
 }
 
 export interface PeerCounters {
@@ -146,6 +148,19 @@ export const DEFAULT_PRIORITY = 5
 /** Slices a save copies from the store per tick, when they arrived before the save began. */
 export const SAVE_FILL_SLICES_PER_TICK = 4096
 /** Finished saves remembered per file beside the ones still writing. */
+/** How long a download stalled on a write error (a full disk) waits before trying again. */
+export const STALL_RETRY_MS = 10_000
+
+/** Whether an error means the disk is full (from the file system or from SQLite). */
+function isDiskFull (err: unknown): boolean {
+  const code = (err as { code?: unknown }).code
+  return code === 'ENOSPC' || code === 'SQLITE_FULL' || code === 'EDQUOT'
+}
+
+/** How the slice file of a share still being written is named. */
+const UNFINISHED_SHARE_SUFFIX = '.tmp'
+const UNFINISHED_SHARE = /^share-[0-9a-f]{16}\.tmp$/
+
 export const KEPT_FINISHED_SAVES = 4
 
 /**
@@ -174,7 +189,7 @@ export class Node {
   private readonly counters: NodeStats = {
     malformedEvents: 0, slicesAccepted: 0, slicesDuplicate: 0, slicesRejected: 0, slicesUnsolicited: 0, slicesSent: 0,
     requestsSent: 0, requestsAnswered: 0, requestsTimedOut: 0, repliesReceived: 0,
-    eventsAccepted: 0, eventsRejected: 0, syncRequestsSent: 0, syncEventsSent: 0, localRecordsDamaged: 0
+    eventsAccepted: 0, eventsRejected: 0, syncRequestsSent: 0, syncEventsSent: 0, localRecordsDamaged: 0, slicesDroppedStalled: 0
   }
   /** Per peer: when it was last asked, and how far the walk over its windows got. */
   private readonly syncWalks = new Map<string, SyncWalk>()
@@ -184,6 +199,8 @@ export class Node {
   private readonly saves = new Map<string, SaveTarget[]>()
   /** Saves written down in the store, to be taken up again after a restart until they end. */
   private readonly savesOnRecord = new Map<SaveTarget, Uint8Array>()
+  /** When each download stalled on a write error, for retrying it. */
+  private readonly stalledSince = new Map<string, number>()
   private lastSliceFile = { id: new Uint8Array(0), key: '' }
 
   private constructor (private readonly options: NodeOptions) {
@@ -199,6 +216,19 @@ export class Node {
     this.nowMs = options.startMs ?? 0
     this.loadWanted()
     this.resumeSaves()
+    this.removeUnfinishedShares()
+  }
+
+  /** A share cut off (the process killed) leaves its half-written slice file: nothing refers to it. */
+  private removeUnfinishedShares (): void {
+    const dir = path.join(this.options.dataDir, 'slices')
+    let names: string[]
+    try {
+      names = fs.readdirSync(dir)
+    } catch {
+      return
+    }
+    for (const name of names) if (UNFINISHED_SHARE.test(name)) fs.rmSync(path.join(dir, name), { force: true })
   }
 
   static open (options: NodeOptions): Node {
@@ -217,15 +247,21 @@ export class Node {
 
   /** Slices, encrypts and stores a file from disk, then announces its descriptor. */
   async share (filePath: string, options: { name?: string, mediaType?: string, message?: string } = {}): Promise<SharedFile> {
-    let stat: fs.Stats
+    let fd: number
     try {
-      stat = fs.statSync(filePath)
-    } catch {
-      throw new QuietError('not_found', `no such file: ${filePath}`)
+      fd = fs.openSync(filePath, 'r')
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new QuietError('not_found', `no such file: ${filePath}`)
+      if (code === 'EACCES' || code === 'EPERM') throw new QuietError('permission_denied', `permission denied: ${filePath}`)
+      throw new QuietError('invalid_argument', `cannot read ${filePath}: ${(err as Error).message}`)
     }
-    if (!stat.isFile()) throw new QuietError('invalid_argument', `not a regular file: ${filePath}`)
+    if (!fs.fstatSync(fd).isFile()) {
+      fs.closeSync(fd)
+      throw new QuietError('invalid_argument', `not a regular file: ${filePath}`)
+    }
     const name = options.name ?? path.basename(filePath)
-    return await this.shareStream(fs.createReadStream(filePath, { highWaterMark: 1 << 20 }), { ...options, name, mediaType: options.mediaType ?? mediaTypeFor(name) })
+    return await this.shareStream(fs.createReadStream(filePath, { fd, highWaterMark: 1 << 20 }), { ...options, name, mediaType: options.mediaType ?? mediaTypeFor(name) })
   }
 
   /** Same as `share`, from any byte stream (an upload, a pipe). Memory stays constant. */
@@ -235,7 +271,7 @@ export class Node {
     const mediaType = options.mediaType ?? mediaTypeFor(name)
     const key = randomBytes(AEAD_KEY_BYTES)
     const noncePrefix = randomBytes(NONCE_PREFIX_BYTES)
-    const writer = new SliceFileWriter(path.join(this.options.dataDir, 'slices', `share-${toHex(randomBytes(8))}.tmp`))
+    const writer = new SliceFileWriter(path.join(this.options.dataDir, 'slices', `share-${toHex(randomBytes(8))}${UNFINISHED_SHARE_SUFFIX}`))
     let result
     try {
       const encryptor = new SliceEncryptor(key, noncePrefix, (_first, records) => writer.append(records))
@@ -430,7 +466,7 @@ export class Node {
       percent: percentOf(bytesReceived, descriptor.size, state === 'complete'),
       speedBytesPerSecond: speed,
       etaSeconds: state === 'complete' ? 0 : speed > 0 ? remaining / speed : null,
-      reason: local?.reason ?? null,
+      reason: local?.writeError ?? local?.reason ?? null,
       saving: saves.at(-1)?.status() ?? null,
       saves: saves.map(t => t.status())
     }
@@ -577,6 +613,10 @@ export class Node {
       this.peerDelta(peer).rejected++
       return
     }
+    if (local.writeError !== null) {
+      this.counters.slicesDroppedStalled++
+      return
+    }
     if (!local.accept(slice.sliceNo, slice.record)) {
       this.counters.slicesDuplicate++
       return
@@ -608,6 +648,7 @@ export class Node {
         if (!openSliceRecord(record, sliceNo, local.descriptor, this.plaintextScratch, this.nonceScratch)) {
           this.counters.localRecordsDamaged++
           local.forget(sliceNo)
+          this.requester.rewind(local.key)
           continue
         }
         const at = events.length * EVENT_BYTES
@@ -706,6 +747,7 @@ export class Node {
       if (background) for (const targets of this.saves.values()) for (const target of targets) target.syncInBackground()
     }
     this.expireRequests()
+    this.retryStalled()
     this.counters.requestsTimedOut += this.requester.expire(this.nowMs)
     if (this.waiters.size > 0) this.settleWaiters()
     if (this.saves.size > 0) {
@@ -721,16 +763,40 @@ export class Node {
     let dirty = this.peerDeltas.size > 0 || this.eventCount !== this.savedEventCount
     for (const local of this.locals.values()) dirty ||= local.needsFlush
     if (!dirty) return
-    this.store.transaction(() => {
-      for (const local of this.locals.values()) {
-        if (!local.flush(this.store, this.durability(background))) continue
-        // The file just became whole: stop fetching it either way.
-        this.requester.dropFile(local.key)
+    try {
+      this.store.transaction(() => {
+        for (const local of this.locals.values()) {
+          if (!local.flush(this.store, this.durability(background))) continue
+          // The file just became whole: stop fetching it either way.
+          this.requester.dropFile(local.key)
+        }
+        for (const [peer, delta] of this.peerDeltas) this.store.bumpPeer(fromHex(peer), delta, this.nowMs)
+        this.peerDeltas.clear()
+        this.saveEventCount()
+      })
+    } catch (err) {
+      if (!isDiskFull(err)) throw err
+      // The database's disk is full: what arrived cannot be recorded, so downloads stall
+      // (and are tried again) as they do when their slice files cannot be written.
+      for (const local of this.locals.values()) if (local.status === 'partial') local.writeError ??= 'no space left on device'
+    }
+  }
+
+  /**
+   * Downloads stalled on a write error are tried again every STALL_RETRY_MS: once space is
+   * back they carry on from what they hold.
+   */
+  private retryStalled (): void {
+    for (const local of this.locals.values()) {
+      if (local.writeError === null) { this.stalledSince.delete(local.key); continue }
+      const since = this.stalledSince.get(local.key)
+      if (since === undefined) this.stalledSince.set(local.key, this.nowMs)
+      else if (this.nowMs - since >= STALL_RETRY_MS) {
+        this.stalledSince.delete(local.key)
+        local.retryWrites()
+        this.requester.rewind(local.key)
       }
-      for (const [peer, delta] of this.peerDeltas) this.store.bumpPeer(fromHex(peer), delta, this.nowMs)
-      this.peerDeltas.clear()
-      this.saveEventCount()
-    })
+    }
   }
 
   /**
@@ -818,7 +884,7 @@ export class Node {
     // except the ranges a reader waits for.
     for (const row of this.wanted.values()) {
       const local = this.locals.get(toHex(row.fileId))
-      if (local?.status !== 'partial' || row.state === 'expired') continue
+      if (local?.status !== 'partial' || row.state === 'expired' || local.writeError !== null) continue
       const urgentRanges = local.urgent.size > 0 ? [...local.urgent] : undefined
       const background = row.state === 'wanted'
       if (background || urgentRanges !== undefined) files.push({ key: local.key, layout: local.layout, missing: r => local.missing(r), urgentRanges, background })
@@ -982,6 +1048,7 @@ export class Node {
     }
     if (want.state === 'paused') return 'paused'
     if (want.state === 'expired') return 'expired'
+    if (local?.writeError !== null && local?.writeError !== undefined) return 'stalled'
     const key = toHex(descriptor.fileId)
     return (local?.haveSlices ?? 0) > 0 || this.requester.inflightCount(key) > 0 ? 'active' : 'queued'
   }

@@ -1,7 +1,8 @@
 // The shape of a download's progress as the node, the HTTP API and the page see it.
 // Types only, in a declaration file, so that the page's own build can read them too.
 
-export type FileState = 'available' | 'queued' | 'active' | 'paused' | 'complete' | 'failed' | 'cancelled' | 'expired'
+/** `stalled`: the download cannot go on for now (`reason` says why, e.g. a full disk) and is retried by itself. */
+export type FileState = 'available' | 'queued' | 'active' | 'stalled' | 'paused' | 'complete' | 'failed' | 'cancelled' | 'expired'
 
 /**
  * A download's progress. `available` means the file is known but not requested here.

@@ -8,9 +8,21 @@ import { readU32be, readU64be, writeU32be, writeU64be } from '../bytes.js'
 /**
  * Transit layer: what travels in a UDP datagram. Byte 0 says which kind.
  *
- * connect (0x51): kind 1 | crypto_box_seal(recipient, connect body 237)              = 286 bytes
+ * connect (0x51): kind 1 | crypto_box_seal(recipient, connect body 237) 285 | mac1 16 | mac2 16 = 318 bytes
  * data    (0x52): kind 1 | connection_id 16 | nonce 24 | XChaCha20-Poly1305(transit_key,
  *                 zero or more whole 512-byte events, ad = bytes 0–40) | tag 16
+ * cookie  (0x53): kind 1 | nonce 24 | XChaCha20-Poly1305(cookie_key, cookie 16, ad = the connect's mac1) | tag 16 = 57 bytes
+ * path challenge (0x54), path response (0x55): as data, with a 16-byte token for payload
+ *
+ * mac1 = BLAKE2b-128 keyed with mac1_key over bytes 0–285 of the connect, where
+ * mac1_key = BLAKE2b-256(MAC1_LABEL ‖ network_key ‖ recipient_pk): only a member that knows
+ * the recipient's key can make it, and it is checked before any public-key operation.
+ * mac2 = BLAKE2b-128 keyed with a cookie over bytes 0–301, zeros when the sender holds none.
+ * A recipient under load answers a connect without a valid mac2 with a cookie instead:
+ * cookie = BLAKE2b-128 keyed with a secret it replaces every two minutes over the source
+ * address, sealed with cookie_key = BLAKE2b-256(COOKIE_LABEL ‖ network_key ‖ recipient_pk).
+ * A path challenge to a new address must come back as a path response from it before
+ * answers go there.
  *
  * Connect body:
  *   version 1 | connection_id 16 | transit_key 32 | created_at_ms 8 | ttl_ms 4 |
@@ -22,7 +34,7 @@ import { readU32be, readU64be, writeU32be, writeU64be } from '../bytes.js'
  * Data nonce: direction 1 (0 from the connecting side, 1 back) | zero 15 | counter 8.
  * A data datagram with no events is a keepalive; the first one back accepts a connect.
  */
-export const DatagramKind = { connect: 0x51, data: 0x52 } as const
+export const DatagramKind = { connect: 0x51, data: 0x52, cookie: 0x53, pathChallenge: 0x54, pathResponse: 0x55 } as const
 export const TRANSIT_VERSION = 1
 export const CONNECT_PROOF_LABEL = new TextEncoder().encode('quiet-files connect v1')
 
@@ -40,7 +52,17 @@ export const ConnectOffset = {
   end: 13 + 2 * ID_BYTES + AEAD_KEY_BYTES + 2 * PUBLIC_KEY_BYTES + 32 + SIGNATURE_BYTES
 } as const
 export const CONNECT_BODY_BYTES = ConnectOffset.end
-export const CONNECT_DATAGRAM_BYTES = 1 + CONNECT_BODY_BYTES + SEAL_OVERHEAD_BYTES
+export const MAC_BYTES = 16
+export const COOKIE_BYTES = 16
+/** Where the connect's two MACs sit, after the sealed body. */
+export const ConnectMacOffset = { mac1: 1 + CONNECT_BODY_BYTES + SEAL_OVERHEAD_BYTES, mac2: 1 + CONNECT_BODY_BYTES + SEAL_OVERHEAD_BYTES + MAC_BYTES } as const
+export const CONNECT_DATAGRAM_BYTES = ConnectMacOffset.mac2 + MAC_BYTES
+export const MAC1_LABEL = new TextEncoder().encode('quiet-files mac1 v1')
+export const COOKIE_LABEL = new TextEncoder().encode('quiet-files cookie v1')
+export const CookieOffset = { kind: 0, nonce: 1, ciphertext: 1 + AEAD_NONCE_BYTES, end: 1 + AEAD_NONCE_BYTES + COOKIE_BYTES + AEAD_TAG_BYTES } as const
+export const COOKIE_DATAGRAM_BYTES = CookieOffset.end
+/** The token a path challenge carries and its response echoes. */
+export const PATH_TOKEN_BYTES = 16
 
 export const DataOffset = { kind: 0, connectionId: 1, nonce: 1 + ID_BYTES, ciphertext: 1 + ID_BYTES + AEAD_NONCE_BYTES } as const
 export const DATA_OVERHEAD_BYTES = DataOffset.ciphertext + AEAD_TAG_BYTES

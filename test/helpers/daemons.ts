@@ -28,7 +28,11 @@ export interface ProcessNetwork {
  * `names[0]` creates a network, the others join with its invite; each is its own `qf daemon`
  * process. `announce` says what each announces, given its UDP port (default: loopback).
  */
-export async function startProcessNetwork (names: string[], options: { announce?: (name: string, udpPort: number) => Promise<string[]> | string[] } = {}): Promise<ProcessNetwork> {
+export async function startProcessNetwork (names: string[], options: {
+  announce?: (name: string, udpPort: number) => Promise<string[]> | string[]
+  /** Called with each member's data directory (made empty) before anything is put in it. */
+  prepare?: (name: string, dir: string) => void
+} = {}): Promise<ProcessNetwork> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-proc-'))
   const members: Member[] = []
   const net: ProcessNetwork = {
@@ -46,6 +50,10 @@ export async function startProcessNetwork (names: string[], options: { announce?
   try {
     for (const name of names) {
       const dir = path.join(root, name)
+      if (options.prepare !== undefined) {
+        fs.mkdirSync(dir, { recursive: true })
+        options.prepare(name, dir)
+      }
       qf('init', '--dir', dir, '--name', name)
       const log = path.join(root, `${name}.log`)
       const port = await freeUdpPort()
