@@ -142,17 +142,24 @@ export async function apiLoad (dir: string, bytes: number): Promise<Result> {
     await sleep(idleSeconds * 1000)
     const idleCpu = (cpuSecondsOfPid(pid) - cpuBefore) / idleSeconds
     const latencies: number[] = []
-    await Promise.all(Array.from({ length: CLIENTS }, async () => {
-      for (let r = 0; r < REQUESTS_PER_CLIENT; r++) {
-        const start = performance.now()
-        const response = await fetch(`${base}/api/status`, { headers })
-        await response.json()
-        latencies.push(performance.now() - start)
-      }
-    }))
+    const round = async (record: boolean): Promise<void> => {
+      await Promise.all(Array.from({ length: CLIENTS }, async () => {
+        for (let r = 0; r < REQUESTS_PER_CLIENT; r++) {
+          const start = performance.now()
+          const response = await fetch(`${base}/api/status`, { headers })
+          await response.json()
+          if (record) latencies.push(performance.now() - start)
+        }
+      }))
+    }
+    // A first round warms up both sides (JIT, connections); the second is measured.
+    await round(false)
+    const daemonCpuBefore = cpuSecondsOfPid(pid)
+    await round(true)
+    const daemonCpuPerRequestMs = (cpuSecondsOfPid(pid) - daemonCpuBefore) * 1000 / latencies.length
     latencies.sort((a, b) => a - b)
     const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!
-    return { seconds: at(0.5) / 1000, idle_cpu_with_streams: idleCpu, status_p50_ms: at(0.5), status_p99_ms: at(0.99), requests: latencies.length }
+    return { seconds: at(0.5) / 1000, idle_cpu_with_streams: idleCpu, status_p50_ms: at(0.5), status_p99_ms: at(0.99), daemon_cpu_per_status_ms: daemonCpuPerRequestMs, requests: latencies.length }
   } finally {
     for (const abort of streams) abort.abort()
     await net.close()

@@ -109,6 +109,7 @@ try {
     api_idle_cpu_with_200_streams: round(api.idle_cpu_with_streams!, 3),
     api_status_100_clients_p50_ms: round(api.status_p50_ms!, 1),
     api_status_100_clients_p99_ms: round(api.status_p99_ms!, 1),
+    api_status_daemon_cpu_ms: round(api.daemon_cpu_per_status_ms!, 3),
     node: process.version,
     cpus: os.cpus().length
   }

@@ -30,6 +30,9 @@ export function pageUrl (port: number, token: string): string {
   return `http://127.0.0.1:${port}/?token=${token}`
 }
 
+/** How old an answer to `GET /api/status` may be when many clients ask at once. */
+const STATUS_CACHE_MS = 100
+
 /** The longest a status request may be asked to wait for a download to settle. */
 export const MAX_STATUS_WAIT_MS = 30_000
 
@@ -156,21 +159,14 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
     return sendError(reply, 500, 'internal error', { message: message ?? String(err) })
   })
 
-  app.get('/api/status', async () => {
-    const node = daemon.node
-    const transit = daemon.transit
-    return {
-      public_key: toHex(daemon.identity.publicKey),
-      name: daemon.identity.name,
-      network: daemon.network === null ? null : { id: toHex(daemon.network.networkId), name: daemon.network.name },
-      udp_port: daemon.udpPort,
-      announce: daemon.announceAddresses,
-      peers: peersOf(daemon),
-      connections: transit?.connectionCount() ?? 0,
-      downloads: node === null ? [] : node.files().filter(f => f.state !== 'available' && f.priority !== null),
-      stats: node?.stats() ?? null,
-      transit: transit?.stats ?? null
-    }
+  // Many clients polling at once share one answer, at most STATUS_CACHE_MS old; anything
+  // that changes state (every request but a GET) makes the next answer fresh.
+  let statusCache: { atMs: number, body: string } | null = null
+  app.addHook('onRequest', async request => { if (request.method !== 'GET' && request.method !== 'HEAD') statusCache = null })
+  app.get('/api/status', async (_request, reply) => {
+    const now = Date.now()
+    if (statusCache === null || now - statusCache.atMs > STATUS_CACHE_MS) statusCache = { atMs: now, body: JSON.stringify(statusOf(daemon)) }
+    return await reply.type('application/json; charset=utf-8').send(statusCache.body)
   })
 
   app.get('/api/peers', async () => peersOf(daemon))
@@ -304,6 +300,24 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
 
   await app.listen({ port, host })
   return app
+}
+
+/** The node, its network, peers, downloads and counters: what `GET /api/status` answers. */
+function statusOf (daemon: Daemon): Record<string, unknown> {
+  const node = daemon.node
+  const transit = daemon.transit
+  return {
+    public_key: toHex(daemon.identity.publicKey),
+    name: daemon.identity.name,
+    network: daemon.network === null ? null : { id: toHex(daemon.network.networkId), name: daemon.network.name },
+    udp_port: daemon.udpPort,
+    announce: daemon.announceAddresses,
+    peers: peersOf(daemon),
+    connections: transit?.connectionCount() ?? 0,
+    downloads: node?.downloads() ?? [],
+    stats: node?.stats() ?? null,
+    transit: transit?.stats ?? null
+  }
 }
 
 /**
