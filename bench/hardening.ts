@@ -13,6 +13,7 @@ import { loadControl } from '../src/node/config.js'
 import { TransitEndpoint } from '../src/net/transit.js'
 import { openSealed, randomBytes, signKeyPair } from '../src/crypto/index.js'
 import { CONNECT_DATAGRAM_BYTES, ConnectMacOffset, DatagramKind } from '../src/wire/transit.js'
+import { cpuSecondsOfPid } from './proc.js'
 import type { Member } from '../test/helpers/daemons.js'
 
 type Result = Record<string, number>
@@ -103,12 +104,6 @@ export async function udpFlood (dir: string, bytes: number): Promise<Result> {
     socket.close()
     await net.close()
   }
-}
-
-/** The daemon's CPU time so far, from /proc. */
-function cpuSecondsOfPid (pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
 const STREAMS = 200

@@ -24,6 +24,7 @@ import { EVENT_BYTES } from '../src/wire/constants.js'
 import { SOCKET_BUFFER_BYTES } from '../src/net/udp.js'
 import { sealedSliceDatagram } from './required-receive-work.js'
 import { apiLoad, connectRefusal, udpFlood } from './hardening.js'
+import { cpuSecondsOfPid, peakRssOfPid } from './proc.js'
 import type { Member } from '../test/helpers/daemons.js'
 
 type Result = Record<string, number>
@@ -167,17 +168,6 @@ async function udpSync (dir: string, bytes: number): Promise<Result> {
     fs.rmSync(sources[1]!, { force: true })
     await net.close()
   }
-}
-
-/** CPU time (user + system) a process used so far, from /proc. */
-function cpuSecondsOfPid (pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
-
-function peakRssOfPid (pid: number): number {
-  const match = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return match === null ? 0 : Number(match[1]) / 1024
 }
 
 /**
