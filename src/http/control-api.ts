@@ -1,6 +1,5 @@
 import Fastify from 'fastify'
 import multipart from '@fastify/multipart'
-import { timingSafeEqual } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -8,9 +7,10 @@ import { QuietError } from '../node/errors.js'
 import { ProgressFeed } from './progress-feed.js'
 import { isSettled } from '../node/progress.js'
 import { toHex } from '../bytes.js'
-import type { FastifyInstance, FastifyReply } from 'fastify'
-import type { Daemon } from '../cli/daemon.js'
-import type { PeerAddress } from '../net/transit.js'
+import type { FastifyInstance } from 'fastify'
+import { CONTENT_HEADERS, PAGE_HEADERS, installAccessControl, sendError } from './access.js'
+import { peersOf, statusOf } from './status.js'
+import type { ControlTarget } from './status.js'
 import type { QuietErrorCode } from '../node/errors.js'
 
 const STATUS_BY_CODE: Record<QuietErrorCode, number> = {
@@ -24,11 +24,6 @@ const WEB_FILES: ReadonlyArray<[string, string, string]> = [
   ['/style.css', path.resolve(here, '../../../web/style.css'), 'text/css; charset=utf-8'],
   ['/app.js', path.resolve(here, '../../web/app.js'), 'text/javascript; charset=utf-8']
 ]
-
-/** The page's address, token included: the one link a person opens. */
-export function pageUrl (port: number, token: string): string {
-  return `http://127.0.0.1:${port}/?token=${token}`
-}
 
 /** How old an answer to `GET /api/status` may be when many clients ask at once. */
 const STATUS_CACHE_MS = 100
@@ -60,62 +55,6 @@ export function parseRange (header: string | undefined, size: number): { start: 
   return { start, end }
 }
 
-function sendError (reply: FastifyReply, status: number, error: string, details: Record<string, unknown> = {}): FastifyReply {
-  return reply.code(status).send({ error, details })
-}
-
-/**
- * Who may use a route: 'page' (the page's static files: anyone on this machine), 'token' (the
- * default: `Authorization: Bearer TOKEN`), 'token-or-query' (also `?token=`, for media
- * elements and download links, which cannot send headers).
- */
-type RouteAccess = 'page' | 'token' | 'token-or-query'
-
-declare module 'fastify' {
-  interface FastifyContextConfig { access?: RouteAccess }
-}
-
-function routeAccess (config: unknown): RouteAccess {
-  const access = (config as { access?: unknown } | undefined)?.access
-  return access === 'page' || access === 'token-or-query' ? access : 'token'
-}
-
-/** The page's headers: no referrer leaks its token-bearing URL; only its own files run. */
-const PAGE_HEADERS = {
-  'referrer-policy': 'no-referrer',
-  'x-content-type-options': 'nosniff',
-  'x-frame-options': 'DENY',
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-}
-
-/**
- * A shared file is anyone's bytes: opened from the page, it must not run as this origin
- * (its URL holds the token). A sandbox with no scripts and an opaque origin.
- */
-const CONTENT_HEADERS = {
-  'referrer-policy': 'no-referrer',
-  'x-content-type-options': 'nosniff',
-  'content-security-policy': "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'"
-}
-
-function listeningPort (app: FastifyInstance): number {
-  const address = app.server.address()
-  return typeof address === 'object' && address !== null ? address.port : 0
-}
-
-/** The Host header names this machine's loopback at the port we listen on, and nothing else. */
-export function isLocalHost (host: string | undefined, port: number): boolean {
-  if (host === undefined) return false
-  const name = host.toLowerCase()
-  return name === `127.0.0.1:${port}` || name === `localhost:${port}` || name === `[::1]:${port}`
-}
-
-function tokenMatches (header: string | undefined, token: string): boolean {
-  const expected = Buffer.from(`Bearer ${token}`)
-  const given = Buffer.from(header ?? '')
-  return given.length === expected.length && timingSafeEqual(given, expected)
-}
-
 function positiveInt (value: unknown, what: string, fallback: number): number {
   if (value === undefined || value === null) return fallback
   const n = Number(value)
@@ -127,7 +66,7 @@ function positiveInt (value: unknown, what: string, fallback: number): number {
  * The daemon's local control API: 127.0.0.1 only, a bearer token on every /api route.
  * Errors are JSON `{"error", "details"}` with a fitting status.
  */
-export async function startControlApi (daemon: Daemon, port: number, host = '127.0.0.1'): Promise<FastifyInstance> {
+export async function startControlApi (daemon: ControlTarget, port: number, host = '127.0.0.1'): Promise<FastifyInstance> {
   // Event streams stay open: closing the daemon must not wait for them.
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, forceCloseConnections: true })
   // Uploads are streamed into the slicer, never buffered: multipart forms (the page) and
@@ -135,17 +74,7 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
   await app.register(multipart, { limits: { fileSize: Number.MAX_SAFE_INTEGER, files: 1 } })
   app.addContentTypeParser('*', (_request, _payload, done) => done(null))
 
-  app.addHook('onRequest', async (request, reply) => {
-    // DNS rebinding: a page on another name that resolves here must not reach the API or the page.
-    if (!isLocalHost(request.headers.host, listeningPort(app))) return await sendError(reply, 403, 'host not allowed: use 127.0.0.1 or localhost')
-    // Decided by the route that matched, never by the URL's text (which may be spelled many ways).
-    const access = routeAccess(request.routeOptions.config)
-    if (access === 'page') return
-    if (tokenMatches(request.headers.authorization, daemon.token)) return
-    if (access === 'token-or-query' && tokenMatches(`Bearer ${(request.query as { token?: string } | undefined)?.token ?? ''}`, daemon.token)) return
-    return await sendError(reply, 401, 'unauthorized')
-  })
-  app.setNotFoundHandler(async (_request, reply) => await sendError(reply, 404, 'not found'))
+  installAccessControl(app, () => daemon.token)
 
   // The page: static files, no secrets in them (the token arrives in the page's URL).
   for (const [route, file, type] of WEB_FILES) {
@@ -302,50 +231,3 @@ export async function startControlApi (daemon: Daemon, port: number, host = '127
   return app
 }
 
-/** The node, its network, peers, downloads and counters: what `GET /api/status` answers. */
-function statusOf (daemon: Daemon): Record<string, unknown> {
-  const node = daemon.node
-  const transit = daemon.transit
-  return {
-    public_key: toHex(daemon.identity.publicKey),
-    name: daemon.identity.name,
-    network: daemon.network === null ? null : { id: toHex(daemon.network.networkId), name: daemon.network.name },
-    udp_port: daemon.udpPort,
-    announce: daemon.announceAddresses,
-    peers: peersOf(daemon),
-    connections: transit?.connectionCount() ?? 0,
-    downloads: node?.downloads() ?? [],
-    stats: node?.stats() ?? null,
-    transit: transit?.stats ?? null
-  }
-}
-
-/**
- * Members other than this node, then peers known only by address so far (an inviter before
- * its announcement arrived) or by a connect refused for its clock: `address` is the one in
- * use (or tried next), `addresses` all announced; `clock_skew_seconds` how far its clock
- * was off when its connect was refused for that lately.
- */
-function peersOf (daemon: Daemon): Array<{ public_key: string, name: string | null, address: string | null, addresses: string[], connected: boolean, clock_skew_seconds: number | null }> {
-  const node = daemon.node
-  if (node === null) return []
-  const hostPort = (a: PeerAddress): string => `${a.host}:${a.port}`
-  const connected = new Set(daemon.transit?.peers() ?? [])
-  const known = new Map((daemon.transit?.knownPeers() ?? []).map(k => [k.peer, k]))
-  const self = toHex(daemon.identity.publicKey)
-  const names = new Map(node.members().filter(m => m.publicKey !== self).map(m => [m.publicKey, m.name]))
-  const skews = daemon.recentClockSkews()
-  const unnamed = [...new Set([...known.keys(), ...skews.keys()])].filter(peer => !names.has(peer))
-  return [...names.keys(), ...unnamed].map(peer => {
-    const k = known.get(peer)
-    const skewMs = skews.get(peer) ?? null
-    return {
-      public_key: peer,
-      name: names.get(peer) ?? null,
-      address: k === undefined ? null : hostPort(k.address),
-      addresses: k?.addresses.map(hostPort) ?? [],
-      connected: connected.has(peer),
-      clock_skew_seconds: skewMs === null ? null : Math.round(skewMs / 1000)
-    }
-  })
-}

@@ -19,6 +19,12 @@ export type Durability = 'now' | 'background' | 'none'
 /** Records hashed per flush at most: about 4 MB, a few tens of milliseconds. */
 export const HASH_RECORDS_PER_FLUSH = 8192
 
+/** Whether an error means the disk is full (from the file system or from SQLite). */
+export function isDiskFull (err: unknown): boolean {
+  const code = (err as { code?: unknown }).code
+  return code === 'ENOSPC' || code === 'SQLITE_FULL' || code === 'EDQUOT'
+}
+
 /** A write error as a user reads it: `no space left on device` rather than an errno dump. */
 export function describeWriteError (err: unknown): string {
   const code = (err as NodeJS.ErrnoException).code

@@ -11,6 +11,7 @@ import { fromHex, toHex } from '../bytes.js'
 import { decodeInvite, encodeInvite } from '../wire/invite.js'
 import { WireError } from '../wire/errors.js'
 import { startControlApi } from '../http/control-api.js'
+import type { ControlTarget } from '../http/status.js'
 import type { Identity, NetworkConfig } from '../node/config.js'
 import type { PeerAddress } from '../net/transit.js'
 import type { UdpSocket } from '../net/udp.js'
@@ -34,6 +35,11 @@ const CLOCK_SKEW_PEERS = 32
 /** How often announced addresses are handed to the transit layer for (re)connecting. */
 const ADDRESS_REFRESH_MS = 1000
 
+/** The page's address, token included: the one link a person opens (`qf open` prints it). */
+export function pageUrl (port: number, token: string): string {
+  return `http://127.0.0.1:${port}/?token=${token}`
+}
+
 /** This machine's non-internal IPv4 addresses (at most MAX_ADDRESSES_PER_PEER), or loopback. */
 export function defaultHosts (): string[] {
   const hosts = new Set<string>()
@@ -55,7 +61,7 @@ export function parseHostPort (text: string): PeerAddress {
  * local control API. Before a network exists it runs without a node, waiting for
  * `network create` or `join`.
  */
-export class Daemon {
+export class Daemon implements ControlTarget {
   node: Node | null = null
   transit: TransitEndpoint | null = null
   network: NetworkConfig | null = null

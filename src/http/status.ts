@@ -1,0 +1,75 @@
+import { toHex } from '../bytes.js'
+import type { Node } from '../node/node.js'
+import type { TransitEndpoint, PeerAddress } from '../net/transit.js'
+import type { Identity, NetworkConfig } from '../node/config.js'
+
+/** What the control API needs of the daemon it serves (the daemon provides it; nothing here imports the daemon). */
+export interface ControlTarget {
+  readonly node: Node | null
+  readonly transit: TransitEndpoint | null
+  readonly identity: Identity
+  readonly network: NetworkConfig | null
+  readonly udpPort: number
+  readonly announceAddresses: PeerAddress[]
+  /** The bearer token every /api route needs. */
+  readonly token: string
+  readonly isStopping: boolean
+  requireNode: () => Node
+  createNetwork: (name: string) => NetworkConfig
+  invite: (ttlMs?: number) => { link: string, expiresAtMs: number }
+  join: (link: string) => NetworkConfig
+  /** Resolves once the next periodic tick has run, or at once when stopping. */
+  afterNextTick: () => Promise<void>
+  /** Members whose connects were refused lately for their clocks, with how far off (ms). */
+  recentClockSkews: () => Map<string, number>
+  /** A new token; the old one gets 401 from then on. */
+  rotateToken: () => string
+}
+
+/** The node, its network, peers, downloads and counters: what `GET /api/status` answers. */
+export function statusOf (daemon: ControlTarget): Record<string, unknown> {
+  const node = daemon.node
+  const transit = daemon.transit
+  return {
+    public_key: toHex(daemon.identity.publicKey),
+    name: daemon.identity.name,
+    network: daemon.network === null ? null : { id: toHex(daemon.network.networkId), name: daemon.network.name },
+    udp_port: daemon.udpPort,
+    announce: daemon.announceAddresses,
+    peers: peersOf(daemon),
+    connections: transit?.connectionCount() ?? 0,
+    downloads: node?.downloads() ?? [],
+    stats: node?.stats() ?? null,
+    transit: transit?.stats ?? null
+  }
+}
+
+/**
+ * Members other than this node, then peers known only by address so far (an inviter before
+ * its announcement arrived) or by a connect refused for its clock: `address` is the one in
+ * use (or tried next), `addresses` all announced; `clock_skew_seconds` how far its clock
+ * was off when its connect was refused for that lately.
+ */
+export function peersOf (daemon: ControlTarget): Array<{ public_key: string, name: string | null, address: string | null, addresses: string[], connected: boolean, clock_skew_seconds: number | null }> {
+  const node = daemon.node
+  if (node === null) return []
+  const hostPort = (a: PeerAddress): string => `${a.host}:${a.port}`
+  const connected = new Set(daemon.transit?.peers() ?? [])
+  const known = new Map((daemon.transit?.knownPeers() ?? []).map(k => [k.peer, k]))
+  const self = toHex(daemon.identity.publicKey)
+  const names = new Map(node.members().filter(m => m.publicKey !== self).map(m => [m.publicKey, m.name]))
+  const skews = daemon.recentClockSkews()
+  const unnamed = [...new Set([...known.keys(), ...skews.keys()])].filter(peer => !names.has(peer))
+  return [...names.keys(), ...unnamed].map(peer => {
+    const k = known.get(peer)
+    const skewMs = skews.get(peer) ?? null
+    return {
+      public_key: peer,
+      name: names.get(peer) ?? null,
+      address: k === undefined ? null : hostPort(k.address),
+      addresses: k?.addresses.map(hostPort) ?? [],
+      connected: connected.has(peer),
+      clock_skew_seconds: skewMs === null ? null : Math.round(skewMs / 1000)
+    }
+  })
+}

@@ -1,0 +1,265 @@
+import { LocalFile } from './local-file.js'
+import { QuietError } from './errors.js'
+import { percentOf } from './progress.js'
+import { openSliceRecord } from '../files/verify.js'
+import { Requester } from '../sync/requester.js'
+import { SpeedMeter } from '../sync/speed.js'
+import { AEAD_NONCE_BYTES } from '../crypto/index.js'
+import { bytesEqual, toHex } from '../bytes.js'
+import {
+  EventType, WireError, SLICE_PLAINTEXT_BYTES, MAX_PRIORITY, MIN_PRIORITY,
+  decodeSliceEvent, openSignedEvent, sliceNonce, decodeSyncFileReplyPayload, encodeSyncFileRequestPayload
+} from '../wire/index.js'
+import type { NodeContext } from './context.js'
+import type { RequestableFile, RequesterOptions } from '../sync/requester.js'
+import type { DescriptorRow, WantedRow } from '../store/store.js'
+import type { FileState, Progress, SaveStatus } from './progress.js'
+
+export interface RequestOptions {
+  /** 1 (lowest) to 10 (highest); default 5. */
+  priority?: number
+  /** Give up after this long (0 or absent: never). */
+  ttlMs?: number
+}
+
+export const DEFAULT_PRIORITY = 5
+/** How long a download stalled on a write error (a full disk) waits before trying again. */
+export const STALL_RETRY_MS = 10_000
+
+/**
+ * The files this node is fetching: the wanted table (request, pause, resume, cancel,
+ * expiry), the requests sent for them and the slices that answer, and their progress.
+ * A pause takes effect in `sendRequests`, which skips paused files but for the ranges a
+ * reader waits for.
+ */
+export class Downloads {
+  readonly requester: Requester
+  private readonly meters = new Map<string, SpeedMeter>()
+  /** When each download stalled on a write error, for retrying it. */
+  private readonly stalledSince = new Map<string, number>()
+  private readonly plaintextScratch = new Uint8Array(SLICE_PLAINTEXT_BYTES)
+  private readonly nonceScratch = new Uint8Array(AEAD_NONCE_BYTES)
+  private lastSliceFile = { id: new Uint8Array(0), key: '' }
+
+  /**
+   * `onAccepted`: an authenticated slice was taken, its plaintext in the buffer given (for
+   * saves); `onLastSlice`: a file holds every slice now (flush soon, for the verdict).
+   */
+  constructor (private readonly ctx: NodeContext, options: Partial<RequesterOptions> | undefined,
+    private readonly onAccepted: (key: string, sliceNo: number, plaintext: Uint8Array) => void,
+    private readonly onLastSlice: () => void) {
+    this.requester = new Requester(options)
+  }
+
+  request (fileId: string, options: RequestOptions = {}): void {
+    const { files, store } = this.ctx
+    const descriptor = files.descriptor(fileId)
+    const priority = options.priority ?? DEFAULT_PRIORITY
+    const ttlMs = options.ttlMs ?? 0
+    if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
+      throw new QuietError('invalid_argument', `priority must be an integer from ${MIN_PRIORITY} to ${MAX_PRIORITY}`)
+    }
+    if (!Number.isSafeInteger(ttlMs) || ttlMs < 0) throw new QuietError('invalid_argument', 'ttl must be a non-negative number of milliseconds')
+    const existing = files.local(descriptor)
+    if (existing?.status === 'complete') return
+    store.transaction(() => {
+      if (existing?.status === 'failed') files.drop(descriptor)
+      files.logWant(descriptor.fileId, 'request', priority, ttlMs)
+      const local = files.local(descriptor) ?? LocalFile.open(this.ctx.dataDir, descriptor, store)
+      local.persist(store)
+      files.replace(local)
+    })
+  }
+
+  pause (fileId: string): void {
+    const row = this.ctx.files.activeWant(fileId)
+    if (row.state === 'expired') throw new QuietError('conflict', 'the request has expired; request the file again')
+    if (row.state === 'wanted') this.ctx.store.transaction(() => this.ctx.files.logWant(row.fileId, 'pause', row.priority, 0))
+  }
+
+  resume (fileId: string): void {
+    const row = this.ctx.files.activeWant(fileId)
+    if (row.state === 'expired') throw new QuietError('conflict', 'the request has expired; request the file again')
+    if (row.state === 'paused') this.ctx.store.transaction(() => this.ctx.files.logWant(row.fileId, 'resume', row.priority, 0))
+  }
+
+  /** Stops the download and deletes what was fetched; requesting again starts from zero. */
+  cancel (fileId: string): void {
+    const { files } = this.ctx
+    const row = files.activeWant(fileId)
+    const descriptor = files.descriptor(fileId)
+    this.ctx.store.transaction(() => {
+      files.logWant(row.fileId, 'cancel', 0, 0)
+      files.drop(descriptor)
+    })
+  }
+
+  /** A file's local data is gone: nothing of it is in flight or measured any more. */
+  forget (key: string): void {
+    this.requester.dropFile(key)
+    this.meters.delete(key)
+  }
+
+  onSlice (peer: string, bytes: Uint8Array): void {
+    const { ctx } = this
+    const slice = decodeSliceEvent(bytes)
+    const key = this.sliceFileKey(slice.fileId)
+    const local = ctx.files.locals.get(key)
+    const want = ctx.files.wanted.get(key)
+    if (local === undefined || want === undefined || local.status !== 'partial') {
+      ctx.counters.slicesUnsolicited++
+      return
+    }
+    const { descriptor } = local
+    const now = ctx.now()
+    const range = slice.sliceNo < descriptor.slices ? local.layout.rangeOf(slice.sliceNo) : -1
+    if (range >= 0) this.requester.onSlice(peer, key, range, now)
+    if (range < 0 || !bytesEqual(slice.nonce, sliceNonce(descriptor.noncePrefix, slice.sliceNo, this.nonceScratch)) ||
+        !openSliceRecord(slice.record, slice.sliceNo, descriptor, this.plaintextScratch, this.nonceScratch)) {
+      ctx.counters.slicesRejected++
+      ctx.ledger.of(peer).rejected++
+      return
+    }
+    if (local.writeError !== null) {
+      ctx.counters.slicesDroppedStalled++
+      return
+    }
+    if (!local.accept(slice.sliceNo, slice.record)) {
+      ctx.counters.slicesDuplicate++
+      return
+    }
+    this.onAccepted(key, slice.sliceNo, this.plaintextScratch)
+    if (local.haveSlices === descriptor.slices) this.onLastSlice()
+    ctx.counters.slicesAccepted++
+    ctx.ledger.of(peer).accepted++
+    this.meter(key).add(Math.min(SLICE_PLAINTEXT_BYTES, descriptor.size - slice.sliceNo * SLICE_PLAINTEXT_BYTES), now)
+  }
+
+  onReply (peer: string, bytes: Uint8Array): void {
+    const event = openSignedEvent(bytes, EventType.syncFileReply)
+    if (toHex(event.header.signerPk) !== peer) throw new WireError('field', 'reply signed by another peer')
+    const reply = decodeSyncFileReplyPayload(event.payload)
+    this.ctx.counters.repliesReceived++
+    const key = toHex(reply.fileId)
+    const local = this.ctx.files.locals.get(key)
+    if (local === undefined || reply.firstSlice >= local.descriptor.slices) return
+    const range = local.layout.rangeOf(reply.firstSlice)
+    if (local.layout.rangeStart(range) !== reply.firstSlice) return
+    this.requester.onReply(peer, key, range, reply.requestId, reply.sending, this.ctx.now())
+  }
+
+  /** Expires downloads past their ttl, retries stalled ones, gives up requests gone quiet. */
+  tick (): void {
+    this.expireRequests()
+    this.retryStalled()
+    this.ctx.counters.requestsTimedOut += this.requester.expire(this.ctx.now())
+  }
+
+  progress (descriptor: DescriptorRow, saves: SaveStatus[]): Progress {
+    const key = toHex(descriptor.fileId)
+    const local = this.ctx.files.local(descriptor)
+    const want = this.ctx.files.wanted.get(key) ?? null
+    const state = this.stateOf(descriptor, local, want)
+    const bytesReceived = local?.haveBytes ?? 0
+    const speed = state === 'active' ? (this.meters.get(key)?.rate(this.ctx.now()) ?? 0) : 0
+    const remaining = descriptor.size - bytesReceived
+    return {
+      fileId: key,
+      name: descriptor.name,
+      mediaType: descriptor.mediaType,
+      state,
+      priority: want?.priority ?? null,
+      slicesReceived: local?.haveSlices ?? 0,
+      slicesTotal: descriptor.slices,
+      bytesReceived,
+      bytesTotal: descriptor.size,
+      percent: percentOf(bytesReceived, descriptor.size, state === 'complete'),
+      speedBytesPerSecond: speed,
+      etaSeconds: state === 'complete' ? 0 : speed > 0 ? remaining / speed : null,
+      reason: local?.writeError ?? local?.reason ?? null,
+      saving: saves.at(-1) ?? null,
+      saves
+    }
+  }
+
+  private stateOf (descriptor: DescriptorRow, local: LocalFile | null, want: WantedRow | null): FileState {
+    if (local?.status === 'complete') return 'complete'
+    if (local?.status === 'failed') return 'failed'
+    if (want === null) return this.ctx.files.wasCancelled(descriptor) ? 'cancelled' : 'available'
+    if (want.state === 'paused') return 'paused'
+    if (want.state === 'expired') return 'expired'
+    if (local !== null && local.writeError !== null) return 'stalled'
+    const key = toHex(descriptor.fileId)
+    return (local?.haveSlices ?? 0) > 0 || this.requester.inflightCount(key) > 0 ? 'active' : 'queued'
+  }
+
+  private expireRequests (): void {
+    const { files } = this.ctx
+    const now = this.ctx.now()
+    for (const row of files.wanted.values()) {
+      if (row.state === 'expired' || row.ttlMs === 0 || now < row.requestedAtMs + row.ttlMs) continue
+      if (files.locals.get(toHex(row.fileId))?.status !== 'partial') continue
+      this.ctx.store.transaction(() => files.logWant(row.fileId, 'expire', row.priority, 0))
+    }
+  }
+
+  /**
+   * Downloads stalled on a write error are tried again every STALL_RETRY_MS: once space is
+   * back they carry on from what they hold.
+   */
+  private retryStalled (): void {
+    const now = this.ctx.now()
+    for (const local of this.ctx.files.locals.values()) {
+      if (local.writeError === null) { this.stalledSince.delete(local.key); continue }
+      const since = this.stalledSince.get(local.key)
+      if (since === undefined) this.stalledSince.set(local.key, now)
+      else if (now - since >= STALL_RETRY_MS) {
+        this.stalledSince.delete(local.key)
+        local.retryWrites()
+        this.requester.rewind(local.key)
+      }
+    }
+  }
+
+  /** New requests for the wanted files, highest priority first, as far as the peers' windows allow. */
+  sendRequests (): void {
+    const { ctx } = this
+    const peers = ctx.peers()
+    if (peers.length === 0) return
+    const files: RequestableFile[] = []
+    // `wanted` is kept in priority order (see FileTable). A paused file is not fetched,
+    // except the ranges a reader waits for.
+    for (const row of ctx.files.wanted.values()) {
+      const local = ctx.files.locals.get(toHex(row.fileId))
+      if (local?.status !== 'partial' || row.state === 'expired' || local.writeError !== null) continue
+      const urgentRanges = local.urgent.size > 0 ? [...local.urgent] : undefined
+      const background = row.state === 'wanted'
+      if (background || urgentRanges !== undefined) files.push({ key: local.key, layout: local.layout, missing: r => local.missing(r), urgentRanges, background })
+    }
+    for (const planned of this.requester.plan(files, peers, ctx.now())) {
+      const local = ctx.files.locals.get(planned.fileKey)!
+      const payload = encodeSyncFileRequestPayload({
+        fileId: local.descriptor.fileId,
+        requestId: planned.requestId,
+        firstSlice: planned.firstSlice,
+        rangeLength: planned.rangeLength,
+        limit: planned.limit,
+        bitmap: local.have.rangeBitmap(planned.firstSlice, planned.rangeLength)
+      })
+      ctx.send(planned.peer, ctx.signer.sign(EventType.syncFile, payload))
+      ctx.counters.requestsSent++
+    }
+  }
+
+  /** The hex key of a slice's file id; slices come in runs of one file, so the last one is kept. */
+  private sliceFileKey (fileId: Uint8Array): string {
+    if (!bytesEqual(fileId, this.lastSliceFile.id)) this.lastSliceFile = { id: new Uint8Array(fileId), key: toHex(fileId) }
+    return this.lastSliceFile.key
+  }
+
+  private meter (key: string): SpeedMeter {
+    let meter = this.meters.get(key)
+    if (meter === undefined) { meter = new SpeedMeter(); this.meters.set(key, meter) }
+    return meter
+  }
+}
