@@ -1,5 +1,8 @@
-import { ReplayWindow } from './replay-window.js'
 import { ConnectGuard } from './connect-guard.js'
+import { AddressBook, sameAddress } from './address-book.js'
+import { CONNECTION_TTL_MS, CONNECT_FRESHNESS_MS, CONNECT_RETRY_MS, DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS, KEEPALIVE_MS, PATH_CHALLENGE_MS, newConnection } from './connection.js'
+import type { Connection, TransitStats } from './connection.js'
+import type { PeerAddress } from './address-book.js'
 import { aeadDecryptInto, aeadEncryptInto, AEAD_KEY_BYTES, keyedHash, openSealed, randomBytes, sealTo } from '../crypto/index.js'
 import { bytesEqual, toHex } from '../bytes.js'
 import { EVENT_BYTES } from '../wire/constants.js'
@@ -8,11 +11,14 @@ import {
   CONNECT_DATAGRAM_BYTES, ConnectMacOffset, DATA_OVERHEAD_BYTES, DataOffset, DatagramKind, PATH_TOKEN_BYTES,
   connectProofInput, dataNonce, decodeConnectBody, encodeConnectBody, readDataCounter
 } from '../wire/transit.js'
-import type { ConnectGuardOptions, GuardStats } from './connect-guard.js'
+import type { ConnectGuardOptions } from './connect-guard.js'
 import type { KeyPair } from '../crypto/index.js'
 import type { Transport } from './transport.js'
 
-export interface PeerAddress { host: string, port: number }
+export type { PeerAddress } from './address-book.js'
+export { MAX_ADDRESSES_PER_PEER } from './address-book.js'
+export { CONNECTION_TTL_MS, CONNECT_FRESHNESS_MS, CONNECT_RETRY_MS, DEAD_AFTER_MS, KEEPALIVE_MS } from './connection.js'
+export type { TransitStats } from './connection.js'
 
 export interface TransitOptions {
   identity: KeyPair
@@ -32,76 +38,6 @@ export interface TransitOptions {
   connectLimits?: Pick<ConnectGuardOptions, 'loadPerSecond' | 'perSourcePerSecond' | 'perSourceBurst'>
 }
 
-export interface TransitStats extends GuardStats {
-  datagramsIn: number
-  datagramsOut: number
-  connectsAccepted: number
-  connectsRejected: number
-  /** Connects from members whose clocks are too far off ours (also counted in connectsRejected). */
-  connectsClockSkewed: number
-  connectsReplayed: number
-  unknownConnection: number
-  replayedDatagrams: number
-  undecryptable: number
-  malformed: number
-  eventsDroppedNoConnection: number
-  /** Connects that reached the sealed-box open and signature check. */
-  connectsOpened: number
-  /** Path challenges sent to a new address a connection's datagrams came from. */
-  pathChallenges: number
-  /** Connections moved to a new address after it answered a challenge. */
-  pathsValidated: number
-}
-
-/** Connections live this long before a fresh connect replaces them. */
-export const CONNECTION_TTL_MS = 10 * 60_000
-/** A connect older or newer than this (clock skew included) is refused. */
-export const CONNECT_FRESHNESS_MS = 120_000
-export const KEEPALIVE_MS = 2_000
-export const DEAD_AFTER_MS = 10_000
-export const CONNECT_RETRY_MS = 1_000
-const HANDSHAKE_TIMEOUT_MS = 5_000
-/** A new address is challenged at most this often per connection. */
-const PATH_CHALLENGE_MS = 250
-
-interface Connection {
-  id: Uint8Array
-  idHex: string
-  key: Uint8Array
-  peer: string
-  peerPk: Uint8Array
-  address: PeerAddress
-  /** The direction byte of our own nonces: 0 if we connected, 1 if they did. */
-  direction: 0 | 1
-  sendCounter: number
-  replay: ReplayWindow
-  established: boolean
-  createdAtMs: number
-  lastHeardMs: number
-  lastSentMs: number
-  /** Events waiting to be packed into datagrams. */
-  queue: Uint8Array[]
-  /**
-   * A challenge sent to another address the peer's datagrams came from: answers keep going to
-   * `address` until the response comes back from there (a replayed datagram cannot move us).
-   */
-  probe: { address: PeerAddress, token: Uint8Array, sentAtMs: number } | null
-}
-
-interface KnownPeer {
-  peerPk: Uint8Array
-  /** Where the peer said it can be reached; tried in turn until one answers. */
-  addresses: PeerAddress[]
-  /** Index of the address to try next: the one that answered last, once one has. */
-  next: number
-  lastAttemptMs: number
-}
-
-/** Addresses remembered per peer at most. */
-export const MAX_ADDRESSES_PER_PEER = 8
-
-const sameAddress = (a: PeerAddress, b: PeerAddress): boolean => a.host === b.host && a.port === b.port
-
 /**
  * The transit layer over any datagram socket: sealed connects with proof of network
  * membership, then every datagram encrypted with the connection's key. Strangers, replays
@@ -119,7 +55,7 @@ export class TransitEndpoint implements Transport {
   private readonly connections = new Map<string, Connection>()
   /** The connection we send on, per peer: the newest established one. */
   private readonly current = new Map<string, Connection>()
-  private readonly known = new Map<string, KnownPeer>()
+  private readonly addresses: AddressBook
   private readonly seenConnects = new Map<string, number>()
   /** The connection whose datagram is being handled (answers go back on it). */
   private replyVia: Connection | null = null
@@ -135,6 +71,7 @@ export class TransitEndpoint implements Transport {
     if (this.eventsPerDatagram < 1) throw new RangeError(`MTU ${mtu} cannot carry one ${EVENT_BYTES}-byte event`)
     this.plain = new Uint8Array(this.eventsPerDatagram * EVENT_BYTES)
     this.publicKey = toHex(options.identity.publicKey)
+    this.addresses = new AddressBook(this.publicKey)
     this.guard = new ConnectGuard({ networkKey: options.networkKey, publicKey: options.identity.publicKey, now: options.now, ...options.connectLimits })
   }
 
@@ -173,22 +110,13 @@ export class TransitEndpoint implements Transport {
    * connection to it up, trying the addresses in turn until one answers.
    */
   setKnownAddresses (peerPk: Uint8Array, addresses: PeerAddress[]): void {
-    const peer = toHex(peerPk)
-    if (peer === this.publicKey || addresses.length === 0) return
-    const kept = addresses.filter((a, i) => addresses.findIndex(b => sameAddress(a, b)) === i).slice(0, MAX_ADDRESSES_PER_PEER)
-    const existing = this.known.get(peer)
-    // The same addresses in another order (the store lists them sorted) change nothing.
-    if (existing !== undefined && existing.addresses.length === kept.length && kept.every(a => existing.addresses.some(b => sameAddress(a, b)))) return
-    // The address that answered last stays first in line if it is still announced.
-    const answered = existing?.addresses[existing.next % existing.addresses.length]
-    const next = answered === undefined ? 0 : Math.max(0, kept.findIndex(a => sameAddress(a, answered)))
-    this.known.set(peer, { peerPk, addresses: kept, next, lastAttemptMs: existing?.lastAttemptMs ?? -Infinity })
+    this.addresses.set(peerPk, addresses)
   }
 
   knownPeers (): Array<{ peer: string, addresses: PeerAddress[], address: PeerAddress, connected: boolean }> {
-    return [...this.known.entries()].map(([peer, k]) => {
+    return this.addresses.list().map(({ peer, addresses, next }) => {
       const current = this.current.get(peer)
-      return { peer, addresses: k.addresses, address: current?.address ?? k.addresses[k.next % k.addresses.length]!, connected: current !== undefined }
+      return { peer, addresses, address: current?.address ?? next, connected: current !== undefined }
     })
   }
 
@@ -224,16 +152,11 @@ export class TransitEndpoint implements Transport {
         this.sendData(connection, this.plain.subarray(0, 0))
       }
     }
-    for (const [peer, known] of this.known) {
+    const attempts = this.addresses.attempts(now, CONNECT_RETRY_MS, peer => {
       const current = this.current.get(peer)
-      const renewing = current !== undefined && now - current.createdAtMs > CONNECTION_TTL_MS
-      if ((current === undefined || renewing) && now - known.lastAttemptMs >= CONNECT_RETRY_MS) {
-        known.lastAttemptMs = now
-        // A renewal goes where the current connection works; otherwise each try takes the next address.
-        const address = renewing ? current.address : known.addresses[known.next++ % known.addresses.length]!
-        this.connect(known.peerPk, address)
-      }
-    }
+      return current === undefined ? undefined : { address: current.address, renewing: now - current.createdAtMs > CONNECTION_TTL_MS }
+    })
+    for (const { peerPk, address } of attempts) this.connect(peerPk, address)
     for (const [id, until] of this.seenConnects) if (until < now) this.seenConnects.delete(id)
   }
 
@@ -386,10 +309,7 @@ export class TransitEndpoint implements Transport {
   }
 
   private newConnection (id: Uint8Array, key: Uint8Array, peerPk: Uint8Array, address: PeerAddress, direction: 0 | 1, now: number): Connection {
-    const connection: Connection = {
-      id, idHex: toHex(id), key, peer: toHex(peerPk), peerPk, address, direction, sendCounter: 0,
-      replay: new ReplayWindow(), established: false, createdAtMs: now, lastHeardMs: now, lastSentMs: now, queue: [], probe: null
-    }
+    const connection = newConnection(id, key, peerPk, address, direction, now)
     this.connections.set(connection.idHex, connection)
     return connection
   }
@@ -398,15 +318,8 @@ export class TransitEndpoint implements Transport {
     connection.established = true
     const current = this.current.get(connection.peer)
     if (current === undefined || current.createdAtMs <= connection.createdAtMs) this.current.set(connection.peer, connection)
-    const known = this.known.get(connection.peer)
-    if (known === undefined) {
-      // A peer that connected to us can be reconnected to at the address it came from.
-      this.setKnownAddresses(connection.peerPk, [connection.address])
-    } else {
-      // The next attempt, after a restart or a cut, goes first to the address that answered.
-      const answered = known.addresses.findIndex(a => sameAddress(a, connection.address))
-      if (answered >= 0) known.next = answered
-    }
+    // The next attempt, after a restart or a cut, goes first to the address that answered.
+    this.addresses.answered(connection.peerPk, connection.address)
   }
 
   private drop (connection: Connection): void {

@@ -1,0 +1,68 @@
+import { ReplayWindow } from './replay-window.js'
+import { toHex } from '../bytes.js'
+import type { GuardStats } from './connect-guard.js'
+import type { PeerAddress } from './address-book.js'
+
+export interface TransitStats extends GuardStats {
+  datagramsIn: number
+  datagramsOut: number
+  connectsAccepted: number
+  connectsRejected: number
+  /** Connects from members whose clocks are too far off ours (also counted in connectsRejected). */
+  connectsClockSkewed: number
+  connectsReplayed: number
+  unknownConnection: number
+  replayedDatagrams: number
+  undecryptable: number
+  malformed: number
+  eventsDroppedNoConnection: number
+  /** Connects that reached the sealed-box open and signature check. */
+  connectsOpened: number
+  /** Path challenges sent to a new address a connection's datagrams came from. */
+  pathChallenges: number
+  /** Connections moved to a new address after it answered a challenge. */
+  pathsValidated: number
+}
+
+/** Connections live this long before a fresh connect replaces them. */
+export const CONNECTION_TTL_MS = 10 * 60_000
+/** A connect older or newer than this (clock skew included) is refused. */
+export const CONNECT_FRESHNESS_MS = 120_000
+export const KEEPALIVE_MS = 2_000
+export const DEAD_AFTER_MS = 10_000
+export const CONNECT_RETRY_MS = 1_000
+export const HANDSHAKE_TIMEOUT_MS = 5_000
+/** A new address is challenged at most this often per connection. */
+export const PATH_CHALLENGE_MS = 250
+
+/** One transit connection: its key and nonce counters, where the peer is, and what waits to be sent. */
+export interface Connection {
+  id: Uint8Array
+  idHex: string
+  key: Uint8Array
+  peer: string
+  peerPk: Uint8Array
+  address: PeerAddress
+  /** The direction byte of our own nonces: 0 if we connected, 1 if they did. */
+  direction: 0 | 1
+  sendCounter: number
+  replay: ReplayWindow
+  established: boolean
+  createdAtMs: number
+  lastHeardMs: number
+  lastSentMs: number
+  /** Events waiting to be packed into datagrams. */
+  queue: Uint8Array[]
+  /**
+   * A challenge sent to another address the peer's datagrams came from: answers keep going to
+   * `address` until the response comes back from there (a replayed datagram cannot move us).
+   */
+  probe: { address: PeerAddress, token: Uint8Array, sentAtMs: number } | null
+}
+
+export function newConnection (id: Uint8Array, key: Uint8Array, peerPk: Uint8Array, address: PeerAddress, direction: 0 | 1, now: number): Connection {
+  return {
+    id, idHex: toHex(id), key, peer: toHex(peerPk), peerPk, address, direction, sendCounter: 0,
+    replay: new ReplayWindow(), established: false, createdAtMs: now, lastHeardMs: now, lastSentMs: now, queue: [], probe: null
+  }
+}
