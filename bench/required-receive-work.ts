@@ -1,7 +1,8 @@
 /**
  * The work the protocol itself asks of a receiver for each data datagram of a focused sync,
  * and nothing else: open the transit seal, authenticate both slice records, and feed them
- * (in batches, as the node does) to the two whole-file hashes, file id and root hash.
+ * (in batches, as the node does) to the window hashes (file hashing v2: one BLAKE2b pass over every record; the root
+ * over the window hashes is a rounding error).
  * The raw baseline's receiver runs it in its `crypto` mode: that rate bounds what any
  * single-threaded receiver on `dgram` can reach on this machine, however lean its own code.
  */
@@ -37,8 +38,7 @@ export function sealedSliceDatagram (): Uint8Array {
 export class RequiredReceiveWork {
   /** Datagrams or slices that did not authenticate: 0 when the work was really done. */
   failures = 0
-  private readonly idHash = new HashStream(ID_BYTES)
-  private readonly rootHash = new HashStream(HASH_BYTES)
+  private readonly windowHash = new HashStream(HASH_BYTES)
   private readonly plaintext = new Uint8Array(SLICE_PLAINTEXT_BYTES)
   private readonly nonce = new Uint8Array(AEAD_NONCE_BYTES)
   private readonly batch = new Uint8Array(RECORDS_PER_BATCH * SLICE_RECORD_BYTES)
@@ -60,8 +60,7 @@ export class RequiredReceiveWork {
 
   hashBatch (): void {
     const records = this.batch.subarray(0, this.batched * SLICE_RECORD_BYTES)
-    this.idHash.update(records)
-    this.rootHash.update(records)
+    this.windowHash.update(records)
     this.batched = 0
   }
 }

@@ -1,9 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import fs from 'node:fs'
 import path from 'node:path'
-import { makeCluster, makeFile, shareAndRequest, partialsOf, sha256OfFile, sha256OfStream } from './helpers/sim.js'
-import { EventType, SliceOffset, encodeSignedEvent, openSignedEvent, decodeDescriptorPlaintext, encodeDescriptorPlaintext, openContentPayload, sealContentPayload } from '../src/wire/index.js'
+import { makeCluster, makeFile, shareAndRequest, sha256OfFile, sha256OfStream } from './helpers/sim.js'
+import { EventType, SliceOffset, WireError, encodeSignedEvent, openSignedEvent, decodeDescriptorPlaintext, encodeDescriptorPlaintext, openContentPayload, sealContentPayload } from '../src/wire/index.js'
 import { signKeyPair } from '../src/crypto/index.js'
 import { QuietError } from '../src/node/errors.js'
 import { Node, FLUSH_INTERVAL_MS } from '../src/node/node.js'
@@ -69,35 +68,32 @@ test('slices with one flipped bit are rejected and counted against the sender; t
   } finally { c.close() }
 })
 
-test('a descriptor with a wrong root hash ends in "failed" and nothing is served', async () => {
+test('a descriptor whose file id does not commit to its fields and its signer is refused: no second descriptor can win an id', async () => {
   const c = makeCluster(['alice', 'bob'], { latencyMs: 5 })
   try {
     const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
     c.net.intercept((_from, _to, packet) => packet[1] === EventType.attachmentDescriptor ? null : packet)
-    const { fileId } = await alice.node.share(makeFile(c.root, 'doc.pdf', 100_000, 9))
-    // A member forges a descriptor for the same slices with another root hash.
+    const source = makeFile(c.root, 'doc.pdf', 100_000, 9)
+    const { fileId } = await alice.node.share(source)
     const genuine = alice.node.descriptorEvent(fileId)
     const descriptor = decodeDescriptorPlaintext(openContentPayload(genuine, openSignedEvent(genuine).payload, c.networkKey))
-    descriptor.rootHash[0]! ^= 0xff
     const mallory = signKeyPair()
-    const header = { type: EventType.attachmentDescriptor, count: 0, createdAtMs: 5, ttlMs: 0, signerPk: mallory.publicKey }
-    const forged = encodeSignedEvent(header, sealContentPayload(header, encodeDescriptorPlaintext(descriptor), c.networkKey), mallory.secretKey)
-    assert.equal(bob.node.ingestEvent(forged), true)
+    const forge = (fields: typeof descriptor): Uint8Array => {
+      const header = { type: EventType.attachmentDescriptor, count: 0, createdAtMs: 5, ttlMs: 0, signerPk: mallory.publicKey }
+      return encodeSignedEvent(header, sealContentPayload(header, encodeDescriptorPlaintext(fields), c.networkKey), mallory.secretKey)
+    }
+    // Raced to bob first: the same id with another root hash, another key, or only another signer.
+    const otherRoot = { ...descriptor, rootHash: descriptor.rootHash.map((b, i) => i === 0 ? b ^ 0xff : b) }
+    const otherKey = { ...descriptor, key: new Uint8Array(32).fill(7) }
+    for (const forged of [forge(otherRoot), forge(otherKey), forge(descriptor)]) {
+      assert.throws(() => bob.node.ingestEvent(forged), (e: unknown) => e instanceof WireError && /file id/.test(e.message))
+    }
+    assert.throws(() => bob.node.progress(fileId), (e: unknown) => e instanceof QuietError && e.code === 'unknown_file')
+    c.net.intercept(null)
+    assert.equal(bob.node.ingestEvent(genuine), true)
     bob.node.requestFile(fileId)
-    const out = path.join(c.root, 'doc.pdf.out')
-    bob.node.save(fileId, out)
-    c.net.runUntil(() => bob.node.progress(fileId).state === 'failed', { maxMs: 30_000 })
-    c.net.step(10)
-    const p = bob.node.progress(fileId)
-    assert.match(p.reason ?? '', /root hash/)
-    assert.equal(p.saving?.state, 'failed')
-    assert.match(p.saving?.error ?? '', /root hash/)
-    assert.equal(fs.existsSync(out), false, 'nothing unverified is left at the target')
-    assert.deepEqual(partialsOf(out), [])
-    assert.throws(() => bob.node.readFile(fileId), (e: unknown) => e instanceof QuietError && e.code === 'not_ready')
-    const requests = c.net.linkCounters(bob.node.publicKey, alice.node.publicKey).byType.get(EventType.syncFile)
-    c.net.run(2000)
-    assert.equal(c.net.linkCounters(bob.node.publicKey, alice.node.publicKey).byType.get(EventType.syncFile), requests, 'a failed file is not fetched further')
+    c.net.runUntil(() => bob.node.progress(fileId).state === 'complete', { maxMs: 30_000 })
+    assert.equal(await sha256OfStream(bob.node.readFile(fileId)), await sha256OfFile(source))
   } finally { c.close() }
 })
 

@@ -1,6 +1,15 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import Database from 'better-sqlite3'
 import { makeCluster, makeFile, sha256OfFile, sha256OfStream } from './helpers/sim.js'
+import { Node } from '../src/node/node.js'
+import { QuietError } from '../src/node/errors.js'
+import { randomBytes, signKeyPair } from '../src/crypto/index.js'
+import { fromHex } from '../src/bytes.js'
+import { EventType, decodeDescriptorPlaintext, encodeDescriptorPlaintext, encodeSignedEvent, openContentPayload, openSignedEvent, sealContentPayload } from '../src/wire/index.js'
 
 const MiB = 1024 * 1024
 
@@ -79,4 +88,42 @@ test('the simulated network replays a run exactly from its seed', async () => {
   const first = await run(7)
   assert.equal(await run(7), first)
   assert.notEqual(await run(8), first)
+})
+
+test('files shared before file hashing v2 are dropped once, by name, and the rest of the store stays whole', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-legacy-'))
+  try {
+    const identity = signKeyPair()
+    const networkKey = randomBytes(32)
+    let node = Node.open({ dataDir: dir, identity, networkKey })
+    const kept = await node.share(makeFile(dir, 'kept.bin', 5000, 1))
+    const old = await node.share(makeFile(dir, 'old.bin', 5000, 2))
+    node.close()
+    // 'old' as the first hashing made it: its id does not commit to its descriptor's fields.
+    const db = new Database(path.join(dir, 'quiet-files.db'))
+    const select = db.prepare('SELECT body FROM events WHERE file_id = ? AND type = ?').pluck()
+    const body = select.get(fromHex(old.fileId), EventType.attachmentDescriptor) as Uint8Array
+    const { header, payload } = openSignedEvent(body)
+    const descriptor = decodeDescriptorPlaintext(openContentPayload(body, payload, networkKey))
+    descriptor.rootHash[0]! ^= 1
+    const legacy = encodeSignedEvent(header, sealContentPayload(header, encodeDescriptorPlaintext(descriptor), networkKey), identity.secretKey)
+    db.prepare('UPDATE events SET body = ? WHERE file_id = ? AND type = ?').run(legacy, fromHex(old.fileId), EventType.attachmentDescriptor)
+    db.prepare("UPDATE meta SET value = 1 WHERE key = 'file_hashing'").run()
+    db.close()
+
+    node = Node.open({ dataDir: dir, identity, networkKey })
+    assert.deepEqual(node.droppedLegacyFiles, ['old.bin'])
+    assert.throws(() => node.progress(old.fileId), (e: unknown) => e instanceof QuietError && e.code === 'unknown_file')
+    assert.equal(fs.existsSync(path.join(dir, 'slices', `${old.fileId}.slc`)), false)
+    assert.equal(node.progress(kept.fileId).state, 'complete')
+    node.reproject()
+    assert.equal(node.progress(kept.fileId).state, 'complete')
+    assert.equal(await sha256OfStream(node.readFile(kept.fileId)), await sha256OfFile(path.join(dir, 'kept.bin')))
+    node.close()
+    node = Node.open({ dataDir: dir, identity, networkKey })
+    assert.deepEqual(node.droppedLegacyFiles, [], 'only once')
+    node.close()
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
 })

@@ -13,6 +13,9 @@ import { Store } from '../src/store/store.js'
 import { MIGRATIONS } from '../src/store/schema.js'
 import type { RequestableFile } from '../src/sync/requester.js'
 import { sleep } from '../src/cli/processes.js'
+import { WindowHasher, rootHashOf } from '../src/files/hashing.js'
+import { CiphertextVerifier } from '../src/files/verify.js'
+import { SLICE_RECORD_BYTES } from '../src/wire/slice.js'
 import { EVENTS_INTERVAL_MS, ProgressFeed } from '../src/http/progress-feed.js'
 import type { Progress } from '../src/node/progress.js'
 
@@ -199,4 +202,23 @@ test('progress feed: one look at the files per interval however many streams are
   const looksAtEnd = looks
   await sleep(EVENTS_INTERVAL_MS * 2 + 50)
   assert.equal(looks, looksAtEnd, 'no work with no stream open')
+})
+
+test('whole-file check: window hashes over the records, the root over them; one changed byte fails it', () => {
+  const slices = 250
+  const records = new Uint8Array(slices * SLICE_RECORD_BYTES)
+  for (let i = 0; i < records.length; i++) records[i] = (i * 13) & 0xff
+  const hasher = new WindowHasher(slices)
+  hasher.update(records)
+  assert.equal(hasher.windowsDone, 4)
+  const root = rootHashOf(slices * 450, hasher.hashes)
+  const good = new CiphertextVerifier(slices, slices * 450)
+  good.update(records.subarray(0, 7 * SLICE_RECORD_BYTES))
+  assert.deepEqual(good.check(root), { ok: false, reason: 'records are missing' })
+  good.update(records.subarray(7 * SLICE_RECORD_BYTES))
+  assert.deepEqual(good.check(root), { ok: true })
+  const damaged = records.slice(); damaged[123 * SLICE_RECORD_BYTES + 5]! ^= 1
+  const bad = new CiphertextVerifier(slices, slices * 450)
+  bad.update(damaged)
+  assert.deepEqual(bad.check(root), { ok: false, reason: 'root hash does not match the ciphertext' })
 })

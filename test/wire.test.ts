@@ -5,9 +5,10 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SliceEncryptor } from '../src/files/encrypt.js'
 import { openSliceRecord } from '../src/files/verify.js'
-import { windowCount } from '../src/files/windows.js'
+import { windowCount, windowStart } from '../src/files/windows.js'
+import { WindowHasher, fileIdOf, rootHashOf } from '../src/files/hashing.js'
 import { fromHex, readU64be, toHex, writeU64be } from '../src/bytes.js'
-import { signKeyPair } from '../src/crypto/index.js'
+import { hash32, signKeyPair } from '../src/crypto/index.js'
 import {
   EVENT_BYTES, EventType, WireError, SLICE_RECORD_BYTES,
   decodeSliceEvent, encodeSliceEvent, encodeSignedEvent, decodeSignedEvent, openSignedEvent,
@@ -18,7 +19,7 @@ import {
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 // Compiled tests live in dist/test; the vectors stay in the source tree.
-const vectorsPath = path.resolve(here, '../../test/vectors/slices.json')
+const vectorsPath = path.resolve(here, '../../test/vectors/windows.json')
 
 interface Vector {
   name: string
@@ -27,6 +28,11 @@ interface Vector {
   plaintext_rule?: string
   key_hex: string
   nonce_prefix_hex: string
+  sharer_pk_hex: string
+  file_name: string
+  media_type: string
+  window_hashes_hex: Array<{ window: number, first_slice: number, slices: number, hash: string }>
+  all_window_hashes_blake2b256_hex: string
   slices: number
   windows: number
   file_id_hex: string
@@ -45,36 +51,61 @@ function plaintextOf (v: Vector): Uint8Array {
 const vectors = (JSON.parse(fs.readFileSync(vectorsPath, 'utf8')) as { vectors: Vector[] }).vectors
 
 for (const v of vectors) {
-  test(`slice vector "${v.name}": events, file id, root hash and windows reproduce byte for byte`, () => {
+  test(`window vector "${v.name}": slice events, window hashes, root hash and file id reproduce byte for byte`, () => {
     const key = fromHex(v.key_hex)
     const prefix = fromHex(v.nonce_prefix_hex)
     const records: Array<{ slice: number, bytes: Uint8Array }> = []
+    const plain = plaintextOf(v)
+    // The size known beforehand: the windows are hashed in the same pass as the encryption.
     const encryptor = new SliceEncryptor(key, prefix, (first, batch) => {
       for (let k = 0; k * SLICE_RECORD_BYTES < batch.length; k++) records.push({ slice: first + k, bytes: batch.slice(k * SLICE_RECORD_BYTES, (k + 1) * SLICE_RECORD_BYTES) })
-    })
-    const plain = plaintextOf(v)
+    }, plain.length)
     // Odd chunk sizes exercise the carry-over between pushes.
     for (let at = 0; at < plain.length; at += 1001) encryptor.push(plain.subarray(at, at + 1001))
     const result = encryptor.finish()
     assert.equal(result.slices, v.slices)
     assert.equal(records.length, v.slices)
     assert.equal(windowCount(result.slices), v.windows)
-    assert.equal(toHex(result.fileId), v.file_id_hex)
-    assert.equal(toHex(result.rootHash), v.root_hash_hex)
-    const events = records.map(r => toHex(encodeSliceEvent(result.fileId, r.slice, prefix, r.bytes)))
+    const windowHashes = result.windowHashes!
+    assert.equal(windowHashes.length, v.windows * 32)
+    for (const w of v.window_hashes_hex) {
+      assert.equal(windowStart(w.window, v.slices, v.windows), w.first_slice)
+      assert.equal(toHex(windowHashes.subarray(w.window * 32, (w.window + 1) * 32)), w.hash, `window ${w.window}`)
+    }
+    assert.equal(toHex(hash32(windowHashes)), v.all_window_hashes_blake2b256_hex)
+    // The same hashes from the records fed again in other chunkings (a receiver's view).
+    const again = new WindowHasher(v.slices)
+    for (let i = 0; i < records.length; i += 37) again.update(concatRecords(records.slice(i, i + 37).map(r => r.bytes)))
+    assert.deepEqual(again.hashes, windowHashes)
+    const rootHash = rootHashOf(v.file_bytes, windowHashes)
+    assert.equal(toHex(rootHash), v.root_hash_hex)
+    const fileId = fileIdOf({ sharerPk: fromHex(v.sharer_pk_hex), size: v.file_bytes, noncePrefix: prefix, key, rootHash, name: v.file_name, mediaType: v.media_type })
+    assert.equal(toHex(fileId), v.file_id_hex)
+    const events = records.map(r => toHex(encodeSliceEvent(fileId, r.slice, prefix, r.bytes)))
     if (Array.isArray(v.slice_events_hex)) assert.deepEqual(events, v.slice_events_hex)
     else {
       assert.equal(events[0], v.slice_events_hex.first)
       assert.equal(events[events.length - 1], v.slice_events_hex.last)
     }
     if (records.length > 0) {
-      const decoded = decodeSliceEvent(encodeSliceEvent(result.fileId, records.length - 1, prefix, records[records.length - 1]!.bytes))
+      const decoded = decodeSliceEvent(encodeSliceEvent(fileId, records.length - 1, prefix, records[records.length - 1]!.bytes))
       assert.equal(decoded.sliceNo, records.length - 1)
       const out = new Uint8Array(450)
       assert.ok(openSliceRecord(decoded.record, decoded.sliceNo, { key, noncePrefix: prefix }, out))
       assert.ok(!openSliceRecord(decoded.record, decoded.sliceNo + 1, { key, noncePrefix: prefix }, out), 'a slice cannot move to another position')
     }
+    // A size that does not come true leaves the hashing to a second pass.
+    const wrong = new SliceEncryptor(key, prefix, () => {}, plain.length + 1)
+    wrong.push(plain)
+    assert.equal(wrong.finish().windowHashes, null)
   })
+}
+
+function concatRecords (parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const p of parts) { out.set(p, at); at += p.length }
+  return out
 }
 
 test('u64 fields: big-endian, exact up to 2^53 - 1, and anything larger read as out of range', () => {

@@ -217,11 +217,13 @@ async function followEvents (): Promise<void> {
 async function start (): Promise<void> {
   const who = document.getElementById('who')!
   try {
-    const status = await (await api('/api/status')).json() as { name: string, network: { name: string } | null, peers: Array<{ connected: boolean }> }
+    const status = await (await api('/api/status')).json() as { name: string, network: { name: string } | null, peers: Array<{ connected: boolean, name: string | null, public_key: string, bad_windows: number }> }
     const connected = status.peers.filter(p => p.connected).length
+    // Members that supplied bytes which failed their hash are named here.
+    const liars = status.peers.filter(p => p.bad_windows > 0).map(p => `${p.name ?? p.public_key.slice(0, 12)} supplied ${p.bad_windows} bad window${p.bad_windows === 1 ? '' : 's'}`)
     who.textContent = status.network === null
       ? `${status.name} · in no network yet`
-      : `${status.name} · network “${status.network.name}” · ${connected} peer${connected === 1 ? '' : 's'} connected`
+      : `${status.name} · network “${status.network.name}” · ${connected} peer${connected === 1 ? '' : 's'} connected${liars.length === 0 ? '' : ` · ⚠ ${liars.join(', ')}`}`
   } catch (err) {
     if (!(err as Error).message.startsWith('unauthorized')) who.textContent = `Cannot reach the daemon: ${(err as Error).message}. Open the link that "qf open" prints (it carries the token).`
     return

@@ -190,17 +190,32 @@ command('token', 'print the control API token; --rotate replaces it (open pages 
     print(options.json, { token, rotated: options.rotate === true }, () => options.rotate === true ? `${token}\nthe old token no longer works; open the page again with the link "qf open" prints` : token)
   })
 
+program.command('peer').description('what this node does with a peer')
+  .command('trust <public_key>').description('ask a peer again that was left out for supplying bad windows')
+  .option('--dir <dir>', 'data directory (default: $QF_DIR, else the user data directory)')
+  .option('--json', 'print JSON only')
+  .action(async (publicKey: string, options: JsonOptions) => {
+    const peer = await daemonClient(dirOf(options)).call<{ name?: string | null }>('POST', `/api/peers/${encodeURIComponent(publicKey.toLowerCase())}/trust`)
+    print(options.json, peer, () => `${peer.name ?? publicKey}: trusted again`)
+  })
+
+/** Beside a peer in qf status: windows it supplied that failed their hash. */
+function badWindowsNote (p: { bad_windows: number, trusted: boolean }): string {
+  if (p.bad_windows === 0) return ''
+  return `  ! supplied ${p.bad_windows} bad window${p.bad_windows === 1 ? '' : 's'}${p.trusted ? '' : '; not asked for anything (qf peer trust KEY to change that)'}`
+}
+
 command('status', 'peers, connections and downloads')
   .option('--json', 'print JSON only')
   .action(async (options: JsonOptions) => {
     const status = await daemonClient(dirOf(options)).call<{
       public_key: string, name: string, network: { id: string, name: string } | null, udp_port: number, connections: number,
-      peers: Array<{ public_key: string, name: string | null, address: string | null, connected: boolean, clock_skew_seconds: number | null }>, downloads: Progress[]
+      peers: Array<{ public_key: string, name: string | null, address: string | null, connected: boolean, clock_skew_seconds: number | null, bad_windows: number, trusted: boolean }>, downloads: Progress[]
     }>('GET', '/api/status')
     print(options.json, status, () => [
       `${status.name} ${status.public_key}`,
       `network: ${status.network === null ? 'none' : `${status.network.name} (${status.network.id})`}, udp ${status.udp_port}, ${status.connections} connection(s)`,
-      'peers:', ...(status.peers.length === 0 ? ['  none'] : status.peers.map(p => `  ${[p.name ?? '?', `${p.public_key.slice(0, 16)}…`, p.address, p.connected ? 'connected' : 'not connected'].filter(part => part !== null).join(' ')}${clockNote(p.clock_skew_seconds)}`)),
+      'peers:', ...(status.peers.length === 0 ? ['  none'] : status.peers.map(p => `  ${[p.name ?? '?', `${p.public_key.slice(0, 16)}…`, p.address, p.connected ? 'connected' : 'not connected'].filter(part => part !== null).join(' ')}${clockNote(p.clock_skew_seconds)}${badWindowsNote(p)}`)),
       'downloads:', ...(status.downloads.length === 0 ? ['  none'] : status.downloads.map(d => `  ${d.name} ${stateText(d)} ${d.percent.toFixed(1)}% ${formatSpeed(d.speedBytesPerSecond)} ETA ${formatEta(d.etaSeconds)}`))
     ].join('\n'))
   })

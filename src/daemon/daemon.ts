@@ -194,6 +194,8 @@ export class Daemon implements ControlTarget {
       onClockSkew: (peer, skewMs) => this.noteClockSkew(peer, skewMs)
     })
     this.node = Node.open({ dataDir: this.options.dir, identity: this.identity, networkKey: network.networkKey, transport: this.transit, startMs: Date.now(), backgroundSync: true })
+    const dropped = this.node.droppedLegacyFiles
+    if (dropped.length > 0) console.error(`quiet-files: dropped ${dropped.length} file${dropped.length === 1 ? '' : 's'} shared before verified windows (file hashing v2), which no member can check any more; share ${dropped.length === 1 ? 'it' : 'them'} again: ${dropped.join(', ')}`)
     this.announced = this.announceAddresses
     this.node.announce(this.identity.name, this.announced)
   }

@@ -1,24 +1,29 @@
-import { HashStream, HASH_BYTES, ID_BYTES, aeadEncryptInto } from '../crypto/index.js'
+import { aeadEncryptInto } from '../crypto/index.js'
+import { WindowHasher } from './hashing.js'
+import { sliceCount } from './windows.js'
 import { NONCE_PREFIX_BYTES, SLICE_PLAINTEXT_BYTES, SLICE_RECORD_BYTES, sliceNonce } from '../wire/slice.js'
 
 /** Records handed to the sink at once: about 1 MB, large enough to make hashing and writes cheap. */
 export const RECORDS_PER_BATCH = 2048
 
 export interface EncryptResult {
-  fileId: Uint8Array
-  rootHash: Uint8Array
   size: number
   slices: number
+  /**
+   * The window hashes (W × 32 bytes), worked out in the same pass when the size was known
+   * beforehand and came true; null otherwise (hash the records again, see `WindowHasher`).
+   */
+  windowHashes: Uint8Array | null
 }
 
 /**
  * Turns a plaintext stream into slice records (`ciphertext ‖ tag`, 466 bytes each) in one pass,
- * hashing the records into the file id and root hash as it goes. Memory stays at one batch.
+ * hashing the records into window hashes as it goes when `expectedSize` says where the
+ * windows end (they depend on the slice count). Memory stays at one batch.
  * `onBatch` receives a view that is reused afterwards: write or copy it before returning.
  */
 export class SliceEncryptor {
-  private readonly idHash = new HashStream(ID_BYTES)
-  private readonly rootHash = new HashStream(HASH_BYTES)
+  private readonly hasher: WindowHasher | null
   private readonly batch = new Uint8Array(RECORDS_PER_BATCH * SLICE_RECORD_BYTES)
   private readonly pending = new Uint8Array(SLICE_PLAINTEXT_BYTES)
   private readonly nonce = new Uint8Array(24)
@@ -32,9 +37,11 @@ export class SliceEncryptor {
   constructor (
     private readonly key: Uint8Array,
     private readonly noncePrefix: Uint8Array,
-    private readonly onBatch: (firstSlice: number, records: Uint8Array) => void
+    private readonly onBatch: (firstSlice: number, records: Uint8Array) => void,
+    private readonly expectedSize?: number
   ) {
     if (noncePrefix.length !== NONCE_PREFIX_BYTES) throw new RangeError('nonce prefix must be 20 bytes')
+    this.hasher = expectedSize === undefined ? null : new WindowHasher(sliceCount(expectedSize))
   }
 
   push (chunk: Uint8Array): void {
@@ -69,7 +76,8 @@ export class SliceEncryptor {
     }
     this.flush()
     this.finished = true
-    return { fileId: this.idHash.digest(), rootHash: this.rootHash.digest(), size: this.size, slices: this.sliceNo }
+    const hashed = this.hasher !== null && this.size === this.expectedSize && this.hasher.windowsDone === this.hasher.windows
+    return { size: this.size, slices: this.sliceNo, windowHashes: hashed ? this.hasher!.hashes : null }
   }
 
   private encryptSlice (plaintext: Uint8Array): void {
@@ -85,8 +93,8 @@ export class SliceEncryptor {
   private flush (): void {
     if (this.batchRecords === 0) return
     const records = this.batch.subarray(0, this.batchRecords * SLICE_RECORD_BYTES)
-    this.idHash.update(records)
-    this.rootHash.update(records)
+    // More than expected (the source grew): the windows are hashed again afterwards.
+    if (this.hasher !== null && this.hasher.slicesFed + this.batchRecords <= this.hasher.slices) this.hasher.update(records)
     this.onBatch(this.batchFirstSlice, records)
     this.batchFirstSlice = this.sliceNo
     this.batchRecords = 0

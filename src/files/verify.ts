@@ -1,4 +1,5 @@
-import { HashStream, HASH_BYTES, ID_BYTES, aeadDecryptInto } from '../crypto/index.js'
+import { aeadDecryptInto } from '../crypto/index.js'
+import { WindowHasher, rootHashOf } from './hashing.js'
 import { bytesEqual } from '../bytes.js'
 import { SLICE_PLAINTEXT_BYTES, SLICE_RECORD_BYTES, sliceNonce } from '../wire/slice.js'
 
@@ -22,21 +23,24 @@ export function openSliceRecord (record: Uint8Array, sliceNo: number, file: Slic
 
 export type WholeFileCheck = { ok: true } | { ok: false, reason: string }
 
-/** Recomputes `file_id = id(C)` and `root_hash = hash32(C)` over records fed in slice order. */
+/**
+ * Hashes records fed in slice order into window hashes and, once the last one is in, checks
+ * the root over them against the descriptor's (whose file id already committed to it).
+ */
 export class CiphertextVerifier {
-  private readonly idHash = new HashStream(ID_BYTES)
-  private readonly rootHash = new HashStream(HASH_BYTES)
+  private readonly hasher: WindowHasher
 
-  update (records: Uint8Array): void {
-    this.idHash.update(records)
-    this.rootHash.update(records)
+  constructor (slices: number, private readonly size: number) {
+    this.hasher = new WindowHasher(slices)
   }
 
-  check (expectedFileId: Uint8Array, expectedRootHash: Uint8Array): WholeFileCheck {
-    const fileId = this.idHash.digest()
-    const rootHash = this.rootHash.digest()
-    if (!bytesEqual(fileId, expectedFileId)) return { ok: false, reason: 'file id does not match the ciphertext' }
-    if (!bytesEqual(rootHash, expectedRootHash)) return { ok: false, reason: 'root hash does not match the ciphertext' }
+  update (records: Uint8Array): void {
+    this.hasher.update(records)
+  }
+
+  check (expectedRootHash: Uint8Array): WholeFileCheck {
+    if (this.hasher.windowsDone < this.hasher.windows) return { ok: false, reason: 'records are missing' }
+    if (!bytesEqual(rootHashOf(this.size, this.hasher.hashes), expectedRootHash)) return { ok: false, reason: 'root hash does not match the ciphertext' }
     return { ok: true }
   }
 }

@@ -57,6 +57,20 @@ export class FileLayout {
     this.starts = Uint32Array.from(starts)
   }
 
+  /** First slice of window `w`. */
+  windowStart (w: number): number {
+    return windowStart(w, this.slices, this.windows)
+  }
+
+  windowLength (w: number): number {
+    return windowStart(w + 1, this.slices, this.windows) - windowStart(w, this.slices, this.windows)
+  }
+
+  /** The window holding slice `i`: the largest w with floor(w·n/W) ≤ i, i.e. ceil((i+1)·W/n) − 1. */
+  windowOf (sliceNo: number): number {
+    return Math.floor(((sliceNo + 1) * this.windows + this.slices - 1) / this.slices) - 1
+  }
+
   get rangeCount (): number {
     return this.starts.length - 1
   }

@@ -100,6 +100,13 @@ export async function startControlApi (daemon: ControlTarget, port: number, host
 
   app.get('/api/peers', async () => peersOf(daemon))
 
+  // A peer excluded for bad windows is asked again (`qf peer trust`).
+  app.post<{ Params: { key: string } }>('/api/peers/:key/trust', async (request) => {
+    if (!/^[0-9a-f]{64}$/.test(request.params.key)) throw new QuietError('invalid_argument', 'a peer is named by its public key: 64 hex digits')
+    daemon.requireNode().trust(request.params.key)
+    return peersOf(daemon).find(p => p.public_key === request.params.key) ?? { public_key: request.params.key }
+  })
+
   // A new token: this answer is the last one the old token gets.
   app.post('/api/token/rotate', async () => ({ token: daemon.rotateToken() }))
 
@@ -141,7 +148,10 @@ export async function startControlApi (daemon: ControlTarget, port: number, host
       let name: string
       try { name = decodeURIComponent(rawName) } catch { name = rawName }
       const mediaType = request.headers['content-type']?.split(';')[0]?.trim()
-      shared = await node.shareStream(request.raw, { name, mediaType: mediaType === undefined || mediaType === '' ? undefined : mediaType })
+      // With its length known the windows are hashed as the body streams through.
+      const length = Number(request.headers['content-length'])
+      const size = Number.isSafeInteger(length) && length >= 0 ? length : undefined
+      shared = await node.shareStream(request.raw, { name, size, mediaType: mediaType === undefined || mediaType === '' ? undefined : mediaType })
     }
     return reply.code(201).send({ file_id: shared.fileId, name: shared.name, size: shared.size })
   })

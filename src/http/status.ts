@@ -48,9 +48,10 @@ export function statusOf (daemon: ControlTarget): Record<string, unknown> {
  * Members other than this node, then peers known only by address so far (an inviter before
  * its announcement arrived) or by a connect refused for its clock: `address` is the one in
  * use (or tried next), `addresses` all announced; `clock_skew_seconds` how far its clock
- * was off when its connect was refused for that lately.
+ * was off when its connect was refused for that lately; `bad_windows` how many windows it
+ * supplied failed their hash, and `trusted` false while it is asked for nothing.
  */
-export function peersOf (daemon: ControlTarget): Array<{ public_key: string, name: string | null, address: string | null, addresses: string[], connected: boolean, clock_skew_seconds: number | null }> {
+export function peersOf (daemon: ControlTarget): Array<{ public_key: string, name: string | null, address: string | null, addresses: string[], connected: boolean, clock_skew_seconds: number | null, bad_windows: number, trusted: boolean }> {
   const node = daemon.node
   if (node === null) return []
   const hostPort = (a: PeerAddress): string => `${a.host}:${a.port}`
@@ -59,6 +60,8 @@ export function peersOf (daemon: ControlTarget): Array<{ public_key: string, nam
   const self = toHex(daemon.identity.publicKey)
   const names = new Map(node.members().filter(m => m.publicKey !== self).map(m => [m.publicKey, m.name]))
   const skews = daemon.recentClockSkews()
+  const badWindows = node.badWindows()
+  const suspects = node.suspects()
   const unnamed = [...new Set([...known.keys(), ...skews.keys()])].filter(peer => !names.has(peer))
   return [...names.keys(), ...unnamed].map(peer => {
     const k = known.get(peer)
@@ -69,7 +72,10 @@ export function peersOf (daemon: ControlTarget): Array<{ public_key: string, nam
       address: k === undefined ? null : hostPort(k.address),
       addresses: k?.addresses.map(hostPort) ?? [],
       connected: connected.has(peer),
-      clock_skew_seconds: skewMs === null ? null : Math.round(skewMs / 1000)
+      clock_skew_seconds: skewMs === null ? null : Math.round(skewMs / 1000),
+      // Windows it supplied that failed their hash; not trusted: not asked for anything now.
+      bad_windows: badWindows.get(peer) ?? 0,
+      trusted: (suspects.get(peer) ?? 0) < 2
     }
   })
 }

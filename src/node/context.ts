@@ -29,6 +29,8 @@ export interface PeerCounters {
   slicesAccepted: number
   slicesRejected: number
   requestsAnswered: number
+  /** Windows (or window-hash lists) it supplied that failed their hash. */
+  badWindows: number
   lastSeenMs: number
 }
 
@@ -51,13 +53,17 @@ export interface NodeStats {
   localRecordsDamaged: number
   /** Slices that arrived while their file could not be written (a full disk). */
   slicesDroppedStalled: number
+  /** Windows whose records did not match their hash (dropped whole and fetched again). */
+  windowsFailed: number
+  /** Window hashes from a peer nobody asked for them. */
+  windowHashesUnsolicited: number
 }
 
 export function emptyStats (): NodeStats {
   return {
     malformedEvents: 0, slicesAccepted: 0, slicesDuplicate: 0, slicesRejected: 0, slicesUnsolicited: 0, slicesSent: 0,
     requestsSent: 0, requestsAnswered: 0, requestsTimedOut: 0, repliesReceived: 0,
-    eventsAccepted: 0, eventsRejected: 0, syncRequestsSent: 0, syncEventsSent: 0, localRecordsDamaged: 0, slicesDroppedStalled: 0
+    eventsAccepted: 0, eventsRejected: 0, syncRequestsSent: 0, syncEventsSent: 0, localRecordsDamaged: 0, slicesDroppedStalled: 0, windowsFailed: 0, windowHashesUnsolicited: 0
   }
 }
 
@@ -95,13 +101,15 @@ export class Signer {
   }
 }
 
+export interface PeerDelta { accepted: number, rejected: number, answered: number, badWindows: number }
+
 /** Per peer, what changed since the store last heard: written with each flush. */
 export class PeerLedger {
-  readonly deltas = new Map<string, { accepted: number, rejected: number, answered: number }>()
+  readonly deltas = new Map<string, PeerDelta>()
 
-  of (peer: string): { accepted: number, rejected: number, answered: number } {
+  of (peer: string): PeerDelta {
     let delta = this.deltas.get(peer)
-    if (delta === undefined) { delta = { accepted: 0, rejected: 0, answered: 0 }; this.deltas.set(peer, delta) }
+    if (delta === undefined) { delta = { accepted: 0, rejected: 0, answered: 0, badWindows: 0 }; this.deltas.set(peer, delta) }
     return delta
   }
 }

@@ -4,6 +4,7 @@ import { percentOf } from './progress.js'
 import { openSliceRecord } from '../files/verify.js'
 import { Requester } from '../sync/requester.js'
 import { SpeedMeter } from '../sync/speed.js'
+import { WindowHashLists } from './window-hash-lists.js'
 import { AEAD_NONCE_BYTES } from '../crypto/index.js'
 import { bytesEqual, toHex } from '../bytes.js'
 import {
@@ -40,6 +41,11 @@ export class Downloads {
   private readonly plaintextScratch = new Uint8Array(SLICE_PLAINTEXT_BYTES)
   private readonly nonceScratch = new Uint8Array(AEAD_NONCE_BYTES)
   private lastSliceFile = { id: new Uint8Array(0), key: '' }
+  private readonly hashLists: WindowHashLists
+  /** Per file: peers not asked for it again (a window only they supplied failed, or their hash list did). */
+  private readonly excluded = new Map<string, Set<string>>()
+  /** Per peer: the files it supplied bad windows of. With two or more it is not asked at all. */
+  private readonly badFiles = new Map<string, Set<string>>()
 
   /**
    * `onAccepted`: an authenticated slice was taken, its plaintext in the buffer given (for
@@ -47,8 +53,10 @@ export class Downloads {
    */
   constructor (private readonly ctx: NodeContext, options: Partial<RequesterOptions> | undefined,
     private readonly onAccepted: (key: string, sliceNo: number, plaintext: Uint8Array) => void,
-    private readonly onLastSlice: () => void) {
+    private readonly onLastSlice: () => void,
+    private readonly onWindowFailed: (key: string, first: number, count: number) => void) {
     this.requester = new Requester(options)
+    this.hashLists = new WindowHashLists(ctx, (peer, key) => this.charge(peer, key, true))
   }
 
   request (fileId: string, options: RequestOptions = {}): void {
@@ -98,6 +106,57 @@ export class Downloads {
   forget (key: string): void {
     this.requester.dropFile(key)
     this.meters.delete(key)
+    this.hashLists.forget(key)
+  }
+
+  onWindowHashes (peer: string, bytes: Uint8Array): void {
+    this.hashLists.onWindowHashes(peer, bytes)
+  }
+
+  /**
+   * Charges the suppliers of windows that failed their hash at the last flush: each gets a
+   * bad window; a window only one peer supplied pins that peer as the liar, and it is not
+   * asked for that file again (a repeat fetch goes to one peer, so a repeat failure pins it).
+   */
+  chargeFailedWindows (): void {
+    for (const local of this.ctx.files.locals.values()) {
+      for (const failed of local.takeFailedWindows()) {
+        this.ctx.counters.windowsFailed++
+        for (const peer of failed.suppliers) this.charge(peer, local.key, failed.suppliers.size === 1)
+        this.onWindowFailed(local.key, failed.first, failed.count)
+        this.requester.rewind(local.key)
+      }
+    }
+  }
+
+  /** Peers that supplied bad windows, with the files they were of. */
+  suspects (): Map<string, ReadonlySet<string>> {
+    return this.badFiles
+  }
+
+  /** Forgives a peer: it is asked again (it was excluded for supplying bad windows). */
+  trust (peer: string): void {
+    this.badFiles.delete(peer)
+    for (const excluded of this.excluded.values()) excluded.delete(peer)
+  }
+
+  private charge (peer: string, key: string, pinned: boolean): void {
+    this.ctx.ledger.of(peer).badWindows++
+    let files = this.badFiles.get(peer)
+    if (files === undefined) this.badFiles.set(peer, files = new Set())
+    files.add(key)
+    if (!pinned) return
+    let excluded = this.excluded.get(key)
+    if (excluded === undefined) this.excluded.set(key, excluded = new Set())
+    excluded.add(peer)
+    this.requester.dropFile(key, peer)
+    const local = this.ctx.files.locals.get(key)
+    for (const { first, count } of local?.dropUnverifiedFrom(peer) ?? []) this.onWindowFailed(key, first, count)
+  }
+
+  /** A peer with bad windows in several files is asked for nothing. */
+  private trusted (peer: string): boolean {
+    return (this.badFiles.get(peer)?.size ?? 0) < 2
   }
 
   onSlice (peer: string, bytes: Uint8Array): void {
@@ -113,7 +172,11 @@ export class Downloads {
     const { descriptor } = local
     const now = ctx.now()
     const range = slice.sliceNo < descriptor.slices ? local.layout.rangeOf(slice.sliceNo) : -1
-    if (range >= 0) this.requester.onSlice(peer, key, range, now)
+    // Only slices asked of this peer are taken: nobody can push slices into a download.
+    if (range >= 0 && !this.requester.onSlice(peer, key, range, now)) {
+      ctx.counters.slicesUnsolicited++
+      return
+    }
     if (range < 0 || !bytesEqual(slice.nonce, sliceNonce(descriptor.noncePrefix, slice.sliceNo, this.nonceScratch)) ||
         !openSliceRecord(slice.record, slice.sliceNo, descriptor, this.plaintextScratch, this.nonceScratch)) {
       ctx.counters.slicesRejected++
@@ -124,7 +187,7 @@ export class Downloads {
       ctx.counters.slicesDroppedStalled++
       return
     }
-    if (!local.accept(slice.sliceNo, slice.record)) {
+    if (!local.accept(slice.sliceNo, slice.record, peer)) {
       ctx.counters.slicesDuplicate++
       return
     }
@@ -224,9 +287,11 @@ export class Downloads {
   /** New requests for the wanted files, highest priority first, as far as the peers' windows allow. */
   sendRequests (): void {
     const { ctx } = this
-    const peers = ctx.peers()
+    const peers = ctx.peers().filter(peer => this.trusted(peer))
     if (peers.length === 0) return
     const files: RequestableFile[] = []
+    // A file's window hashes come first: none of its slices is asked for before them.
+    const needHashes: LocalFile[] = []
     // `wanted` is kept in priority order (see FileTable). A paused file is not fetched,
     // except the ranges a reader waits for.
     for (const row of ctx.files.wanted.values()) {
@@ -234,8 +299,11 @@ export class Downloads {
       if (local?.status !== 'partial' || row.state === 'expired' || local.writeError !== null) continue
       const urgentRanges = local.urgent.size > 0 ? [...local.urgent] : undefined
       const background = row.state === 'wanted'
-      if (background || urgentRanges !== undefined) files.push({ key: local.key, layout: local.layout, missing: r => local.missing(r), urgentRanges, background })
+      if (!background && urgentRanges === undefined) continue
+      if (local.windows === null) { needHashes.push(local); continue }
+      files.push({ key: local.key, layout: local.layout, missing: r => local.missing(r), urgentRanges, background, excludedPeers: this.excluded.get(local.key) })
     }
+    if (needHashes.length > 0) this.hashLists.tick(needHashes, peers, key => this.excluded.get(key))
     for (const planned of this.requester.plan(files, peers, ctx.now())) {
       const local = ctx.files.locals.get(planned.fileKey)!
       const payload = encodeSyncFileRequestPayload({

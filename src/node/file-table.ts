@@ -1,11 +1,13 @@
 import fs from 'node:fs'
 import { LocalFile, sliceFilePath } from './local-file.js'
 import { QuietError } from './errors.js'
-import { applyWant, openWantEvent } from './projections.js'
+import { applyWant, openWantEvent, replayLog } from './projections.js'
 import { id as idOf } from '../crypto/index.js'
 import { fromHex, toHex } from '../bytes.js'
 import { EventType, encodeWantPayload } from '../wire/index.js'
-import type { Signer } from './context.js'
+import { isDiskFull } from './disk-errors.js'
+import type { PeerLedger, Signer } from './context.js'
+import type { Durability } from './local-file.js'
 import type { Store, DescriptorRow, WantedRow } from '../store/store.js'
 import type { WantActionName } from '../wire/want-control.js'
 
@@ -83,6 +85,30 @@ export class FileTable {
     this.store.deleteLocal(descriptor.fileId)
   }
 
+  /**
+   * Writes what arrived and records it in one transaction: each file's slices (made durable
+   * first, as `durability` says), the peers' counters and the event count. `onWhole`: a file
+   * just became complete or failed. A full disk stalls the partial files instead of failing.
+   */
+  flush (durability: Durability, ledger: PeerLedger, onWhole: (key: string) => void): void {
+    let dirty = ledger.deltas.size > 0 || this.signer.unsaved
+    for (const local of this.locals.values()) dirty ||= local.needsFlush
+    if (!dirty) return
+    try {
+      this.store.transaction(() => {
+        for (const local of this.locals.values()) if (local.flush(this.store, durability)) onWhole(local.key)
+        for (const [peer, delta] of ledger.deltas) this.store.bumpPeer(fromHex(peer), delta, this.clock())
+        ledger.deltas.clear()
+        this.signer.save()
+      })
+    } catch (err) {
+      if (!isDiskFull(err)) throw err
+      // The database's disk is full: what arrived cannot be recorded, so downloads stall
+      // (and are tried again) as they do when their slice files cannot be written.
+      for (const local of this.locals.values()) if (local.status === 'partial') local.writeError ??= 'no space left on device'
+    }
+  }
+
   /** Logs a user decision, applies it to the wanted table and the in-memory mirror. */
   logWant (fileId: Uint8Array, action: WantActionName, priority: number, ttlMs: number): void {
     const bytes = this.signer.sign(EventType.wantControl, encodeWantPayload({ fileId, action, priority }), this.signer.header(EventType.wantControl, ttlMs))
@@ -100,6 +126,25 @@ export class FileTable {
 
   loadWanted (): void {
     this.wantedRows = new Map(this.store.listWanted().map(row => [toHex(row.fileId), row]))
+  }
+
+  /**
+   * Drops every projection and rebuilds it from the event log and the slice files: each
+   * stored record is authenticated again, whole files are verified again.
+   */
+  rebuild (networkKey: Uint8Array): void {
+    this.closeAll()
+    this.store.transaction(() => {
+      this.store.clearProjections()
+      replayLog(this.store, networkKey)
+      for (const descriptor of this.store.listDescriptors()) {
+        if (!fs.existsSync(sliceFilePath(this.dataDir, descriptor.fileId))) continue
+        const local = LocalFile.scan(this.dataDir, descriptor, this.store.getWindowHashes(descriptor.fileId))
+        local.persist(this.store)
+        this.locals.set(local.key, local)
+      }
+    })
+    this.loadWanted()
   }
 
   closeAll (): void {

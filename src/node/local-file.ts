@@ -2,6 +2,10 @@ import path from 'node:path'
 import { SliceFile } from '../store/slice-file.js'
 import { FileLayout, sliceBytes } from '../files/windows.js'
 import { CiphertextVerifier, openSliceRecord } from '../files/verify.js'
+import { VerifiedWindows } from './verified-windows.js'
+import { PendingRecords } from './pending-records.js'
+import { describeWriteError } from './disk-errors.js'
+import type { FailedWindow } from './verified-windows.js'
 import { RECORDS_PER_BATCH } from '../files/encrypt.js'
 import { AEAD_NONCE_BYTES } from '../crypto/aead.js'
 import { Bitset } from '../sync/bitset.js'
@@ -19,20 +23,8 @@ export type Durability = 'now' | 'background' | 'none'
 /** Records hashed per flush at most: about 4 MB, a few tens of milliseconds. */
 export const HASH_RECORDS_PER_FLUSH = 8192
 
-/** Whether an error means the disk is full (from the file system or from SQLite). */
-export function isDiskFull (err: unknown): boolean {
-  const code = (err as { code?: unknown }).code
-  return code === 'ENOSPC' || code === 'SQLITE_FULL' || code === 'EDQUOT'
-}
-
-/** A write error as a user reads it: `no space left on device` rather than an errno dump. */
-export function describeWriteError (err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code
-  if (code === 'ENOSPC') return 'no space left on device'
-  if (code === 'EDQUOT') return 'disk quota exceeded'
-  if (code === 'EROFS') return 'the data directory is on a read-only file system'
-  return `cannot write slices: ${(err as Error).message}`
-}
+/** Nothing servable: a partial file whose window hashes are not known yet. */
+const NOTHING = new Bitset(0)
 
 export function sliceFilePath (dataDir: string, fileId: Uint8Array): string {
   return path.join(dataDir, 'slices', `${toHex(fileId)}.slc`)
@@ -40,8 +32,10 @@ export function sliceFilePath (dataDir: string, fileId: Uint8Array): string {
 
 /**
  * What this node holds of one file: the slice file, the have-bitmap (in memory, mirrored
- * in SQLite after every durable write), and the running whole-file hash over the
- * contiguous prefix of slices, so completion needs no second pass.
+ * in SQLite after every durable write), and which windows passed their hash (`windows`,
+ * once the file's window hashes are known): only their slices are served and read. A file
+ * is complete when every window verified. Without window hashes (a store being rebuilt)
+ * a whole file is checked by a running hash over its records instead.
  */
 export class LocalFile {
   readonly key: string
@@ -59,9 +53,8 @@ export class LocalFile {
    * more is taken: the slices that were not written are simply not held.
    */
   writeError: string | null = null
-  /** Accepted records not yet written: `pendingSlices[k]` is in `pendingRecords` at record k. */
-  private pendingSlices: number[] = []
-  private pendingRecords: Uint8Array | null = null
+  /** Accepted records not yet written. */
+  private readonly pending = new PendingRecords()
   private readonly dirtyRanges = new Set<number>()
   /** Ranges whose bitmaps wait for a background fdatasync to return before being recorded. */
   private readonly syncingRanges = new Set<number>()
@@ -71,8 +64,12 @@ export class LocalFile {
   private closed = false
   /** The status the store holds for this file, as far as this object knows. */
   private recordedStatus: LocalStatus | null = null
-  private verifier = new CiphertextVerifier()
+  private verifier: CiphertextVerifier
   private hashedUpTo = 0
+  /** The windows that passed their hash; null until the file's window hashes are known. */
+  windows: VerifiedWindows | null = null
+  /** Windows that failed their hash since the last `takeFailedWindows`. */
+  private failedWindows: FailedWindow[] = []
   private readonly scratch = new Uint8Array(RECORDS_PER_BATCH * SLICE_RECORD_BYTES)
   private readonly nonce = new Uint8Array(AEAD_NONCE_BYTES)
 
@@ -81,9 +78,13 @@ export class LocalFile {
     this.layout = new FileLayout(descriptor.slices)
     this.have = new Bitset(descriptor.slices)
     this.rangeHave = new Uint16Array(this.layout.rangeCount)
+    this.verifier = new CiphertextVerifier(descriptor.slices, descriptor.size)
   }
 
-  /** Opens the slice file (creating it) and loads the durable have-bitmap from the store. */
+  /**
+   * Opens the slice file (creating it) and loads the durable have-bitmap and the window
+   * hashes from the store. Held windows of a partial file are hashed again before they count.
+   */
   static open (dataDir: string, descriptor: DescriptorRow, store: Store): LocalFile {
     const file = new LocalFile(descriptor, SliceFile.open(sliceFilePath(dataDir, descriptor.fileId), descriptor.slices))
     for (const { rangeNo, bits } of store.haveRanges(descriptor.fileId)) {
@@ -92,16 +93,53 @@ export class LocalFile {
     }
     const row = store.getLocal(descriptor.fileId)
     if (row !== null) { file.status = row.status; file.reason = row.reason; file.recordedStatus = row.status }
-    // Nothing left to fetch (an empty file, or a crash after the last write): decide now.
-    if (file.haveSlices === descriptor.slices) file.advanceVerifier()
+    const hashes = store.getWindowHashes(descriptor.fileId)
+    if (hashes !== null) file.setWindowHashes(hashes)
+    else if (file.haveSlices === descriptor.slices) file.advanceVerifier()
     return file
   }
 
+  /** The file's window hashes, checked against its root: from now on windows are verified as they fill. */
+  setWindowHashes (hashes: Uint8Array): void {
+    if (this.windows !== null) return
+    const windows = new VerifiedWindows(this.layout, hashes)
+    if (this.status === 'complete') windows.trustAll()
+    else for (let i = 0; i < this.descriptor.slices; i++) if (this.have.has(i)) windows.onHeld(i)
+    this.windows = windows
+  }
+
   /**
-   * Rebuilds what is held from the slice file alone: every record is authenticated, and a
-   * full file is checked against its id and root hash. Used by reprojection.
+   * Slices that may be served and read: those of verified windows (all of a complete file;
+   * none of a partial one whose window hashes are not known yet).
    */
-  static scan (dataDir: string, descriptor: DescriptorRow): LocalFile {
+  get servable (): Bitset {
+    return this.windows?.servable ?? (this.status === 'complete' ? this.have : NOTHING)
+  }
+
+  /**
+   * Forgets the slices of unverified windows `peer` supplied (it lied about this file): they
+   * are fetched again from others. Returns those windows.
+   */
+  dropUnverifiedFrom (peer: string): Array<{ first: number, count: number }> {
+    const windows = this.windows?.unverifiedFrom(peer) ?? []
+    this.writePending()
+    for (const { first, count } of windows) for (let i = first; i < first + count; i++) this.forget(i)
+    return windows
+  }
+
+  /** Windows that failed their hash since the last call (their slices are forgotten already). */
+  takeFailedWindows (): FailedWindow[] {
+    const failed = this.failedWindows
+    this.failedWindows = []
+    return failed
+  }
+
+  /**
+   * Rebuilds what is held from the slice file alone: every record is authenticated, and
+   * every whole window hashed against `windowHashes` (without them, a full file against its
+   * root hash). Used by reprojection.
+   */
+  static scan (dataDir: string, descriptor: DescriptorRow, windowHashes: Uint8Array | null): LocalFile {
     const file = new LocalFile(descriptor, SliceFile.open(sliceFilePath(dataDir, descriptor.fileId), descriptor.slices))
     const plain = new Uint8Array(SLICE_PLAINTEXT_BYTES)
     for (let first = 0; first < descriptor.slices; first += RECORDS_PER_BATCH) {
@@ -113,16 +151,22 @@ export class LocalFile {
       }
     }
     for (let r = 0; r < file.layout.rangeCount; r++) if (file.rangeHave[r]! > 0) file.dirtyRanges.add(r)
-    file.advanceVerifier()
+    if (windowHashes !== null) {
+      file.setWindowHashes(windowHashes)
+      file.checkWindows(file.windows!, Infinity)
+    } else {
+      file.advanceVerifier()
+    }
     return file
   }
 
   /** A file this node encrypted itself: every slice is in place and the hashes are its own. */
-  static adoptComplete (dataDir: string, descriptor: DescriptorRow): LocalFile {
+  static adoptComplete (dataDir: string, descriptor: DescriptorRow, windowHashes: Uint8Array): LocalFile {
     const file = new LocalFile(descriptor, SliceFile.open(sliceFilePath(dataDir, descriptor.fileId), descriptor.slices))
     for (let i = 0; i < descriptor.slices; i++) file.markSlice(i)
     file.hashedUpTo = descriptor.slices
     file.status = 'complete'
+    file.setWindowHashes(windowHashes)
     return file
   }
 
@@ -134,21 +178,22 @@ export class LocalFile {
     return this.layout.rangeLength(range) - this.rangeHave[range]!
   }
 
-  /** Takes an authenticated record (copied) for writing; false if the slice is already held or writes are failing. */
-  accept (sliceNo: number, record: Uint8Array): boolean {
+  /**
+   * Takes an authenticated record (copied) for writing, from `supplier`; false if the slice
+   * is already held or writes are failing. It counts once its window verified.
+   */
+  accept (sliceNo: number, record: Uint8Array, supplier?: string): boolean {
     if (this.have.has(sliceNo) || this.writeError !== null) return false
     this.markSlice(sliceNo)
-    this.pendingRecords ??= new Uint8Array(RECORDS_PER_BATCH * SLICE_RECORD_BYTES)
-    this.pendingRecords.set(record, this.pendingSlices.length * SLICE_RECORD_BYTES)
-    this.pendingSlices.push(sliceNo)
-    if (this.pendingSlices.length === RECORDS_PER_BATCH) this.writePending()
+    this.windows?.onHeld(sliceNo, supplier)
+    if (this.pending.add(sliceNo, record)) this.writePending()
     return true
   }
 
   /** Something for `flush` to do: records to write, ranges or a new status to record, or hashing to catch up. */
   get needsFlush (): boolean {
-    return this.pendingSlices.length > 0 || this.dirtyRanges.size > 0 || this.syncingRanges.size > 0 ||
-      this.status !== this.recordedStatus || this.hashBehind
+    return this.pending.size > 0 || this.dirtyRanges.size > 0 || this.syncingRanges.size > 0 ||
+      this.status !== this.recordedStatus || this.hashBehind || this.windows?.pending === true
   }
 
   /**
@@ -157,37 +202,10 @@ export class LocalFile {
    * those after it are forgotten, and `writeError` says why until `retryWrites`.
    */
   writePending (): void {
-    const slices = this.pendingSlices
-    const records = this.pendingRecords
-    if (slices.length === 0 || records === null) return
-    this.pendingSlices = []
-    const order = slices.map((_, k) => k)
-    order.sort((a, b) => slices[a]! - slices[b]!)
-    let i = 0
-    while (i < order.length) {
-      let j = i + 1
-      let inPlace = order[i] === i
-      while (j < order.length && slices[order[j]!] === slices[order[j - 1]!]! + 1) {
-        inPlace &&= order[j] === order[j - 1]! + 1
-        j++
-      }
-      let run: Uint8Array
-      if (inPlace) {
-        // Arrived in order (the usual case): write straight from the pending buffer.
-        run = records.subarray(order[i]! * SLICE_RECORD_BYTES, (order[i]! + j - i) * SLICE_RECORD_BYTES)
-      } else {
-        for (let k = i; k < j; k++) this.scratch.set(records.subarray(order[k]! * SLICE_RECORD_BYTES, (order[k]! + 1) * SLICE_RECORD_BYTES), (k - i) * SLICE_RECORD_BYTES)
-        run = this.scratch.subarray(0, (j - i) * SLICE_RECORD_BYTES)
-      }
-      try {
-        this.sliceFile.write(slices[order[i]!]!, run)
-      } catch (err) {
-        this.writeError = describeWriteError(err)
-        for (let k = i; k < order.length; k++) this.forget(slices[order[k]!]!)
-        return
-      }
-      i = j
-    }
+    this.pending.drain((first, records) => this.sliceFile.write(first, records), (lost, err) => {
+      this.writeError = describeWriteError(err)
+      for (const sliceNo of lost) this.forget(sliceNo)
+    })
   }
 
   /** Lets writes be tried again (space may have been freed): the missing slices are fetched again. */
@@ -204,7 +222,8 @@ export class LocalFile {
     if (!this.needsFlush) return false
     this.writePending()
     const wasPartial = this.status === 'partial'
-    this.advanceVerifier(HASH_RECORDS_PER_FLUSH)
+    if (this.windows !== null) this.checkWindows(this.windows, HASH_RECORDS_PER_FLUSH)
+    else this.advanceVerifier(HASH_RECORDS_PER_FLUSH)
     if (durability === 'background') this.persistAfterSync(store)
     else {
       if (durability === 'now') this.sliceFile.sync()
@@ -244,7 +263,21 @@ export class LocalFile {
 
   /** Held slices wait to be hashed (after a restart the running hash starts again from 0). */
   private get hashBehind (): boolean {
-    return this.status === 'partial' && this.hashedUpTo < this.descriptor.slices && this.have.has(this.hashedUpTo)
+    return this.windows === null && this.status === 'partial' && this.hashedUpTo < this.descriptor.slices && this.have.has(this.hashedUpTo)
+  }
+
+  /**
+   * Hashes windows whose slices are all written: verified ones count; a failed one is
+   * forgotten whole (fetched again) and kept for `takeFailedWindows`. The last window
+   * verified makes the file complete (its window hashes already matched the root).
+   */
+  private checkWindows (windows: VerifiedWindows, budget: number): void {
+    const failed = windows.check((first, count) => this.sliceFile.read(first, count, this.scratch), budget)
+    for (const window of failed) {
+      for (let i = window.first; i < window.first + window.count; i++) this.forget(i)
+      this.failedWindows.push(window)
+    }
+    if (windows.complete && this.status === 'partial') this.status = 'complete'
   }
 
   /**
@@ -301,17 +334,16 @@ export class LocalFile {
     return -1
   }
 
-  /** Forgets a slice whose stored record no longer authenticates (disk damage). */
+  /** Forgets a held slice (disk damage, a failed write, a window that failed its hash): it is fetched again. */
   forget (sliceNo: number): void {
-    // The record on disk no longer authenticates: it is not held any more and will be fetched again.
-    if (!this.have.has(sliceNo)) return
-    this.have.bytes[sliceNo >> 3]! &= ~(0x80 >> (sliceNo & 7))
+    if (!this.have.remove(sliceNo)) return
+    this.windows?.onForgotten(sliceNo)
     const r = this.layout.rangeOf(sliceNo)
     this.rangeHave[r]!--
     this.haveSlices--
     this.haveBytes -= sliceBytes(sliceNo, this.descriptor.size)
     this.dirtyRanges.add(r)
-    if (sliceNo < this.hashedUpTo) { this.verifier = new CiphertextVerifier(); this.hashedUpTo = 0 }
+    if (sliceNo < this.hashedUpTo) { this.verifier = new CiphertextVerifier(this.descriptor.slices, this.descriptor.size); this.hashedUpTo = 0 }
     this.status = 'partial'
   }
 
@@ -360,7 +392,7 @@ export class LocalFile {
       this.hashedUpTo += run
     }
     if (this.hashedUpTo < total) return
-    const check = this.verifier.check(this.descriptor.fileId, this.descriptor.rootHash)
+    const check = this.verifier.check(this.descriptor.rootHash)
     this.status = check.ok ? 'complete' : 'failed'
     this.reason = check.ok ? null : check.reason
   }

@@ -1,10 +1,9 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { Store } from '../store/store.js'
-import { LocalFile, isDiskFull, sliceFilePath } from './local-file.js'
 import { QuietError } from './errors.js'
-import { replayLog } from './projections.js'
 import { FileTable } from './file-table.js'
+import { dropFilesBeforeHashingV2 } from './legacy-files.js'
 import { PeerLedger, Signer, emptyStats } from './context.js'
 import { Shares } from './shares.js'
 import { OrdinarySync } from './ordinary-sync.js'
@@ -58,11 +57,14 @@ export class Node {
   private nowMs: number
   private closed = false
   private lastFlushMs = -Infinity
+  /** Names of files shared before file hashing v2, dropped when this store was first opened under it. */
+  readonly droppedLegacyFiles: string[]
 
   private constructor (private readonly options: NodeOptions) {
     if (options.networkKey.length !== AEAD_KEY_BYTES) throw new QuietError('invalid_argument', 'network key must be 32 bytes')
     fs.mkdirSync(options.dataDir, { recursive: true })
     this.store = Store.open(path.join(options.dataDir, DB_FILE))
+    this.droppedLegacyFiles = dropFilesBeforeHashingV2(this.store, options.dataDir, options.networkKey)
     this.publicKey = toHex(options.identity.publicKey)
     this.transport = options.transport ?? null
     this.nowMs = options.startMs ?? 0
@@ -86,7 +88,9 @@ export class Node {
     this.downloading = new Downloads(this.ctx, options.requester,
       (key, sliceNo, plaintext) => this.saves.add(key, sliceNo, plaintext),
       // The last missing slice: flush at the next tick, so the verdict does not wait out the interval.
-      () => { this.lastFlushMs = -Infinity })
+      () => { this.lastFlushMs = -Infinity },
+      // Forged bytes a save already wrote are written again when the window comes back.
+      (key, first, count) => this.saves.forgetSlices(key, first, count))
     this.shares = new Shares(this.ctx)
     this.ordinarySync = new OrdinarySync(this.ctx)
     this.serving = new Serving(this.ctx, local => this.downloading.requester.rewind(local.key))
@@ -114,7 +118,7 @@ export class Node {
   }
 
   /** Same as `share`, from any byte stream (an upload, a pipe). Memory stays constant. */
-  async shareStream (source: AsyncIterable<Uint8Array>, options: { name: string, mediaType?: string, message?: string }): Promise<SharedFile> {
+  async shareStream (source: AsyncIterable<Uint8Array>, options: { name: string, mediaType?: string, message?: string, size?: number }): Promise<SharedFile> {
     this.ensureOpen()
     return await this.shares.shareStream(source, options)
   }
@@ -210,6 +214,8 @@ export class Node {
         case EventType.syncFile: this.serving.onRequest(peer, event); break
         case EventType.syncFileReply: this.downloading.onReply(peer, event); break
         case EventType.sync: this.ordinarySync.onSync(peer, event); break
+        case EventType.windowHashesRequest: this.serving.onWindowHashesRequest(peer, event); break
+        case EventType.windowHashes: this.downloading.onWindowHashes(peer, event); break
         default:
           if (!SHAREABLE_TYPES.has(type)) throw new WireError('type', `unexpected event type ${type}`)
           if (this.shares.ingest(event)) {
@@ -233,6 +239,7 @@ export class Node {
       this.lastFlushMs = this.nowMs
       const background = this.options.backgroundSync === true
       this.flush(background)
+      this.downloading.chargeFailedWindows()
       if (background) this.saves.syncInBackground()
     }
     this.downloading.tick()
@@ -244,26 +251,8 @@ export class Node {
 
   /** Writes what arrived and records it; `background`: the fdatasync runs on the thread pool. */
   private flush (background = false): void {
-    const { ledger, signer } = this.ctx
-    let dirty = ledger.deltas.size > 0 || signer.unsaved
-    for (const local of this.table.locals.values()) dirty ||= local.needsFlush
-    if (!dirty) return
-    try {
-      this.store.transaction(() => {
-        for (const local of this.table.locals.values()) {
-          // A file that just became whole (complete or failed) is fetched no more either way.
-          if (local.flush(this.store, this.durability(background))) this.downloading.requester.dropFile(local.key)
-        }
-        for (const [peer, delta] of ledger.deltas) this.store.bumpPeer(fromHex(peer), delta, this.nowMs)
-        ledger.deltas.clear()
-        signer.save()
-      })
-    } catch (err) {
-      if (!isDiskFull(err)) throw err
-      // The database's disk is full: what arrived cannot be recorded, so downloads stall
-      // (and are tried again) as they do when their slice files cannot be written.
-      for (const local of this.table.locals.values()) if (local.status === 'partial') local.writeError ??= 'no space left on device'
-    }
+    // A file that just became whole is fetched no more either way.
+    this.table.flush(this.durability(background), this.ctx.ledger, key => this.downloading.requester.dropFile(key))
   }
 
   private durability (background: boolean): Durability {
@@ -279,24 +268,30 @@ export class Node {
    */
   reproject (): void {
     this.flush()
-    this.table.closeAll()
-    this.store.transaction(() => {
-      this.store.clearProjections()
-      replayLog(this.store, this.options.networkKey)
-      for (const descriptor of this.store.listDescriptors()) {
-        if (!fs.existsSync(sliceFilePath(this.options.dataDir, descriptor.fileId))) continue
-        const local = LocalFile.scan(this.options.dataDir, descriptor)
-        local.persist(this.store)
-        this.table.locals.set(local.key, local)
-      }
-    })
-    this.table.loadWanted()
+    this.table.rebuild(this.options.networkKey)
   }
 
   /** Projection tables as JSON-able rows, for comparing states. */
   dumpProjections (): Record<string, unknown[]> {
     this.flush()
     return this.store.dumpProjections()
+  }
+
+  /** Peers that supplied windows that failed their hash (since this node started): their public keys, with how many files. */
+  suspects (): Map<string, number> {
+    return new Map([...this.downloading.suspects()].map(([peer, files]) => [peer, files.size]))
+  }
+
+  /** Bad windows per peer, all time (recorded and not yet recorded): hex key → count. */
+  badWindows (): Map<string, number> {
+    const counts = this.store.badWindowPeers()
+    for (const [peer, delta] of this.ctx.ledger.deltas) if (delta.badWindows > 0) counts.set(peer, (counts.get(peer) ?? 0) + delta.badWindows)
+    return counts
+  }
+
+  /** Asks a peer again that was excluded for supplying bad windows. */
+  trust (peer: string): void {
+    this.downloading.trust(peer)
   }
 
   stats (): Readonly<NodeStats> {
@@ -306,7 +301,7 @@ export class Node {
   peerCounters (peer: string): PeerCounters | null {
     this.flush()
     const row = this.store.getPeer(fromHex(peer, 32))
-    return row === null ? null : { slicesAccepted: row.slicesAccepted, slicesRejected: row.slicesRejected, requestsAnswered: row.requestsAnswered, lastSeenMs: row.lastSeenMs }
+    return row === null ? null : { slicesAccepted: row.slicesAccepted, slicesRejected: row.slicesRejected, requestsAnswered: row.requestsAnswered, badWindows: row.badWindows, lastSeenMs: row.lastSeenMs }
   }
 
   close (): void {

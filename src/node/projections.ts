@@ -8,6 +8,8 @@ import { hash32 } from '../crypto/hash.js'
 import type { Address, Message } from '../wire/network-events.js'
 import { WireError } from '../wire/errors.js'
 import { FileLayout, sliceCount } from '../files/windows.js'
+import { fileIdOf } from '../files/hashing.js'
+import { bytesEqual } from '../bytes.js'
 import { MAX_SLICE_NO } from '../wire/slice.js'
 import { id } from '../crypto/hash.js'
 import type { Descriptor } from '../wire/descriptor.js'
@@ -26,11 +28,17 @@ export interface OpenedDescriptor {
   descriptor: Descriptor
 }
 
-/** Verifies, decrypts and checks a descriptor event; throws WireError on any failure. */
+/**
+ * Verifies, decrypts and checks a descriptor event; throws WireError on any failure. The
+ * file id must be the one its fields and its signer make (`fileIdOf`): so no second valid
+ * descriptor can exist for an id, whoever sends it first.
+ */
 export function openDescriptorEvent (bytes: Uint8Array, networkKey: Uint8Array): OpenedDescriptor {
   const event = openSignedEvent(bytes, EventType.attachmentDescriptor)
   const descriptor = decodeDescriptorPlaintext(openContentPayload(bytes, event.payload, networkKey))
   if (sliceCount(descriptor.size) > MAX_SLICE_NO + 1) throw new WireError('field', 'file too large for 32-bit slice numbers')
+  const committed = fileIdOf({ ...descriptor, sharerPk: event.header.signerPk })
+  if (!bytesEqual(committed, descriptor.fileId)) throw new WireError('field', 'the file id does not match the descriptor and its signer')
   return { event, eventId: id(bytes), descriptor }
 }
 
@@ -53,7 +61,7 @@ export function descriptorRow (opened: OpenedDescriptor): DescriptorRow {
   }
 }
 
-/** The first descriptor seen for a file id wins; later ones for the same id change nothing. */
+/** A descriptor's fields are fixed by its file id: the same one again changes nothing. */
 export function applyDescriptor (store: Store, opened: OpenedDescriptor): boolean {
   if (store.getDescriptor(opened.descriptor.fileId) !== null) return false
   store.putDescriptor(descriptorRow(opened))

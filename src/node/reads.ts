@@ -6,7 +6,7 @@ import { SLICE_PLAINTEXT_BYTES } from '../wire/index.js'
 import type { NodeContext } from './context.js'
 import type { LocalFile } from './local-file.js'
 
-/** A byte range being read (inclusive), and whether the whole file passed verification yet. */
+/** A byte range being read (inclusive); `verified`: every byte of it passed a hash check (always, since verified windows). */
 export interface OpenRead {
   stream: Readable
   start: number
@@ -70,7 +70,8 @@ export class Reads {
     }
     return {
       stream: Readable.from(this.readPlainRange(local!, start, end)),
-      start, end, size, verified: local!.status === 'complete', name: descriptor.name, mediaType: descriptor.mediaType
+      // Every byte read out is of a window that matched its hash, itself checked against the root.
+      start, end, size, verified: true, name: descriptor.name, mediaType: descriptor.mediaType
     }
   }
 
@@ -85,7 +86,11 @@ export class Reads {
       if (files.locals.get(local.key) !== local) error = new QuietError('conflict', 'the download was cancelled')
       else if (local.status === 'failed') error = new QuietError('not_ready', `file failed verification: ${local.reason ?? ''}`)
       else if (want?.state === 'expired') error = new QuietError('conflict', 'the download expired')
-      if (error === null && !local.have.has(waiter.sliceNo)) continue
+      if (error === null && !local.servable.has(waiter.sliceNo)) {
+        // Its window may have failed its hash and been dropped: fetch it first again.
+        if (!local.have.has(waiter.sliceNo)) local.urgent.add(local.layout.rangeOf(waiter.sliceNo))
+        continue
+      }
       this.waiters.delete(waiter)
       if (error === null) waiter.resolve()
       else waiter.reject(error)
@@ -101,10 +106,11 @@ export class Reads {
     let position = start
     while (position <= end) {
       const first = Math.floor(position / SLICE_PLAINTEXT_BYTES)
-      if (!local.have.has(first)) await this.waitForSlice(local, first)
+      // Only bytes of windows that passed their hash are read out.
+      if (!local.servable.has(first)) await this.waitForSlice(local, first)
       if (local.status === 'failed') throw new QuietError('not_ready', `file failed verification: ${local.reason ?? ''}`)
       let count = 1
-      while (count < RECORDS_PER_BATCH && first + count <= lastSlice && local.have.has(first + count)) count++
+      while (count < RECORDS_PER_BATCH && first + count <= lastSlice && local.servable.has(first + count)) count++
       const plain = Buffer.allocUnsafe(count * SLICE_PLAINTEXT_BYTES)
       const damaged = local.readPlaintext(first, count, plain)
       if (damaged >= 0) throw new QuietError('corrupt', `stored slice ${damaged} of ${toHex(descriptor.fileId)} does not authenticate`)
@@ -115,7 +121,7 @@ export class Reads {
     }
   }
 
-  /** Resolves once slice `sliceNo` is held; its ranges and some read-ahead become urgent. */
+  /** Resolves once slice `sliceNo` is held and its window verified; its ranges and some read-ahead become urgent. */
   private async waitForSlice (local: LocalFile, sliceNo: number): Promise<void> {
     const last = Math.min(local.descriptor.slices - 1, sliceNo + READ_AHEAD_SLICES)
     for (let r = local.layout.rangeOf(sliceNo); r <= local.layout.rangeOf(last); r++) {

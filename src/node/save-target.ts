@@ -118,6 +118,15 @@ export class SaveTarget {
     this.written.add(sliceNo)
   }
 
+  /** Slices `[first, first+count)` count as not written (what was written there was forged). */
+  forget (first: number, count: number): void {
+    if (this.state !== 'writing') return
+    // Buffered ones are written first, so they cannot land after the forgetting.
+    this.writeRun()
+    for (let i = first; i < first + count; i++) this.written.remove(i)
+    this.scanFrom = Math.min(this.scanFrom, first)
+  }
+
   /** Up to `limit` slice numbers not written yet, in order: what to fill from the store. */
   missingSlices (limit: number): number[] {
     const missing: number[] = []

@@ -59,6 +59,11 @@ export class Saves {
     if (targets !== undefined) for (const target of targets) target.add(sliceNo, plaintext)
   }
 
+  /** Slices whose plaintext turned out forged (their window failed): written again when they come back. */
+  forgetSlices (key: string, first: number, count: number): void {
+    for (const target of this.byFile.get(key) ?? []) target.forget(first, count)
+  }
+
   /** Ends every save of a file still writing (its partial file is removed). */
   abortFile (key: string, reason: string): void {
     for (const target of this.byFile.get(key) ?? []) target.abort(reason)

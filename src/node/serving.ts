@@ -1,13 +1,17 @@
 import { openSliceRecord } from '../files/verify.js'
 import { planResponse } from '../sync/responder.js'
-import { AEAD_NONCE_BYTES } from '../crypto/index.js'
+import { AEAD_NONCE_BYTES, HASH_BYTES } from '../crypto/index.js'
 import { toHex } from '../bytes.js'
 import {
   EVENT_BYTES, EventType, WireError, SLICE_PLAINTEXT_BYTES, SLICE_RECORD_BYTES,
-  encodeSliceEventInto, openSignedEvent, decodeSyncFileRequestPayload, encodeSyncFileReplyPayload
+  WINDOW_HASHES_PER_EVENT, encodeSliceEventInto, openSignedEvent, decodeSyncFileRequestPayload, encodeSyncFileReplyPayload,
+  decodeWindowHashesRequest, encodeWindowHashes
 } from '../wire/index.js'
 import type { NodeContext } from './context.js'
 import type { LocalFile } from './local-file.js'
+
+/** Window hashes one request is answered with at most (273 events). */
+export const MAX_WINDOW_HASHES_PER_REQUEST = 4096
 
 /**
  * Answers focused-sync requests (`sync-file`): the requested range's slices this node holds
@@ -20,13 +24,15 @@ export class Serving {
   /** `onDamaged`: a stored slice of `local` no longer authenticates and was forgotten. */
   constructor (private readonly ctx: NodeContext, private readonly onDamaged: (local: LocalFile) => void) {}
 
+  /** Answers a `sync-file` request. */
   onRequest (peer: string, bytes: Uint8Array): void {
     const { ctx } = this
     const event = openSignedEvent(bytes, EventType.syncFile)
     if (toHex(event.header.signerPk) !== peer) throw new WireError('field', 'request signed by another peer')
     const request = decodeSyncFileRequestPayload(event.payload)
     const local = ctx.files.locals.get(toHex(request.fileId)) ?? ctx.files.localById(request.fileId)
-    const plan = planResponse(request, local?.have ?? null, local?.descriptor.slices ?? 0)
+    // Only slices of verified windows are served: nothing unchecked is passed on.
+    const plan = planResponse(request, local?.servable ?? null, local?.descriptor.slices ?? 0)
     const events: Uint8Array[] = []
     // One allocation for the whole answer; each event is a view into it.
     const eventBuffer = new Uint8Array(plan.send.length * EVENT_BYTES)
@@ -52,5 +58,21 @@ export class Serving {
     ctx.counters.requestsAnswered++
     ctx.counters.slicesSent += events.length
     ctx.ledger.of(peer).answered++
+  }
+
+  /** Answers a request for window hashes: runs of 15 from the checked list, or "none" when it is not here. */
+  onWindowHashesRequest (peer: string, bytes: Uint8Array): void {
+    const request = decodeWindowHashesRequest(bytes)
+    const hashes = this.ctx.store.getWindowHashes(request.fileId)
+    if (hashes === null) {
+      this.ctx.send(peer, encodeWindowHashes(request.fileId, request.firstWindow, new Uint8Array(0)))
+      return
+    }
+    const windows = hashes.length / HASH_BYTES
+    const end = Math.min(windows, request.firstWindow + Math.min(request.count, MAX_WINDOW_HASHES_PER_REQUEST))
+    for (let w = request.firstWindow; w < end; w += WINDOW_HASHES_PER_EVENT) {
+      const last = Math.min(end, w + WINDOW_HASHES_PER_EVENT)
+      this.ctx.send(peer, encodeWindowHashes(request.fileId, w, hashes.subarray(w * HASH_BYTES, last * HASH_BYTES)))
+    }
   }
 }

@@ -4,12 +4,13 @@ import { SliceFileWriter } from '../store/slice-file.js'
 import { LocalFile, sliceFilePath } from './local-file.js'
 import { QuietError } from './errors.js'
 import { applyShared, openSharedEvent, sharedEventId, sharedFileId, syncKeyOf } from './projections.js'
-import { SliceEncryptor } from '../files/encrypt.js'
+import { RECORDS_PER_BATCH, SliceEncryptor } from '../files/encrypt.js'
+import { WindowHasher, fileIdOf, rootHashOf } from '../files/hashing.js'
 import { mediaTypeFor } from '../files/media-type.js'
 import { randomBytes, AEAD_KEY_BYTES } from '../crypto/index.js'
 import { toHex } from '../bytes.js'
 import {
-  EventType, HeaderOffset, NONCE_PREFIX_BYTES, MAX_NAME_BYTES, truncateUtf8,
+  EventType, HeaderOffset, NONCE_PREFIX_BYTES, MAX_NAME_BYTES, SLICE_RECORD_BYTES, truncateUtf8,
   encodeDescriptorPlaintext, sealContentPayload, encodePeerPlaintext, encodeAddressPlaintext, encodeMessagePlaintext
 } from '../wire/index.js'
 import type { NodeContext } from './context.js'
@@ -19,6 +20,13 @@ export interface SharedFile {
   name: string
   size: number
   mediaType: string
+}
+
+/** The window hashes of records already written (the source's size was not known beforehand). */
+function hashWritten (writer: SliceFileWriter, slices: number): Uint8Array {
+  const hasher = new WindowHasher(slices)
+  writer.readBack(RECORDS_PER_BATCH * SLICE_RECORD_BYTES, records => hasher.update(records))
+  return hasher.hashes
 }
 
 /** The public parts of a file's descriptor: who shared it and when, its root hash and windows (never its key). */
@@ -53,39 +61,46 @@ export class Shares {
       fs.closeSync(fd)
       throw new QuietError('invalid_argument', `not a regular file: ${filePath}`)
     }
+    const size = fs.fstatSync(fd).size
     const name = options.name ?? path.basename(filePath)
-    return await this.shareStream(fs.createReadStream(filePath, { fd, highWaterMark: 1 << 20 }), { ...options, name, mediaType: options.mediaType ?? mediaTypeFor(name) })
+    return await this.shareStream(fs.createReadStream(filePath, { fd, highWaterMark: 1 << 20 }), { ...options, name, size, mediaType: options.mediaType ?? mediaTypeFor(name) })
   }
 
   /** Same as `share`, from any byte stream (an upload, a pipe). Memory stays constant. */
-  async shareStream (source: AsyncIterable<Uint8Array>, options: { name: string, mediaType?: string, message?: string }): Promise<SharedFile> {
+  async shareStream (source: AsyncIterable<Uint8Array>, options: { name: string, mediaType?: string, message?: string, size?: number }): Promise<SharedFile> {
     const { ctx } = this
     const name = truncateUtf8(options.name, MAX_NAME_BYTES)
     const mediaType = options.mediaType ?? mediaTypeFor(name)
     const key = randomBytes(AEAD_KEY_BYTES)
     const noncePrefix = randomBytes(NONCE_PREFIX_BYTES)
     const writer = new SliceFileWriter(path.join(ctx.dataDir, 'slices', `share-${toHex(randomBytes(8))}${UNFINISHED_SHARE_SUFFIX}`))
-    let result
+    let descriptor
+    let windowHashes: Uint8Array
     try {
-      const encryptor = new SliceEncryptor(key, noncePrefix, (_first, records) => writer.append(records))
+      // With the size known beforehand the windows are hashed in the same pass.
+      const encryptor = new SliceEncryptor(key, noncePrefix, (_first, records) => writer.append(records), options.size)
       for await (const chunk of source) encryptor.push(chunk)
-      result = encryptor.finish()
-      writer.commit(sliceFilePath(ctx.dataDir, result.fileId))
+      const result = encryptor.finish()
+      windowHashes = result.windowHashes ?? hashWritten(writer, result.slices)
+      const rootHash = rootHashOf(result.size, windowHashes)
+      const fileId = fileIdOf({ sharerPk: ctx.identity.publicKey, size: result.size, noncePrefix, key, rootHash, name, mediaType })
+      writer.commit(sliceFilePath(ctx.dataDir, fileId))
+      descriptor = { fileId, size: result.size, noncePrefix, key, rootHash, name, mediaType }
     } catch (err) {
       writer.abort()
       throw err
     }
-    const descriptor = { fileId: result.fileId, size: result.size, noncePrefix, key, rootHash: result.rootHash, name, mediaType }
     const eventBytes = this.signContent(EventType.attachmentDescriptor, encodeDescriptorPlaintext(descriptor))
     ctx.store.transaction(() => {
       this.ingest(eventBytes)
-      const local = LocalFile.adoptComplete(ctx.dataDir, ctx.store.getDescriptor(descriptor.fileId)!)
+      ctx.store.putWindowHashes(descriptor.fileId, windowHashes)
+      const local = LocalFile.adoptComplete(ctx.dataDir, ctx.store.getDescriptor(descriptor.fileId)!, windowHashes)
       local.persist(ctx.store)
       ctx.files.replace(local)
     })
     this.broadcast(eventBytes)
     if (options.message !== undefined) this.postMessage(options.message, toHex(descriptor.fileId))
-    return { fileId: toHex(descriptor.fileId), name, size: result.size, mediaType }
+    return { fileId: toHex(descriptor.fileId), name, size: descriptor.size, mediaType }
   }
 
   /** Announces this member's display name and the addresses peers should use (none: keep the last ones). */

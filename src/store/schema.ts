@@ -123,6 +123,17 @@ export const MIGRATIONS: readonly string[] = [
   `
   -- The partial file a save fills has a random name: it is recorded so a restart can remove it.
   ALTER TABLE saves ADD COLUMN partial TEXT;
+  `,
+  `
+  -- Verified windows: a file's window hashes (W × 32 bytes), kept once checked against its
+  -- root hash (or computed by its sharer). Local state, not a projection: they are fixed by
+  -- the file id, and fetching them again costs a round trip.
+  CREATE TABLE window_hashes (
+    file_id BLOB PRIMARY KEY,
+    hashes BLOB NOT NULL
+  ) WITHOUT ROWID;
+  -- Windows a peer supplied that failed their hash.
+  ALTER TABLE peers ADD COLUMN bad_windows INTEGER NOT NULL DEFAULT 0;
   `
 ]
 

@@ -73,6 +73,7 @@ export class SliceFile {
 export class SliceFileWriter {
   private fd: number
   private position = 0
+  private readDescriptor: number | null = null
 
   constructor (private readonly tempPath: string) {
     fs.mkdirSync(path.dirname(tempPath), { recursive: true })
@@ -87,17 +88,39 @@ export class SliceFileWriter {
     this.position += records.length
   }
 
+  /** Reads back what was written so far, front to back, `chunkBytes` at a time (the view is reused). */
+  readBack (chunkBytes: number, onChunk: (bytes: Uint8Array) => void): void {
+    const buffer = new Uint8Array(chunkBytes)
+    for (let at = 0; at < this.position;) {
+      const n = fs.readSync(this.readFd(), buffer, 0, Math.min(chunkBytes, this.position - at), at)
+      if (n === 0) throw new Error(`${this.tempPath} is shorter than what was written`)
+      onChunk(buffer.subarray(0, n))
+      at += n
+    }
+  }
+
+  private readFd (): number {
+    // Opened for writing only: reads go through a second descriptor, opened once.
+    this.readDescriptor ??= fs.openSync(this.tempPath, 'r')
+    return this.readDescriptor
+  }
+
   /** Syncs, closes and renames to `finalPath`. */
   commit (finalPath: string): void {
     fs.fdatasyncSync(this.fd)
-    fs.closeSync(this.fd)
-    this.fd = -1
+    this.closeFds()
     fs.renameSync(this.tempPath, finalPath)
   }
 
   abort (): void {
-    if (this.fd >= 0) fs.closeSync(this.fd)
-    this.fd = -1
+    this.closeFds()
     fs.rmSync(this.tempPath, { force: true })
+  }
+
+  private closeFds (): void {
+    if (this.fd >= 0) fs.closeSync(this.fd)
+    if (this.readDescriptor !== null) fs.closeSync(this.readDescriptor)
+    this.fd = -1
+    this.readDescriptor = null
   }
 }

@@ -40,6 +40,7 @@ export interface PeerRow {
   slicesAccepted: number
   slicesRejected: number
   requestsAnswered: number
+  badWindows: number
   lastSeenMs: number
 }
 
@@ -124,16 +125,23 @@ export class Store {
       putHave: db.prepare('INSERT OR REPLACE INTO slice_have (file_id, range_no, bits) VALUES (?, ?, ?)'),
       getHave: db.prepare('SELECT range_no, bits FROM slice_have WHERE file_id = ?'),
       deleteHave: db.prepare('DELETE FROM slice_have WHERE file_id = ?'),
-      bumpPeer: db.prepare(`INSERT INTO peers (peer_pk, slices_accepted, slices_rejected, requests_answered, last_seen_ms)
-        VALUES (@peerPk, @accepted, @rejected, @answered, @tMs)
+      bumpPeer: db.prepare(`INSERT INTO peers (peer_pk, slices_accepted, slices_rejected, requests_answered, bad_windows, last_seen_ms)
+        VALUES (@peerPk, @accepted, @rejected, @answered, @badWindows, @tMs)
         ON CONFLICT (peer_pk) DO UPDATE SET
           slices_accepted = slices_accepted + excluded.slices_accepted,
           slices_rejected = slices_rejected + excluded.slices_rejected,
           requests_answered = requests_answered + excluded.requests_answered,
+          bad_windows = bad_windows + excluded.bad_windows,
           last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)`),
       getPeer: db.prepare('SELECT * FROM peers WHERE peer_pk = ?'),
+      badWindowPeers: db.prepare('SELECT peer_pk, bad_windows FROM peers WHERE bad_windows > 0'),
+      putWindowHashes: db.prepare('INSERT OR REPLACE INTO window_hashes (file_id, hashes) VALUES (?, ?)'),
+      getWindowHashes: db.prepare('SELECT hashes FROM window_hashes WHERE file_id = ?').pluck(),
       putSave: db.prepare('INSERT OR REPLACE INTO saves (file_id, path, overwrite, partial) VALUES (?, ?, ?, ?)'),
       deleteSave: db.prepare('DELETE FROM saves WHERE file_id = ? AND path = ?'),
+      forgetFileEvents: db.prepare('DELETE FROM events WHERE file_id = ? AND type IN (?, ?)'),
+      forgetDescriptor: db.prepare('DELETE FROM descriptors WHERE file_id = ?'),
+      forgetSaves: db.prepare('DELETE FROM saves WHERE file_id = ?'),
       listSaves: db.prepare('SELECT * FROM saves ORDER BY file_id, path')
     }
   }
@@ -234,6 +242,19 @@ export class Store {
     return (this.stmt.lastWantType.get(fileId, type) as Uint8Array | undefined) ?? null
   }
 
+  /**
+   * Forgets a file altogether: its descriptor and want-control events (`types`) in the log,
+   * its projections and saves. Messages about it stay. The caller removes its slice file.
+   */
+  forgetFile (fileId: Uint8Array, types: [number, number]): void {
+    this.stmt.forgetFileEvents.run(fileId, ...types)
+    this.stmt.forgetDescriptor.run(fileId)
+    this.stmt.deleteWanted.run(fileId)
+    this.stmt.deleteLocal.run(fileId)
+    this.stmt.deleteHave.run(fileId)
+    this.stmt.forgetSaves.run(fileId)
+  }
+
   getMeta (key: string): number | null {
     const value = this.stmt.getMeta.get(key)
     return value === undefined ? null : Number(value)
@@ -276,8 +297,20 @@ export class Store {
 
   deleteHave (fileId: Uint8Array): void { this.stmt.deleteHave.run(fileId) }
 
-  bumpPeer (peerPk: Uint8Array, delta: { accepted?: number, rejected?: number, answered?: number }, tMs: number): void {
-    this.stmt.bumpPeer.run({ peerPk, accepted: delta.accepted ?? 0, rejected: delta.rejected ?? 0, answered: delta.answered ?? 0, tMs })
+  bumpPeer (peerPk: Uint8Array, delta: { accepted?: number, rejected?: number, answered?: number, badWindows?: number }, tMs: number): void {
+    this.stmt.bumpPeer.run({ peerPk, accepted: delta.accepted ?? 0, rejected: delta.rejected ?? 0, answered: delta.answered ?? 0, badWindows: delta.badWindows ?? 0, tMs })
+  }
+
+  /** Peers that supplied windows that failed their hash, with how many (hex key → count). */
+  badWindowPeers (): Map<string, number> {
+    return new Map((this.stmt.badWindowPeers.all() as Row[]).map(r => [Buffer.from(u8(r.peer_pk)).toString('hex'), Number(r.bad_windows)]))
+  }
+
+  /** A file's window hashes, once checked against its root (or computed by its sharer). */
+  putWindowHashes (fileId: Uint8Array, hashes: Uint8Array): void { this.stmt.putWindowHashes.run(fileId, hashes) }
+  getWindowHashes (fileId: Uint8Array): Uint8Array | null {
+    const hashes = this.stmt.getWindowHashes.get(fileId) as Uint8Array | undefined
+    return hashes === undefined ? null : u8(hashes)
   }
 
   getPeer (peerPk: Uint8Array): PeerRow | null {
@@ -285,7 +318,7 @@ export class Store {
     if (r === undefined) return null
     return {
       peerPk: u8(r.peer_pk), slicesAccepted: Number(r.slices_accepted), slicesRejected: Number(r.slices_rejected),
-      requestsAnswered: Number(r.requests_answered), lastSeenMs: Number(r.last_seen_ms)
+      requestsAnswered: Number(r.requests_answered), badWindows: Number(r.bad_windows), lastSeenMs: Number(r.last_seen_ms)
     }
   }
 

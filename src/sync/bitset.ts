@@ -21,6 +21,15 @@ export class Bitset {
     return true
   }
 
+  /** Clears bit i; returns false if it was not set. */
+  remove (i: number): boolean {
+    const mask = 0x80 >> (i & 7)
+    const byte = this.bytes[i >> 3]!
+    if ((byte & mask) === 0) return false
+    this.bytes[i >> 3] = byte & ~mask
+    return true
+  }
+
   /** How many of `[first, first+length)` are set. */
   countIn (first: number, length: number): number {
     let n = 0

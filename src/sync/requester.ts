@@ -10,6 +10,8 @@ export interface RequestableFile {
   urgentRanges?: readonly number[]
   /** False: fetch only the urgent ranges (a paused download being read). Default true. */
   background?: boolean
+  /** Peers not to ask for this file (they supplied a window that failed its hash). */
+  excludedPeers?: ReadonlySet<string>
 }
 
 export interface PlannedRequest {
@@ -145,7 +147,7 @@ export class Requester {
     if (this.inflight.has(key)) return
     const missing = file.missing(r)
     if (missing === 0) return
-    const peer = this.choosePeer(peerIds, file.key, r, missing, tMs)
+    const peer = this.choosePeer(peerIds, file.key, r, missing, tMs, file.excludedPeers)
     if (peer === null) return
     const request: InFlight = {
       peer, fileKey: file.key, range: r, firstSlice: file.layout.rangeStart(r), rangeLength: file.layout.rangeLength(r),
@@ -176,11 +178,14 @@ export class Requester {
     if (request.outstanding === 0) this.finish(request, 0, tMs)
   }
 
-  /** A slice of `range` arrived from `peer` (accepted or duplicate: either way it answered). */
-  onSlice (peer: string, fileKey: string, range: number, tMs: number): void {
+  /**
+   * A slice of `range` arrived from `peer` (accepted or duplicate: either way it answered).
+   * False when no request of that range to that peer is in flight: nobody asked for it.
+   */
+  onSlice (peer: string, fileKey: string, range: number, tMs: number): boolean {
     const last = this.lastHit
     const request = last !== null && last.range === range && last.fileKey === fileKey ? last : this.inflight.get(rangeKey(fileKey, range))
-    if (request === undefined || request.peer !== peer) return
+    if (request === undefined || request.peer !== peer) return false
     this.lastHit = request
     const state = this.peer(peer)
     state.received++
@@ -191,6 +196,7 @@ export class Requester {
       state.outstanding--
     }
     if (request.outstanding === 0) this.finish(request, 0, tMs)
+    return true
   }
 
   /**
@@ -219,10 +225,13 @@ export class Requester {
     return expired
   }
 
-  /** Forgets everything in flight for a file (cancel, completion, failure). */
-  dropFile (fileKey: string): void {
+  /**
+   * Forgets what is in flight for a file (cancel, completion, failure), or only what was
+   * asked of `peer` (it lied: what it still sends is not taken, and its ranges go to others).
+   */
+  dropFile (fileKey: string, peer?: string): void {
     for (const [key, request] of this.inflight) {
-      if (request.fileKey !== fileKey) continue
+      if (request.fileKey !== fileKey || (peer !== undefined && request.peer !== peer)) continue
       this.peer(request.peer).outstanding -= request.outstanding
       this.inflight.delete(key)
     }
@@ -273,9 +282,10 @@ export class Requester {
     return peerIds.some(id => { const p = this.peer(id); return p.outstanding < p.window })
   }
 
-  private choosePeer (peerIds: readonly string[], fileKey: string, range: number, cost: number, tMs: number): string | null {
+  private choosePeer (peerIds: readonly string[], fileKey: string, range: number, cost: number, tMs: number, excluded?: ReadonlySet<string>): string | null {
     for (let i = 0; i < peerIds.length; i++) {
       const id = peerIds[(this.roundRobin + i) % peerIds.length]!
+      if (excluded?.has(id) === true) continue
       const state = this.peer(id)
       const roomy = state.outstanding === 0 || state.outstanding + cost <= state.window
       const lackUntil = this.lacks.get(lackKey(id, fileKey, range))

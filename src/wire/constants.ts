@@ -13,6 +13,10 @@ export const EventType = {
   sync: 0x07,
   syncFile: 0x0a,
   syncFileReply: 0x0b,
+  /** Asks a peer for a run of a file's window hashes (unsigned: the hashes check themselves). */
+  windowHashesRequest: 0x0c,
+  /** A run of a file's window hashes (unsigned: checked against the descriptor's root hash). */
+  windowHashes: 0x0d,
   /** Local-only: a user's decision about a wanted file (request, pause, …). Never sent. */
   wantControl: 0x40
 } as const

@@ -1,0 +1,108 @@
+import { Bitset } from '../sync/bitset.js'
+import { rootHashOf, windowHashOf } from '../files/hashing.js'
+import { HASH_BYTES } from '../crypto/index.js'
+import { bytesEqual, toHex } from '../bytes.js'
+import { decodeWindowHashes, encodeWindowHashesRequest } from '../wire/index.js'
+import type { NodeContext } from './context.js'
+import type { LocalFile } from './local-file.js'
+
+/** How long a peer has to answer for a file's window hashes before another is asked. */
+export const WINDOW_HASHES_RETRY_MS = 1000
+/** Windows asked for in one request (the answer is at most 273 events). */
+const WINDOWS_PER_REQUEST = 4096
+
+interface PendingList {
+  local: LocalFile
+  hashes: Uint8Array
+  got: Bitset
+  missing: number
+  /** The peer asked last, and when. */
+  peer: string | null
+  askedAtMs: number
+  /** Peers that said they do not have the list, or sent one that failed the root. */
+  tried: Set<string>
+}
+
+/**
+ * Fetches a file's window hashes before any of its slices: asked of one peer at a time,
+ * taken only from the peer asked, and kept once they hash to the descriptor's root. An
+ * empty file's one window hash needs no peer.
+ */
+export class WindowHashLists {
+  private readonly pending = new Map<string, PendingList>()
+
+  /** `onBadList`: a peer sent a list that does not hash to the root. */
+  constructor (private readonly ctx: NodeContext, private readonly onBadList: (peer: string, key: string) => void) {}
+
+  /** Asks for the lists of `files` that lack one, each of a peer it may ask (not `excluded`). */
+  tick (files: LocalFile[], peers: readonly string[], excluded: (key: string) => ReadonlySet<string> | undefined): void {
+    const now = this.ctx.now()
+    for (const local of files) {
+      if (local.windows !== null) { this.pending.delete(local.key); continue }
+      if (local.descriptor.slices === 0) { this.keep(local, windowHashOf(0, new Uint8Array(0))); continue }
+      let list = this.pending.get(local.key)
+      if (list !== undefined && list.peer !== null && now - list.askedAtMs < WINDOW_HASHES_RETRY_MS) continue
+      if (list === undefined) {
+        const windows = local.layout.windows
+        list = { local, hashes: new Uint8Array(windows * HASH_BYTES), got: new Bitset(windows), missing: windows, peer: null, askedAtMs: -Infinity, tried: new Set() }
+        this.pending.set(local.key, list)
+      }
+      const ban = excluded(local.key)
+      const candidates = peers.filter(p => ban?.has(p) !== true)
+      if (candidates.length === 0) continue
+      // The next peer not tried yet; once all were, start over (they may have it by now).
+      const fresh = candidates.filter(p => !list!.tried.has(p))
+      if (fresh.length === 0) list.tried.clear()
+      const peer = (fresh.length > 0 ? fresh : candidates)[0]!
+      list.peer = peer
+      list.askedAtMs = now
+      for (let w = 0; w < local.layout.windows; w += WINDOWS_PER_REQUEST) {
+        if (list.got.countIn(w, Math.min(WINDOWS_PER_REQUEST, local.layout.windows - w)) === Math.min(WINDOWS_PER_REQUEST, local.layout.windows - w)) continue
+        this.ctx.send(peer, encodeWindowHashesRequest({ fileId: local.descriptor.fileId, firstWindow: w, count: WINDOWS_PER_REQUEST }))
+      }
+    }
+  }
+
+  /** A run of window hashes (or "none") from `peer`; only the peer asked is listened to. */
+  onWindowHashes (peer: string, bytes: Uint8Array): void {
+    const event = decodeWindowHashes(bytes)
+    const key = toHex(event.fileId)
+    const list = this.pending.get(key)
+    if (list === undefined || list.peer !== peer) { this.ctx.counters.windowHashesUnsolicited++; return }
+    const count = event.hashes.length / HASH_BYTES
+    if (count === 0) {
+      list.tried.add(peer)
+      list.peer = null
+      return
+    }
+    if (event.firstWindow + count > list.local.layout.windows) { this.ctx.counters.windowHashesUnsolicited++; return }
+    for (let k = 0; k < count; k++) {
+      const w = event.firstWindow + k
+      if (!list.got.add(w)) continue
+      list.hashes.set(event.hashes.subarray(k * HASH_BYTES, (k + 1) * HASH_BYTES), w * HASH_BYTES)
+      list.missing--
+    }
+    if (list.missing > 0) return
+    if (bytesEqual(rootHashOf(list.local.descriptor.size, list.hashes), list.local.descriptor.rootHash)) {
+      this.keep(list.local, list.hashes)
+      return
+    }
+    // A list that does not hash to the root: its sender lied. Start over with someone else.
+    this.onBadList(peer, key)
+    list.tried.add(peer)
+    list.got = new Bitset(list.local.layout.windows)
+    list.missing = list.local.layout.windows
+    list.peer = null
+  }
+
+  forget (key: string): void {
+    this.pending.delete(key)
+  }
+
+  private keep (local: LocalFile, hashes: Uint8Array): void {
+    if (!bytesEqual(rootHashOf(local.descriptor.size, hashes), local.descriptor.rootHash)) return
+    this.ctx.store.putWindowHashes(local.descriptor.fileId, hashes)
+    local.setWindowHashes(hashes)
+    this.pending.delete(local.key)
+  }
+}
