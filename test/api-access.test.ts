@@ -54,6 +54,9 @@ test('API access: decided by the route that matched, for every spelling of a pat
     assert.equal(page.headers['referrer-policy'], 'no-referrer')
     assert.match(String(page.headers['content-security-policy']), /default-src 'none'.*script-src 'self'/)
     assert.equal((await raw(port, 'HEAD', '/app.js')).status, 200)
+    const favicon = await raw(port, 'GET', '/favicon.ico')
+    assert.equal(favicon.status, 200)
+    assert.equal(favicon.headers['content-type'], 'image/svg+xml')
     // The content route's ?token= works only with the real token.
     assert.equal((await raw(port, 'GET', '/api/files/00000000000000000000000000000000/content?token=nope')).status, 401)
     assert.equal((await raw(port, 'GET', `/api/files/00000000000000000000000000000000/content?token=${control.token}`)).status, 404)

@@ -83,3 +83,62 @@ test('an expired invite is refused with a one-line error', async () => {
     } finally { await stopDaemonProcess(late) }
   } finally { await net.close() }
 })
+
+test('qf: --dir and --json may come before the command; bad demo sizes and taken ports get one-line errors', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-cli-'))
+  const socket = (await import('node:dgram')).createSocket('udp4')
+  try {
+    assert.match(run('--dir', dir, 'init', '--name', 'erin').stdout, /created identity [0-9a-f]{64} \(erin\)/)
+    assert.match(run('--dir', dir, '--json', 'files').stderr, /no daemon is running for/, '--dir before the command is the one used')
+    const demoMain = path.join(path.dirname(QF_MAIN), 'demo.js')
+    for (const size of ['abc', '0', '-5', '1.5']) {
+      const demo = spawnSync(process.execPath, [demoMain, '--size', size], { encoding: 'utf8' })
+      assertCleanError({ code: demo.status, stderr: demo.stderr }, /--size needs a whole number of bytes/)
+    }
+    // A UDP port another program holds.
+    await new Promise<void>(resolve => socket.bind(0, resolve))
+    const taken = socket.address().port
+    assertCleanError(run('daemon', '--dir', dir, '--port', String(taken)), new RegExp(`UDP port ${taken} is in use by another program; choose another with --port`))
+    const { startDaemonProcess, stopDaemonProcess } = await import('../src/cli/processes.js')
+    const daemon = await startDaemonProcess(dir, path.join(dir, 'daemon.log'))
+    try {
+      assertCleanError(run('daemon', '--dir', dir), /a daemon is already running for .* \(pid \d+/)
+      const other = path.join(dir, 'other')
+      run('init', '--dir', other, '--name', 'frank')
+      const httpPort = (JSON.parse(fs.readFileSync(path.join(dir, 'control.json'), 'utf8')) as { httpPort: number }).httpPort
+      assertCleanError(run('daemon', '--dir', other, '--http', String(httpPort)), new RegExp(`control port ${httpPort} on 127.0.0.1 is in use by another program; choose another with --http`))
+    } finally { await stopDaemonProcess(daemon) }
+  } finally {
+    socket.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('qf get --out DIRECTORY saves into it under the file\'s name; the daemons say what happened in their logs', async () => {
+  const net = await startProcessNetwork(['alice', 'bob'])
+  try {
+    const [alice, bob] = net.members as [Member, Member]
+    const source = path.join(net.root, 'notes.txt')
+    fs.writeFileSync(source, 'minutes of the meeting\n'.repeat(500))
+    const fileId = run('share', source, '--dir', alice.dir).stdout.trim()
+    const into = path.join(net.root, 'downloads')
+    fs.mkdirSync(into)
+    let got = run('get', fileId, '--out', into, '--json', '--dir', bob.dir)
+    for (let i = 0; i < 50 && got.code !== 0 && /unknown file/.test(got.stderr); i++) {
+      await new Promise(resolve => setTimeout(resolve, 200))
+      got = run('get', fileId, '--out', into, '--json', '--dir', bob.dir)
+    }
+    assert.equal(got.code, 0, got.stderr)
+    assert.equal(fs.readFileSync(path.join(into, 'notes.txt'), 'utf8'), fs.readFileSync(source, 'utf8'))
+    // One line each, read back once a second.
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    const aliceLog = fs.readFileSync(alice.log, 'utf8')
+    const bobLog = fs.readFileSync(bob.log, 'utf8')
+    assert.match(aliceLog, /quiet-files: created network "test"/)
+    assert.match(aliceLog, new RegExp(`quiet-files: shared notes\\.txt \\(11500 B, ${fileId}\\)`))
+    assert.match(aliceLog, /quiet-files: connected to (bob|[0-9a-f]{16}…)/)
+    assert.match(bobLog, /quiet-files: joined network "test"/)
+    assert.match(bobLog, /quiet-files: (alice|[0-9a-f]{16}…) shared notes\.txt/)
+    assert.match(bobLog, /quiet-files: downloaded notes\.txt, verified/)
+  } finally { await net.close() }
+})

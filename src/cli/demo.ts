@@ -17,8 +17,18 @@ import type { DaemonProcess } from './processes.js'
 import type { Progress } from '../node/progress.js'
 
 const args = process.argv.slice(2)
-const size = args.includes('--size') ? Number(args[args.indexOf('--size') + 1]) : 50 * 1024 * 1024
 const keep = args.includes('--keep')
+const unknown = args.filter((a, i) => a !== '--keep' && a !== '--size' && args[i - 1] !== '--size')
+if (unknown.length > 0) {
+  console.error(`demo: unknown argument ${unknown[0]!}; usage: demo.js [--size BYTES] [--keep]`)
+  process.exit(2)
+}
+const sizeText = args.includes('--size') ? args[args.indexOf('--size') + 1] ?? '' : String(50 * 1024 * 1024)
+const size = Number(sizeText)
+if (!/^\d+$/.test(sizeText) || !Number.isSafeInteger(size) || size < 1) {
+  console.error(`demo: --size needs a whole number of bytes of at least 1, got "${sizeText}"`)
+  process.exit(2)
+}
 
 async function startDaemon (name: string, dir: string, logFile: string): Promise<DaemonProcess> {
   const daemon = await startDaemonProcess(dir, logFile)

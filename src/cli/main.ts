@@ -87,11 +87,15 @@ command('daemon', 'run the node in the foreground')
   .addOption(new Option('--http <port>', 'control API port on 127.0.0.1 (0: any free port)').argParser(intInRange(0, 65535, 'port')).default(0))
   .option('--announce <host:port>', 'an address other members are told to use (repeat for several; default: this machine\'s LAN addresses)', collectHostPorts, [])
   .addOption(new Option('--mtu <bytes>', 'largest datagram to send').argParser(intInRange(600, 65507, 'mtu')).default(1400))
-  .action(async (options: DirOptions & { port: number, http: number, announce: PeerAddress[], mtu: number }) => {
+  .option('--quiet', 'say only errors in the log')
+  .option('--verbose', 'also say the progress of downloads every second')
+  .action(async (options: DirOptions & { port: number, http: number, announce: PeerAddress[], mtu: number, quiet?: boolean, verbose?: boolean }) => {
     const dir = dirOf(options)
     const running = loadControl(dir)
     if (running !== null && isAlive(running.pid)) throw new CliError(`a daemon is already running for ${dir} (pid ${running.pid})`)
-    const daemon = await Daemon.start({ dir, udpPort: options.port, httpPort: options.http, announce: options.announce, mtu: options.mtu })
+    if (options.quiet === true && options.verbose === true) throw new CliError('--quiet and --verbose cannot go together')
+    const voice = options.quiet === true ? 'quiet' : options.verbose === true ? 'verbose' : 'normal'
+    const daemon = await Daemon.start({ dir, udpPort: options.port, httpPort: options.http, announce: options.announce, mtu: options.mtu, voice })
     console.log(`quiet-files daemon for ${dir}`)
     console.log(`  public key  ${toHex(daemon.identity.publicKey)}`)
     console.log(`  udp         ${daemon.udpPort} (announced as ${daemon.announceAddresses.map(a => `${a.host}:${a.port}`).join(', ')})`)
@@ -223,7 +227,7 @@ command('status', 'peers, connections and downloads')
 command('get <file_id>', 'download a file with a live progress bar and save it once verified')
   .addOption(new Option('--priority <1-10>', 'download priority').argParser(intInRange(1, 10, 'priority')).default(5))
   .addOption(new Option('--ttl <seconds>', 'give up after this long').argParser(intInRange(1, 10 * 365 * 24 * 3600, 'ttl')))
-  .option('--out <path>', 'where to save it (default: the file\'s name in the current directory)')
+  .option('--out <path>', 'where to save it: a path, or a directory to save it into under its name (default: the current directory)')
   .option('--force', 'overwrite an existing file')
   .option('--json', 'print progress as JSON lines instead of a bar')
   .addOption(new Option('--daemon-wait <seconds>', 'how long to wait for a daemon that stops meanwhile to run again').argParser(intInRange(0, 24 * 3600, 'daemon-wait')).default(DEFAULT_DAEMON_WAIT_S))
@@ -234,7 +238,10 @@ command('get <file_id>', 'download a file with a live progress bar and save it o
     let client = daemonClient(dir)
     const initial = await client.call<Progress>('GET', `/api/files/${id}/status`)
     const safeName = path.basename(initial.name)
-    const out = path.resolve(options.out ?? (safeName === '' || safeName === '.' || safeName === '..' ? id : safeName))
+    const ownName = safeName === '' || safeName === '.' || safeName === '..' ? id : safeName
+    // A directory given as --out gets the file under its own name, as cp and curl -O do.
+    const given = options.out === undefined ? ownName : options.out
+    const out = path.resolve(isDirectory(given) ? path.join(given, ownName) : given)
     const existedAtStart = fs.existsSync(out)
     if (existedAtStart && options.force !== true) throw new CliError(`${out} already exists; use --force to overwrite it`)
     if (!fs.existsSync(path.dirname(out))) throw new CliError(`no such directory: ${path.dirname(out)}`)
@@ -288,6 +295,10 @@ function stateText (p: Progress): string {
   return p.state
 }
 
+function isDirectory (candidate: string): boolean {
+  try { return fs.statSync(candidate).isDirectory() } catch { return false }
+}
+
 /** The progress bar being drawn, to be put away if the command is interrupted. */
 let activeBar: cliProgress.SingleBar | null = null
 
@@ -337,10 +348,31 @@ async function waitForDaemon (dir: string, waitMs: number, json: boolean): Promi
   }
 }
 
+/**
+ * `--dir DIR` and `--json` may come anywhere, before the command too (`qf --dir X init`), as
+ * git and docker users expect: they are moved behind the command words, where every command
+ * takes them. Whatever follows `--` is left alone.
+ */
+function optionsToTheEnd (argv: string[]): string[] {
+  const head = argv.slice(0, 2)
+  const rest = argv.slice(2)
+  const end = rest.indexOf('--')
+  const words = end < 0 ? rest : rest.slice(0, end)
+  const moved: string[] = []
+  const kept: string[] = []
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!
+    if (word === '--dir' && i + 1 < words.length) { moved.push(word, words[++i]!); continue }
+    if (word.startsWith('--dir=') || word === '--json') { moved.push(word); continue }
+    kept.push(word)
+  }
+  return [...head, ...kept, ...moved, ...(end < 0 ? [] : rest.slice(end))]
+}
+
 async function main (): Promise<void> {
   program.exitOverride()
   try {
-    await program.parseAsync(process.argv)
+    await program.parseAsync(optionsToTheEnd(process.argv))
   } catch (err) {
     const code = (err as { code?: string, exitCode?: number }).code
     if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') process.exit(0)

@@ -12,6 +12,8 @@ import { decodeInvite, encodeInvite } from '../wire/invite.js'
 import { WireError } from '../wire/errors.js'
 import { startControlApi } from '../http/control-api.js'
 import type { ControlTarget } from '../http/status.js'
+import { DaemonVoice, VOICE_INTERVAL_MS } from './voice.js'
+import type { VoiceLevel } from './voice.js'
 import type { Identity, NetworkConfig } from '../node/config.js'
 import type { PeerAddress } from '../net/transit.js'
 import type { UdpSocket } from '../net/udp.js'
@@ -25,6 +27,8 @@ export interface DaemonOptions {
   announce?: PeerAddress[]
   mtu?: number
   tickMs?: number
+  /** How much the daemon says in its log (default `normal`); errors are always said. */
+  voice?: VoiceLevel
 }
 
 export const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600_000
@@ -38,6 +42,16 @@ const ADDRESS_REFRESH_MS = 1000
 /** The page's address, token included: the one link a person opens (`qf open` prints it). */
 export function pageUrl (port: number, token: string): string {
   return `http://127.0.0.1:${port}/?token=${token}`
+}
+
+/** A bind that fails because the port is taken says which port and which option changes it. */
+async function portInUse<T> (binding: Promise<T>, what: string, option: string): Promise<T> {
+  try {
+    return await binding
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err
+    throw new QuietError('conflict', `${what} is in use by another program; choose another with ${option} (0: any free port)`)
+  }
 }
 
 /** This machine's non-internal IPv4 addresses (at most MAX_ADDRESSES_PER_PEER), or loopback. */
@@ -76,10 +90,14 @@ export class Daemon implements ControlTarget {
   private lastErrorLogMs = -Infinity
   private tickWaiters: Array<() => void> = []
   private readonly clockSkews = new Map<string, { skewMs: number, atMs: number }>()
+  private readonly voice: DaemonVoice
+  private lookedMs = -Infinity
   private clockSkewLoggedMs = -Infinity
   private clockSkewsUnlogged = 0
 
-  private constructor (readonly options: DaemonOptions, readonly identity: Identity) {}
+  private constructor (readonly options: DaemonOptions, readonly identity: Identity) {
+    this.voice = new DaemonVoice(options.voice ?? 'normal')
+  }
 
   static async start (options: DaemonOptions): Promise<Daemon> {
     const identity = loadIdentity(options.dir)
@@ -125,13 +143,14 @@ export class Daemon implements ControlTarget {
 
   private async begin (): Promise<void> {
     this.apiToken = loadOrCreateToken(this.options.dir)
-    this.socket = await openUdpSocket(this.options.udpPort ?? 0, (bytes, from) => {
+    this.socket = await portInUse(openUdpSocket(this.options.udpPort ?? 0, (bytes, from) => {
       this.guard('handling a datagram', () => this.transit?.onDatagram(bytes, from))
       this.scheduleFlush()
-    })
+    }), `UDP port ${this.options.udpPort ?? 0}`, '--port')
     const network = loadNetwork(this.options.dir)
     if (network !== null) this.openNode(network)
-    this.http = await startControlApi(this, this.options.httpPort ?? 0)
+    this.http = await portInUse(startControlApi(this, this.options.httpPort ?? 0), `control port ${this.options.httpPort ?? 0} on 127.0.0.1`, '--http')
+      .catch(async (err: unknown) => { await this.socket?.close(); this.node?.close(); throw err })
     this.writeControlFile()
     this.timer = setInterval(() => this.guard('the periodic tick', () => this.tick()), this.options.tickMs ?? 10)
   }
@@ -147,6 +166,7 @@ export class Daemon implements ControlTarget {
     const network = { networkId: randomBytes(16), networkKey: randomBytes(32), name }
     saveNetwork(this.options.dir, network)
     this.openNode(network)
+    this.voice.say(`created network "${network.name}"; invite others with: qf invite`)
     return network
   }
 
@@ -178,6 +198,7 @@ export class Daemon implements ControlTarget {
     saveNetwork(this.options.dir, network)
     this.openNode(network)
     this.transit!.setKnownAddresses(invite.inviterPk, invite.addresses)
+    this.voice.say(`joined network "${network.name}"`)
     return network
   }
 
@@ -296,6 +317,10 @@ export class Daemon implements ControlTarget {
     transit.tick()
     node.tick(Date.now())
     transit.flush()
+    if (now - this.lookedMs >= VOICE_INTERVAL_MS) {
+      this.lookedMs = now
+      this.voice.look(node, transit.peers())
+    }
   }
 
   /** Stops timers and sockets, closes the node; safe to call twice. */

@@ -22,7 +22,10 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const WEB_FILES: ReadonlyArray<[string, string, string]> = [
   ['/', path.resolve(here, '../../../web/index.html'), 'text/html; charset=utf-8'],
   ['/style.css', path.resolve(here, '../../../web/style.css'), 'text/css; charset=utf-8'],
-  ['/app.js', path.resolve(here, '../../web/app.js'), 'text/javascript; charset=utf-8']
+  ['/app.js', path.resolve(here, '../../web/app.js'), 'text/javascript; charset=utf-8'],
+  // Browsers ask for /favicon.ico on every load; an SVG answers it.
+  ['/favicon.ico', path.resolve(here, '../../../web/favicon.svg'), 'image/svg+xml'],
+  ['/favicon.svg', path.resolve(here, '../../../web/favicon.svg'), 'image/svg+xml']
 ]
 
 /** How old an answer to `GET /api/status` may be when many clients ask at once. */

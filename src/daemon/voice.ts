@@ -1,0 +1,67 @@
+import type { Node } from '../node/node.js'
+import type { Progress } from '../node/progress.js'
+
+/** How much the daemon says: `quiet` only errors, `normal` one line per thing that happened, `verbose` also progress. */
+export type VoiceLevel = 'quiet' | 'normal' | 'verbose'
+
+/** How often the daemon looks for things to say. */
+export const VOICE_INTERVAL_MS = 1000
+
+const formatMiB = (bytes: number): string => bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${bytes} B`
+
+/**
+ * The daemon's log, one line per event a person would want to know of: peers connecting
+ * and leaving, files appearing in the network, downloads starting, stalling and ending.
+ * It compares what it sees once a second with what it saw before, so nothing in the node
+ * has to report to it.
+ */
+export class DaemonVoice {
+  private peers = new Set<string>()
+  private readonly states = new Map<string, string>()
+  private primed = false
+
+  constructor (private readonly level: VoiceLevel, private readonly write: (line: string) => void = line => console.log(line)) {}
+
+  say (line: string): void {
+    if (this.level !== 'quiet') this.write(`quiet-files: ${line}`)
+  }
+
+  /** Looks at the node and its connected peers; says what changed since the last look. */
+  look (node: Node, connected: readonly string[]): void {
+    if (this.level === 'quiet') return
+    const names = new Map(node.members().map(m => [m.publicKey, m.name]))
+    const nameOf = (peer: string): string => names.get(peer) ?? `${peer.slice(0, 16)}…`
+    const now = new Set(connected)
+    for (const peer of now) if (!this.peers.has(peer)) this.say(`connected to ${nameOf(peer)}`)
+    for (const peer of this.peers) if (!now.has(peer)) this.say(`lost the connection to ${nameOf(peer)}`)
+    this.peers = now
+    for (const file of node.files()) {
+      const before = this.states.get(file.fileId)
+      const state = file.state
+      this.states.set(file.fileId, state)
+      // The files already there at start are not news.
+      if (!this.primed || before === state) {
+        if (this.level === 'verbose' && this.primed && state === 'active') this.say(`${file.name}: ${file.percent.toFixed(1)}%, ${formatMiB(file.speedBytesPerSecond)}/s`)
+        continue
+      }
+      const line = this.describe(file, before, nameOf(node.descriptorInfo(file.fileId).sharedBy))
+      if (line !== null) this.say(line)
+    }
+    this.primed = true
+  }
+
+  private describe (file: Progress, before: string | undefined, sharer: string): string | null {
+    const what = `${file.name} (${formatMiB(file.bytesTotal)}, ${file.fileId})`
+    if (before === undefined) return file.state === 'complete' ? `shared ${what}` : `${sharer} shared ${what}`
+    switch (file.state) {
+      case 'queued': case 'active': return before === 'paused' ? `resumed ${file.name}` : before === 'available' || before === 'cancelled' || before === 'expired' || before === 'failed' ? `downloading ${what}` : before === 'stalled' ? `${file.name} goes on` : null
+      case 'paused': return `paused ${file.name} at ${file.percent.toFixed(1)}%`
+      case 'stalled': return `${file.name} stalled: ${file.reason ?? 'cannot go on'}; retrying by itself`
+      case 'complete': return `downloaded ${file.name}, verified`
+      case 'failed': return `${file.name} failed: ${file.reason ?? ''}`
+      case 'cancelled': return `cancelled ${file.name}; its partial data is deleted`
+      case 'expired': return `${file.name} expired before it was complete`
+      default: return null
+    }
+  }
+}
