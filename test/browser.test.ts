@@ -74,7 +74,7 @@ test('in a real browser: share on one page, download with pause and resume on an
     const card = bobPage.locator('li.file', { hasText: 'holiday.mp4' })
     await card.waitFor({ timeout: 30_000 })
     await alicePage.locator('li.file[data-state="complete"]', { hasText: 'holiday.mp4' }).waitFor()
-    assert.match(await card.locator('.meta').innerText(), /80\.0 MiB · shared by alice · video\/mp4/)
+    assert.match(await card.locator('.meta').innerText(), /80\.0 MiB · shared by alice on .+ · video\/mp4/)
     const fileId = await card.getAttribute('data-file-id')
     assert.ok(fileId !== null)
 
@@ -118,9 +118,17 @@ test('in a real browser: share on one page, download with pause and resume on an
 
     // Audio plays in the page while the download is paused far from the end.
     const wav = writeWav(path.join(net.root, 'birdsong.wav'), 600)
-    const wavId = qf('share', wav, '--dir', alice.dir)
+    const wavId = qf('share', wav, '--message', 'birdsong from the trip', '--dir', alice.dir)
     const wavCard = bobPage.locator(`li[data-file-id="${wavId}"]`)
     await wavCard.waitFor({ timeout: 30_000 })
+    // The message it was shared with shows beside it, with who posted it.
+    await bobPage.waitForFunction(async id => {
+      const files = await (await fetch('/api/files', { headers: { authorization: `Bearer ${new URLSearchParams(location.search).get('token') ?? ''}` } })).json() as Array<{ fileId: string, messages: unknown[] }>
+      return files.find(f => f.fileId === id)?.messages.length === 1
+    }, wavId, { timeout: 15_000 })
+    await bobPage.reload()
+    await wavCard.locator('.message').waitFor({ timeout: 15_000 })
+    assert.match(await wavCard.locator('.message').textContent() ?? '', /“birdsong from the trip” — alice/)
     await bob.api.call('POST', `/api/files/${wavId}/download`, { priority: 1 })
     await bob.api.call('POST', `/api/files/${wavId}/pause`)
     await wavCard.locator('[data-action="preview"]').click()

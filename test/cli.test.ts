@@ -120,7 +120,7 @@ test('qf get --out DIRECTORY saves into it under the file\'s name; the daemons s
     const [alice, bob] = net.members as [Member, Member]
     const source = path.join(net.root, 'notes.txt')
     fs.writeFileSync(source, 'minutes of the meeting\n'.repeat(500))
-    const fileId = run('share', source, '--dir', alice.dir).stdout.trim()
+    const fileId = run('share', source, '--message', 'from the meeting', '--dir', alice.dir).stdout.trim()
     const into = path.join(net.root, 'downloads')
     fs.mkdirSync(into)
     let got = run('get', fileId, '--out', into, '--json', '--dir', bob.dir)
@@ -140,5 +140,13 @@ test('qf get --out DIRECTORY saves into it under the file\'s name; the daemons s
     assert.match(bobLog, /quiet-files: joined network "test"/)
     assert.match(bobLog, /quiet-files: (alice|[0-9a-f]{16}…) shared notes\.txt/)
     assert.match(bobLog, /quiet-files: downloaded notes\.txt, verified/)
+    // A finished download is summed up in one line, not listed like one still going.
+    const statusText = run('status', '--dir', bob.dir).stdout
+    assert.match(statusText, /finished \(1\): notes\.txt/)
+    assert.doesNotMatch(statusText, /complete 100/)
+    // The message it was shared with, beside it in qf files and in the API.
+    assert.match(run('files', '--dir', bob.dir).stdout, /notes\.txt .* alice .* from the meeting/)
+    const listed = JSON.parse(run('files', '--json', '--dir', bob.dir).stdout) as Array<{ messages: Array<{ text: string, author_name: string }> }>
+    assert.deepEqual(listed[0]!.messages.map(m => [m.text, m.author_name]), [['from the meeting', 'alice']])
   } finally { await net.close() }
 })

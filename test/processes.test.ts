@@ -312,3 +312,24 @@ test('a stranger without the invite gets nothing back: no accept, no descriptor,
     await net.close()
   }
 })
+
+test('a download with no reachable holder says it waits for a peer that holds it, and goes on when one is back', async () => {
+  const net = await startProcessNetwork(['alice', 'bob'])
+  try {
+    const [alice, bob] = net.members as [Member, Member]
+    const { source, fileId } = await shareAndSee(net, alice, bob, 'away.bin', 2 * MiB, 17)
+    alice.daemon.child.kill('SIGKILL')
+    await alice.daemon.exited
+    await waitFor('bob to notice alice is gone', async () => (await bob.api.call<Array<{ connected: boolean }>>('GET', '/api/peers')).every(p => !p.connected), 30_000, 200)
+    await bob.api.call('POST', `/api/files/${fileId}/download`, { priority: 8 })
+    const waiting = await status(bob, fileId)
+    assert.equal(waiting.state, 'queued')
+    assert.equal(waiting.reason, 'waiting for a peer that holds it')
+    assert.match(qf('status', '--dir', bob.dir), /away\.bin queued: waiting for a peer that holds it/)
+    await net.restart(alice)
+    const out = path.join(net.root, 'away.out')
+    await bob.api.call('POST', `/api/files/${fileId}/save`, { path: out })
+    await waitFor('the download to finish', async () => (await status(bob, fileId)).saving?.state === 'saved', 60_000)
+    assert.equal(await sha256OfFile(out), await sha256OfFile(source))
+  } finally { await net.close() }
+})

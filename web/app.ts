@@ -10,6 +10,9 @@ import type { Progress } from '../src/node/progress-types.js'
 /** A file as `GET /api/files` lists it: its progress, and who shared it. */
 interface FileView extends Progress {
   shared_by_name?: string | null
+  shared_at?: string
+  /** What was posted with it (`qf share --message`), oldest first. */
+  messages?: Array<{ text: string, author_name: string | null }>
 }
 
 const token = new URLSearchParams(location.search).get('token') ?? ''
@@ -96,14 +99,15 @@ function renderFile (file: FileView): HTMLLIElement {
     element('div', { className: 'file-head' },
       element('span', { className: 'file-name', textContent: file.name }),
       element('span', { className: 'state', textContent: file.state, dataset: { state: file.state } })),
-    element('div', { className: 'meta', textContent: `${formatBytes(file.bytesTotal)} · shared by ${file.shared_by_name ?? 'someone'} · ${file.mediaType}` }),
+    element('div', { className: 'meta', textContent: `${formatBytes(file.bytesTotal)} · shared by ${file.shared_by_name ?? 'someone'}${file.shared_at === undefined ? '' : ` on ${new Date(file.shared_at).toLocaleString()}`} · ${file.mediaType}` }),
+    ...(file.messages ?? []).map(m => element('p', { className: 'message', textContent: `“${m.text}” — ${m.author_name ?? 'someone'}` })),
     element('progress', { max: 100, value: file.percent, ariaLabel: `${file.name} progress` }),
     element('div', { className: 'numbers' },
       element('span', { className: 'percent', textContent: `${file.percent.toFixed(1)}%` }),
       element('span', { textContent: `${formatBytes(file.bytesReceived)} of ${formatBytes(file.bytesTotal)}` }),
       element('span', { className: 'speed', textContent: file.state === 'active' ? `${formatBytes(Math.round(file.speedBytesPerSecond))}/s` : '' }),
       element('span', { className: 'eta', textContent: file.state === 'active' ? `ETA ${formatEta(file.etaSeconds)}` : '' })))
-  if (file.reason !== null && (file.state === 'failed' || file.state === 'stalled')) item.append(element('p', { className: 'reason', textContent: file.reason }))
+  if (file.reason !== null && ['failed', 'stalled', 'queued', 'active'].includes(file.state)) item.append(element('p', { className: 'reason', textContent: file.reason }))
   item.append(actionsFor(file))
   const preview = previewFor(file)
   if (preview !== null) item.append(preview)

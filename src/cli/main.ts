@@ -151,11 +151,11 @@ command('share <path>', 'share a file into the network; prints its file id')
 command('files', 'list the files known in the network')
   .option('--json', 'print JSON only')
   .action(async (options: JsonOptions) => {
-    const files = await daemonClient(dirOf(options)).call<Array<Progress & { shared_by_name: string | null }>>('GET', '/api/files')
+    const files = await daemonClient(dirOf(options)).call<Array<Progress & { shared_by_name: string | null, shared_at: string, messages: Array<{ text: string, author_name: string | null }> }>>('GET', '/api/files')
     print(options.json, files, () => files.length === 0
       ? 'no files yet'
-      : table([['FILE ID', 'NAME', 'SIZE', 'STATE', 'PERCENT', 'SHARED BY'],
-        ...files.map(f => [f.fileId, f.name, formatBytes(f.bytesTotal), f.state, `${f.percent.toFixed(1)}%`, f.shared_by_name ?? ''])]))
+      : table([['FILE ID', 'NAME', 'SIZE', 'STATE', 'PERCENT', 'SHARED BY', 'SHARED AT', 'MESSAGE'],
+        ...files.map(f => [f.fileId, f.name, formatBytes(f.bytesTotal), f.state, `${f.percent.toFixed(1)}%`, f.shared_by_name ?? '', f.shared_at.slice(0, 16).replace('T', ' '), f.messages.map(m => m.text).join(' / ')])]))
   })
 
 for (const [verb, method, route, done] of [
@@ -203,6 +203,15 @@ program.command('peer').description('what this node does with a peer')
     print(options.json, peer, () => `${peer.name ?? publicKey}: trusted again`)
   })
 
+/** Downloads still going first, one line each; the finished ones in one line at the end. */
+function downloadLines (downloads: Progress[]): string[] {
+  const going = downloads.filter(d => d.state !== 'complete')
+  const finished = downloads.filter(d => d.state === 'complete')
+  const lines = going.map(d => `  ${d.name} ${stateText(d)} ${d.percent.toFixed(1)}% ${formatSpeed(d.speedBytesPerSecond)} ETA ${formatEta(d.etaSeconds)}`)
+  if (finished.length > 0) lines.push(`  finished (${finished.length}): ${finished.map(d => d.name).join(', ')}`)
+  return lines.length === 0 ? ['  none'] : lines
+}
+
 /** Beside a peer in qf status: windows it supplied that failed their hash. */
 function badWindowsNote (p: { bad_windows: number, trusted: boolean }): string {
   if (p.bad_windows === 0) return ''
@@ -220,7 +229,7 @@ command('status', 'peers, connections and downloads')
       `${status.name} ${status.public_key}`,
       `network: ${status.network === null ? 'none' : `${status.network.name} (${status.network.id})`}, udp ${status.udp_port}, ${status.connections} connection(s)`,
       'peers:', ...(status.peers.length === 0 ? ['  none'] : status.peers.map(p => `  ${[p.name ?? '?', `${p.public_key.slice(0, 16)}…`, p.address, p.connected ? 'connected' : 'not connected'].filter(part => part !== null).join(' ')}${clockNote(p.clock_skew_seconds)}${badWindowsNote(p)}`)),
-      'downloads:', ...(status.downloads.length === 0 ? ['  none'] : status.downloads.map(d => `  ${d.name} ${stateText(d)} ${d.percent.toFixed(1)}% ${formatSpeed(d.speedBytesPerSecond)} ETA ${formatEta(d.etaSeconds)}`))
+      'downloads:', ...downloadLines(status.downloads)
     ].join('\n'))
   })
 
@@ -292,6 +301,7 @@ command('get <file_id>', 'download a file with a live progress bar and save it o
 function stateText (p: Progress): string {
   if (p.state === 'complete' && !isSettled(p)) return 'saving'
   if (p.state === 'stalled') return `stalled: ${p.reason ?? 'cannot go on'}; retrying`
+  if ((p.state === 'queued' || p.state === 'active') && p.reason !== null) return `${p.state}: ${p.reason}`
   return p.state
 }
 

@@ -173,6 +173,12 @@ export async function startControlApi (daemon: ControlTarget, port: number, host
   app.get('/api/files', async () => {
     const node = daemon.requireNode()
     const members = new Map(node.members().map(m => [m.publicKey, m.name]))
+    // The messages posted about each file, oldest first (`qf share --message`).
+    const messages = new Map<string, Array<{ text: string, author: string, author_name: string | null, at: string }>>()
+    for (const m of node.messages()) {
+      if (m.fileId === null) continue
+      messages.set(m.fileId, [...messages.get(m.fileId) ?? [], { text: m.text, author: m.author, author_name: members.get(m.author) ?? null, at: new Date(m.createdAtMs).toISOString() }])
+    }
     return node.files().map(p => {
       const info = node.descriptorInfo(p.fileId)
       return {
@@ -181,7 +187,8 @@ export async function startControlApi (daemon: ControlTarget, port: number, host
         shared_by_name: members.get(info.sharedBy) ?? null,
         shared_at: new Date(info.sharedAtMs).toISOString(),
         root_hash: info.rootHash,
-        windows: info.windows
+        windows: info.windows,
+        messages: messages.get(p.fileId) ?? []
       }
     })
   })

@@ -24,6 +24,8 @@ export interface RequestOptions {
 }
 
 export const DEFAULT_PRIORITY = 5
+/** The reason a download gives while no peer is connected to fetch it from. */
+export const WAITING_FOR_PEERS = 'waiting for a peer that holds it'
 /** How long a download stalled on a write error (a full disk) waits before trying again. */
 export const STALL_RETRY_MS = 10_000
 
@@ -239,7 +241,7 @@ export class Downloads {
       percent: percentOf(bytesReceived, descriptor.size, state === 'complete'),
       speedBytesPerSecond: speed,
       etaSeconds: state === 'complete' ? 0 : speed > 0 ? remaining / speed : null,
-      reason: local?.writeError ?? local?.reason ?? null,
+      reason: local?.writeError ?? local?.reason ?? ((state === 'queued' || state === 'active') && this.ctx.peers().length === 0 ? WAITING_FOR_PEERS : null),
       saving: saves.at(-1) ?? null,
       saves
     }
