@@ -14,7 +14,8 @@ import {
   decodeSliceEvent, encodeSliceEvent, encodeSignedEvent, decodeSignedEvent, openSignedEvent,
   encodeSyncFileRequestPayload, decodeSyncFileRequestPayload, encodeSyncFileReplyPayload, decodeSyncFileReplyPayload,
   encodeDescriptorPlaintext, decodeDescriptorPlaintext, sealContentPayload, openContentPayload, truncateUtf8,
-  encodeWantPayload, decodeWantPayload, PAYLOAD_BYTES
+  encodeWantPayload, decodeWantPayload, PAYLOAD_BYTES,
+  encodeWindowHashes, decodeWindowHashes, encodeWindowHashesRequest, decodeWindowHashesRequest
 } from '../src/wire/index.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -191,4 +192,22 @@ test('want-control payload round-trips and rejects unknown actions', () => {
   assert.deepEqual(decodeWantPayload(encodeWantPayload(want)), want)
   const bad = encodeWantPayload(want); bad[16] = 99
   assert.throws(() => decodeWantPayload(bad), WireError)
+})
+
+test('window-hash events round-trip, at most 15 hashes each, and reject non-zero padding', () => {
+  const fileId = new Uint8Array(16).fill(9)
+  const request = { fileId, firstWindow: 30, count: 4096 }
+  assert.deepEqual(decodeWindowHashesRequest(encodeWindowHashesRequest(request)), request)
+  const hashes = new Uint8Array(15 * 32).map((_, i) => i & 0xff)
+  const event = encodeWindowHashes(fileId, 45, hashes)
+  assert.equal(event.length, 512)
+  assert.deepEqual(decodeWindowHashes(event), { fileId, firstWindow: 45, hashes })
+  assert.deepEqual(decodeWindowHashes(encodeWindowHashes(fileId, 0, new Uint8Array(0))).hashes, new Uint8Array(0), 'count 0: the sender has none')
+  assert.throws(() => encodeWindowHashes(fileId, 0, new Uint8Array(16 * 32)), WireError)
+  const padded = encodeWindowHashes(fileId, 0, hashes.subarray(0, 64)); padded[200] = 1
+  assert.throws(() => decodeWindowHashes(padded), WireError)
+  const tooMany = event.slice(); tooMany[22] = 16
+  assert.throws(() => decodeWindowHashes(tooMany), WireError)
+  const request2 = encodeWindowHashesRequest(request); request2[300] = 1
+  assert.throws(() => decodeWindowHashesRequest(request2), WireError)
 })

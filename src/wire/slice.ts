@@ -10,7 +10,7 @@ import { readU32be, writeU32be } from '../bytes.js'
  */
 export const SLICE_PLAINTEXT_BYTES = 450
 export const NONCE_PREFIX_BYTES = 20
-/** `ciphertext ‖ tag` of one slice: the unit that is stored, hashed into the file id, and sent. */
+/** `ciphertext ‖ tag` of one slice: the unit that is stored, hashed into its window hash, and sent. */
 export const SLICE_RECORD_BYTES = SLICE_PLAINTEXT_BYTES + AEAD_TAG_BYTES
 
 export const SliceOffset = {
