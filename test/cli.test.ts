@@ -140,6 +140,11 @@ test('qf get --out DIRECTORY saves into it under the file\'s name; the daemons s
     assert.match(bobLog, /quiet-files: joined network "test"/)
     assert.match(bobLog, /quiet-files: (alice|[0-9a-f]{16}…) shared notes\.txt/)
     assert.match(bobLog, /quiet-files: downloaded notes\.txt, verified/)
+    // qf network: the network, this node and the others, and how they are reached.
+    const shown = run('network', '--dir', bob.dir).stdout
+    assert.match(shown, /network "test" \([0-9a-f]{32}\)/)
+    assert.match(shown, /bob \(this node\)/)
+    assert.match(shown, /alice connected at 127\.0\.0\.1:\d+/)
     // A finished download is summed up in one line, not listed like one still going.
     const statusText = run('status', '--dir', bob.dir).stdout
     assert.match(statusText, /finished \(1\): notes\.txt/)

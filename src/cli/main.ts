@@ -114,7 +114,23 @@ function isAlive (pid: number): boolean {
   try { process.kill(pid, 0); return true } catch { return false }
 }
 
-const network = program.command('network').description('create or inspect the network')
+const network = program.command('network').description('show the network, its members and how they are reached; or create one')
+// `qf network` alone shows it.
+network.command('show', { isDefault: true }).description('show the network, its members and how they are reached')
+  .option('--dir <dir>', 'data directory')
+  .option('--json', 'print JSON only')
+  .action(async (options: JsonOptions) => {
+    const status = await daemonClient(dirOf(options)).call<{
+      name: string, network: { id: string, name: string } | null,
+      peers: Array<{ public_key: string, name: string | null, address: string | null, connected: boolean, bad_windows: number, trusted: boolean }>
+    }>('GET', '/api/status')
+    if (status.network === null) throw new CliError('this node is in no network yet; run "qf network create NAME" or "qf join LINK"')
+    print(options.json, { network: status.network, members: status.peers }, () => [
+      `network "${status.network!.name}" (${status.network!.id})`,
+      `  ${status.name} (this node)`,
+      ...status.peers.map(p => `  ${p.name ?? `${p.public_key.slice(0, 16)}…`} ${p.connected ? `connected at ${p.address ?? '?'}` : `not reachable now${p.address === null ? '' : ` (last tried ${p.address})`}`}${badWindowsNote(p)}`)
+    ].join('\n'))
+  })
 network.command('create <name>').description('create a new network and join it')
   .option('--dir <dir>', 'data directory')
   .option('--json', 'print JSON only')
