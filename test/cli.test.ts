@@ -140,6 +140,11 @@ test('qf get --out DIRECTORY saves into it under the file\'s name; the daemons s
     assert.match(bobLog, /quiet-files: joined network "test"/)
     assert.match(bobLog, /quiet-files: (alice|[0-9a-f]{16}…) shared notes\.txt/)
     assert.match(bobLog, /quiet-files: downloaded notes\.txt, verified/)
+    // Sharing the same file again says so, and makes a second file.
+    const again = run('share', source, '--dir', alice.dir)
+    assert.equal(again.code, 0)
+    assert.match(again.stderr, new RegExp(`notes\\.txt \\(.+\\) was already shared as ${fileId}; sharing it again as a new file`))
+    assert.notEqual(again.stdout.trim(), fileId)
     // qf network: the network, this node and the others, and how they are reached.
     const shown = run('network', '--dir', bob.dir).stdout
     assert.match(shown, /network "test" \([0-9a-f]{32}\)/)
@@ -151,7 +156,7 @@ test('qf get --out DIRECTORY saves into it under the file\'s name; the daemons s
     assert.doesNotMatch(statusText, /complete 100/)
     // The message it was shared with, beside it in qf files and in the API.
     assert.match(run('files', '--dir', bob.dir).stdout, /notes\.txt .* alice .* from the meeting/)
-    const listed = JSON.parse(run('files', '--json', '--dir', bob.dir).stdout) as Array<{ messages: Array<{ text: string, author_name: string }> }>
-    assert.deepEqual(listed[0]!.messages.map(m => [m.text, m.author_name]), [['from the meeting', 'alice']])
+    const listed = JSON.parse(run('files', '--json', '--dir', bob.dir).stdout) as Array<{ fileId: string, messages: Array<{ text: string, author_name: string }> }>
+    assert.deepEqual(listed.find(f => f.fileId === fileId)!.messages.map(m => [m.text, m.author_name]), [['from the meeting', 'alice']])
   } finally { await net.close() }
 })

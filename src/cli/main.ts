@@ -160,7 +160,16 @@ command('share <path>', 'share a file into the network; prints its file id')
   .action(async (filePath: string, options: JsonOptions & { message?: string }) => {
     const absolute = path.resolve(filePath)
     if (!fs.existsSync(absolute)) throw new CliError(`no such file: ${filePath}`)
-    const result = await daemonClient(dirOf(options)).call<{ file_id: string, name: string, size: number }>('POST', '/api/share', { path: absolute, message: options.message })
+    const client = daemonClient(dirOf(options))
+    // Each share is a new file id: sharing the same file again is said, not silently doubled.
+    const [me, files] = await Promise.all([
+      client.call<{ public_key: string }>('GET', '/api/status'),
+      client.call<Array<{ fileId: string, name: string, bytesTotal: number, shared_by: string }>>('GET', '/api/files')
+    ])
+    const size = fs.statSync(absolute).size
+    const earlier = files.filter(f => f.shared_by === me.public_key && f.name === path.basename(absolute) && f.bytesTotal === size)
+    if (earlier.length > 0) console.error(`qf: ${path.basename(absolute)} (${formatBytes(size)}) was already shared as ${earlier.map(f => f.fileId).join(', ')}; sharing it again as a new file`)
+    const result = await client.call<{ file_id: string, name: string, size: number }>('POST', '/api/share', { path: absolute, message: options.message })
     print(options.json, result, () => result.file_id)
   })
 
