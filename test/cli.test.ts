@@ -160,3 +160,15 @@ test('qf get --out DIRECTORY saves into it under the file\'s name; the daemons s
     assert.deepEqual(listed.find(f => f.fileId === fileId)!.messages.map(m => [m.text, m.author_name]), [['from the meeting', 'alice']])
   } finally { await net.close() }
 })
+
+test('the demo pauses, says what was already on its way, resumes and ends with identical files', () => {
+  const demoMain = path.join(path.dirname(QF_MAIN), 'demo.js')
+  const demo = spawnSync(process.execPath, [demoMain, '--size', String(80 * 1024 * 1024)], { encoding: 'utf8', timeout: 240_000 })
+  assert.equal(demo.status, 0, demo.stderr)
+  const paused = /\[demo\] paused at ([\d.]+)% for two seconds: no new requests from now on/.exec(demo.stdout)
+  const moved = /\[demo\] ([\d.]+ \w+) already on their way when it paused arrived during the pause/.exec(demo.stdout)
+  const resumed = /\[demo\] resumed at ([\d.]+)%/.exec(demo.stdout)
+  assert.ok(paused !== null && moved !== null && resumed !== null, demo.stdout)
+  assert.ok(Number(resumed[1]) >= Number(paused[1]))
+  assert.match(demo.stdout, /identical\. 80\.0 MiB/)
+})

@@ -92,13 +92,16 @@ async function main (): Promise<number> {
     for (;;) {
       const p = await bobClient.call<Progress>('GET', `/api/files/${fileId}/status`).catch(() => null)
       if (p !== null && p.percent >= 40 && p.state === 'active') {
-        await bobClient.call('POST', `/api/files/${fileId}/pause`)
+        const paused = await bobClient.call<Progress>('POST', `/api/files/${fileId}/pause`)
         const pausedAt = Date.now()
-        console.log(`\n  [demo] paused at ${p.percent.toFixed(1)}% for two seconds`)
+        console.log(`\n  [demo] paused at ${paused.percent.toFixed(1)}% for two seconds: no new requests from now on`)
         await sleep(2000)
         const held = await bobClient.call<Progress>('GET', `/api/files/${fileId}/status`)
         await bobClient.call('POST', `/api/files/${fileId}/resume`)
         pausedMs = Date.now() - pausedAt
+        // Slices asked for before the pause still land: that is what moved while paused.
+        const inFlight = held.bytesReceived - paused.bytesReceived
+        console.log(`  [demo] ${formatBytes(inFlight)} already on their way when it paused arrived during the pause`)
         console.log(`  [demo] resumed at ${held.percent.toFixed(1)}%\n`)
         break
       }
