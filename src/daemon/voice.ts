@@ -54,7 +54,11 @@ export class DaemonVoice {
     const what = `${file.name} (${formatMiB(file.bytesTotal)}, ${file.fileId})`
     if (before === undefined) return file.state === 'complete' ? `shared ${what}` : `${sharer} shared ${what}`
     switch (file.state) {
-      case 'queued': case 'active': return before === 'paused' ? `resumed ${file.name}` : before === 'available' || before === 'cancelled' || before === 'expired' || before === 'failed' ? `downloading ${what}` : before === 'stalled' ? `${file.name} goes on` : null
+      case 'queued': case 'active':
+        if (before === 'paused') return `resumed ${file.name}`
+        if (before === 'stalled') return `${file.name} goes on`
+        // Between queued and active is no news; from a download that ended without the file, a new one.
+        return before === 'queued' || before === 'active' || before === 'complete' ? null : `downloading ${what}`
       case 'paused': return `paused ${file.name} at ${file.percent.toFixed(1)}%`
       case 'stalled': return `${file.name} stalled: ${file.reason ?? 'cannot go on'}; retrying by itself`
       case 'complete': return `downloaded ${file.name}, verified`

@@ -31,7 +31,7 @@ export class WindowHasher {
     this.hashes = new Uint8Array(this.windows * HASH_BYTES)
     this.windowEnd = windowStart(1, slices, this.windows)
     this.stream = this.open(0)
-    this.closeEmptyWindows()
+    this.closeFullWindows()
   }
 
   /** Windows whose hash is done. */
@@ -54,7 +54,7 @@ export class WindowHasher {
       this.stream.update(records.subarray(at, at + take * SLICE_RECORD_BYTES))
       at += take * SLICE_RECORD_BYTES
       this.fed += take
-      this.closeEmptyWindows()
+      this.closeFullWindows()
     }
   }
 
@@ -63,8 +63,8 @@ export class WindowHasher {
     return this.hashes.subarray(w * HASH_BYTES, (w + 1) * HASH_BYTES)
   }
 
-  /** Closes every window that has all its records (an empty file's one window has none). */
-  private closeEmptyWindows (): void {
+  /** Closes every window that has all its records (an empty file's one window has none, so at once). */
+  private closeFullWindows (): void {
     while (this.window < this.windows && this.fed === this.windowEnd) {
       this.hashes.set(this.stream.digest(), this.window * HASH_BYTES)
       this.window++

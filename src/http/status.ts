@@ -61,7 +61,6 @@ export function peersOf (daemon: ControlTarget): Array<{ public_key: string, nam
   const names = new Map(node.members().filter(m => m.publicKey !== self).map(m => [m.publicKey, m.name]))
   const skews = daemon.recentClockSkews()
   const badWindows = node.badWindows()
-  const suspects = node.suspects()
   const unnamed = [...new Set([...known.keys(), ...skews.keys()])].filter(peer => !names.has(peer))
   return [...names.keys(), ...unnamed].map(peer => {
     const k = known.get(peer)
@@ -75,7 +74,7 @@ export function peersOf (daemon: ControlTarget): Array<{ public_key: string, nam
       clock_skew_seconds: skewMs === null ? null : Math.round(skewMs / 1000),
       // Windows it supplied that failed their hash; not trusted: not asked for anything now.
       bad_windows: badWindows.get(peer) ?? 0,
-      trusted: (suspects.get(peer) ?? 0) < 2
+      trusted: node.trusted(peer)
     }
   })
 }

@@ -1,10 +1,9 @@
-import { AEAD_NONCE_BYTES, aeadDecryptInto, aeadEncryptInto, hash32, keyedHash, keyedHashInto, macsEqual, randomBytes } from '../crypto/index.js'
+import { AEAD_NONCE_BYTES, HASH_BYTES, HashStream, aeadDecryptInto, aeadEncryptInto, keyedHash, keyedHashInto, macsEqual, randomBytes } from '../crypto/index.js'
 import { bytesEqual } from '../bytes.js'
 import {
   CONNECT_DATAGRAM_BYTES, COOKIE_BYTES, COOKIE_DATAGRAM_BYTES, COOKIE_LABEL, ConnectMacOffset, CookieOffset, DatagramKind, MAC1_LABEL, MAC_BYTES
 } from '../wire/transit.js'
-
-export interface GuardAddress { host: string, port: number }
+import type { PeerAddress } from './address-book.js'
 
 export interface ConnectGuardOptions {
   networkKey: Uint8Array
@@ -38,16 +37,12 @@ export const COOKIE_SECRET_MS = 120_000
 /** Sources remembered by the rate limiter at most; past that the oldest buckets go. */
 const MAX_SOURCES = 4096
 
-const labelled = (label: Uint8Array, networkKey: Uint8Array, publicKey: Uint8Array): Uint8Array => {
-  const input = new Uint8Array(label.length + networkKey.length + publicKey.length)
-  input.set(label, 0)
-  input.set(networkKey, label.length)
-  input.set(publicKey, label.length + networkKey.length)
-  return hash32(input)
-}
+/** `BLAKE2b-256(label ‖ network_key ‖ public_key)`: the mac1 and cookie keys. */
+const labelled = (label: Uint8Array, networkKey: Uint8Array, publicKey: Uint8Array): Uint8Array =>
+  new HashStream(HASH_BYTES).update(label).update(networkKey).update(publicKey).digest()
 
-const addressBytes = (a: GuardAddress): Uint8Array => new TextEncoder().encode(`${a.host}:${a.port}`)
-const addressKey = (a: GuardAddress): string => `${a.host}:${a.port}`
+const addressBytes = (a: PeerAddress): Uint8Array => new TextEncoder().encode(`${a.host}:${a.port}`)
+const addressKey = (a: PeerAddress): string => `${a.host}:${a.port}`
 
 /**
  * The cheap checks a connect passes before the sealed-box open and the signature check (about
@@ -77,7 +72,7 @@ export class ConnectGuard {
   // ---- outgoing ---------------------------------------------------------------------------
 
   /** Writes mac1 (and mac2, with a cookie from `to` that is still fresh) into a sealed connect. */
-  stamp (datagram: Uint8Array, peerPk: Uint8Array, to: GuardAddress): void {
+  stamp (datagram: Uint8Array, peerPk: Uint8Array, to: PeerAddress): void {
     const mac1 = keyedHash(datagram.subarray(0, ConnectMacOffset.mac1), labelled(MAC1_LABEL, this.options.networkKey, peerPk), MAC_BYTES)
     datagram.set(mac1, ConnectMacOffset.mac1)
     const key = addressKey(to)
@@ -93,7 +88,7 @@ export class ConnectGuard {
    * A cookie from an address we sent a connect to: kept for the next connect there. Returns
    * the peer to connect to again at once, or null when the cookie does not check out.
    */
-  takeCookie (datagram: Uint8Array, from: GuardAddress): Uint8Array | null {
+  takeCookie (datagram: Uint8Array, from: PeerAddress): Uint8Array | null {
     if (datagram.length !== COOKIE_DATAGRAM_BYTES) return null
     const sent = this.sent.get(addressKey(from))
     if (sent === undefined) return null
@@ -114,7 +109,7 @@ export class ConnectGuard {
    * Whether a connect datagram may go on to the expensive checks. 'cookie' comes with the
    * datagram to send back to `from`.
    */
-  check (datagram: Uint8Array, from: GuardAddress): { verdict: GuardVerdict, reply?: Uint8Array } {
+  check (datagram: Uint8Array, from: PeerAddress): { verdict: GuardVerdict, reply?: Uint8Array } {
     if (datagram.length !== CONNECT_DATAGRAM_BYTES) { this.stats.connectsBadMac++; return { verdict: 'bad-mac' } }
     const mac1 = datagram.subarray(ConnectMacOffset.mac1, ConnectMacOffset.mac2)
     if (!this.macMatches(datagram.subarray(0, ConnectMacOffset.mac1), this.ownMac1Key, mac1)) { this.stats.connectsBadMac++; return { verdict: 'bad-mac' } }
@@ -147,7 +142,7 @@ export class ConnectGuard {
     return this.options.loadPerSecond ?? DEFAULT_LOAD_PER_SECOND
   }
 
-  private cookieFor (from: GuardAddress, secret: Uint8Array): Uint8Array {
+  private cookieFor (from: PeerAddress, secret: Uint8Array): Uint8Array {
     return keyedHash(addressBytes(from), secret, COOKIE_BYTES)
   }
 
@@ -157,13 +152,13 @@ export class ConnectGuard {
     this.secretSinceMs = now
   }
 
-  private mac2Valid (datagram: Uint8Array, from: GuardAddress, now: number): boolean {
+  private mac2Valid (datagram: Uint8Array, from: PeerAddress, now: number): boolean {
     this.rotateSecret(now)
     const mac2 = datagram.subarray(ConnectMacOffset.mac2)
     return this.secrets.some(secret => this.macMatches(datagram.subarray(0, ConnectMacOffset.mac2), this.cookieFor(from, secret), mac2))
   }
 
-  private cookieReply (from: GuardAddress, mac1: Uint8Array, now: number): Uint8Array {
+  private cookieReply (from: PeerAddress, mac1: Uint8Array, now: number): Uint8Array {
     this.rotateSecret(now)
     const reply = new Uint8Array(COOKIE_DATAGRAM_BYTES)
     reply[CookieOffset.kind] = DatagramKind.cookie

@@ -38,6 +38,11 @@ export interface TransitOptions {
   connectLimits?: Pick<ConnectGuardOptions, 'loadPerSecond' | 'perSourcePerSecond' | 'perSourceBurst'>
 }
 
+/** What a data datagram may carry: whole events. */
+const wholeEvents = (length: number): boolean => length % EVENT_BYTES === 0
+/** What a path challenge or response carries: one token. */
+const aPathToken = (length: number): boolean => length === PATH_TOKEN_BYTES
+
 /**
  * The transit layer over any datagram socket: sealed connects with proof of network
  * membership, then every datagram encrypted with the connection's key. Strangers, replays
@@ -249,7 +254,7 @@ export class TransitEndpoint implements Transport {
    * address is only challenged (see `onPath`).
    */
   private onData (bytes: Uint8Array, from: PeerAddress): void {
-    const opened = this.open(bytes, length => length % EVENT_BYTES === 0)
+    const opened = this.open(bytes, wholeEvents)
     if (opened === null) return
     const { connection, plain } = opened
     const length = plain.length
@@ -282,7 +287,7 @@ export class TransitEndpoint implements Transport {
   /** A challenge is answered to where it came from; a matching response moves the connection there. */
   private onPath (bytes: Uint8Array, from: PeerAddress): void {
     const kind = bytes[0]
-    const opened = this.open(bytes, length => length === PATH_TOKEN_BYTES)
+    const opened = this.open(bytes, aPathToken)
     if (opened === null) return
     const { connection, plain } = opened
     if (kind === DatagramKind.pathChallenge) {

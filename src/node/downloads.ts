@@ -26,6 +26,8 @@ export interface RequestOptions {
 export const DEFAULT_PRIORITY = 5
 /** The reason a download gives while no peer is connected to fetch it from. */
 export const WAITING_FOR_PEERS = 'waiting for a peer that holds it'
+/** Files a peer supplied bad windows of before it is asked for nothing at all. */
+export const BAD_FILES_TO_DISTRUST = 2
 /** How long a download stalled on a write error (a full disk) waits before trying again. */
 export const STALL_RETRY_MS = 10_000
 
@@ -157,8 +159,8 @@ export class Downloads {
   }
 
   /** A peer with bad windows in several files is asked for nothing. */
-  private trusted (peer: string): boolean {
-    return (this.badFiles.get(peer)?.size ?? 0) < 2
+  trusted (peer: string): boolean {
+    return (this.badFiles.get(peer)?.size ?? 0) < BAD_FILES_TO_DISTRUST
   }
 
   onSlice (peer: string, bytes: Uint8Array): void {

@@ -34,8 +34,8 @@ export function sliceFilePath (dataDir: string, fileId: Uint8Array): string {
  * What this node holds of one file: the slice file, the have-bitmap (in memory, mirrored
  * in SQLite after every durable write), and which windows passed their hash (`windows`,
  * once the file's window hashes are known): only their slices are served and read. A file
- * is complete when every window verified. Without window hashes (a store being rebuilt)
- * a whole file is checked by a running hash over its records instead.
+ * is complete when every window verified. Without window hashes (a store being rebuilt,
+ * an empty file) a whole file is checked against its root in one pass instead.
  */
 export class LocalFile {
   readonly key: string
@@ -64,8 +64,6 @@ export class LocalFile {
   private closed = false
   /** The status the store holds for this file, as far as this object knows. */
   private recordedStatus: LocalStatus | null = null
-  private verifier: CiphertextVerifier
-  private hashedUpTo = 0
   /** The windows that passed their hash; null until the file's window hashes are known. */
   windows: VerifiedWindows | null = null
   /** Windows that failed their hash since the last `takeFailedWindows`. */
@@ -78,7 +76,6 @@ export class LocalFile {
     this.layout = new FileLayout(descriptor.slices)
     this.have = new Bitset(descriptor.slices)
     this.rangeHave = new Uint16Array(this.layout.rangeCount)
-    this.verifier = new CiphertextVerifier(descriptor.slices, descriptor.size)
   }
 
   /**
@@ -95,7 +92,8 @@ export class LocalFile {
     if (row !== null) { file.status = row.status; file.reason = row.reason; file.recordedStatus = row.status }
     const hashes = store.getWindowHashes(descriptor.fileId)
     if (hashes !== null) file.setWindowHashes(hashes)
-    else if (file.haveSlices === descriptor.slices) file.advanceVerifier()
+    // An empty file needs nobody: its one window hash is the hash of nothing.
+    else if (descriptor.slices === 0) file.checkWhole()
     return file
   }
 
@@ -154,8 +152,8 @@ export class LocalFile {
     if (windowHashes !== null) {
       file.setWindowHashes(windowHashes)
       file.checkWindows(file.windows!, Infinity)
-    } else {
-      file.advanceVerifier()
+    } else if (file.haveSlices === descriptor.slices) {
+      file.checkWhole()
     }
     return file
   }
@@ -164,7 +162,6 @@ export class LocalFile {
   static adoptComplete (dataDir: string, descriptor: DescriptorRow, windowHashes: Uint8Array): LocalFile {
     const file = new LocalFile(descriptor, SliceFile.open(sliceFilePath(dataDir, descriptor.fileId), descriptor.slices))
     for (let i = 0; i < descriptor.slices; i++) file.markSlice(i)
-    file.hashedUpTo = descriptor.slices
     file.status = 'complete'
     file.setWindowHashes(windowHashes)
     return file
@@ -190,10 +187,10 @@ export class LocalFile {
     return true
   }
 
-  /** Something for `flush` to do: records to write, ranges or a new status to record, or hashing to catch up. */
+  /** Something for `flush` to do: records to write, ranges or a new status to record, or windows to hash. */
   get needsFlush (): boolean {
     return this.pending.size > 0 || this.dirtyRanges.size > 0 || this.syncingRanges.size > 0 ||
-      this.status !== this.recordedStatus || this.hashBehind || this.windows?.pending === true
+      this.status !== this.recordedStatus || this.windows?.pending === true
   }
 
   /**
@@ -223,7 +220,6 @@ export class LocalFile {
     this.writePending()
     const wasPartial = this.status === 'partial'
     if (this.windows !== null) this.checkWindows(this.windows, HASH_RECORDS_PER_FLUSH)
-    else this.advanceVerifier(HASH_RECORDS_PER_FLUSH)
     if (durability === 'background') this.persistAfterSync(store)
     else {
       if (durability === 'now') this.sliceFile.sync()
@@ -259,11 +255,6 @@ export class LocalFile {
       }
       this.syncingRanges.clear()
     })
-  }
-
-  /** Held slices wait to be hashed (after a restart the running hash starts again from 0). */
-  private get hashBehind (): boolean {
-    return this.windows === null && this.status === 'partial' && this.hashedUpTo < this.descriptor.slices && this.have.has(this.hashedUpTo)
   }
 
   /**
@@ -343,7 +334,6 @@ export class LocalFile {
     this.haveSlices--
     this.haveBytes -= sliceBytes(sliceNo, this.descriptor.size)
     this.dirtyRanges.add(r)
-    if (sliceNo < this.hashedUpTo) { this.verifier = new CiphertextVerifier(this.descriptor.slices, this.descriptor.size); this.hashedUpTo = 0 }
     this.status = 'partial'
   }
 
@@ -378,21 +368,15 @@ export class LocalFile {
   }
 
   /**
-   * Hashes the newly contiguous prefix, at most `budget` records a call so a node catching
-   * up after a restart never stalls for long; on reaching the end, decides complete or failed.
+   * A whole file whose window hashes are not kept (a store being rebuilt, or an empty file):
+   * every record hashed in one pass and the root checked; complete or failed.
    */
-  private advanceVerifier (budget = Infinity): void {
-    if (this.status !== 'partial') return
-    const total = this.descriptor.slices
-    const stopAt = Math.min(total, this.hashedUpTo + budget)
-    while (this.hashedUpTo < stopAt && this.have.has(this.hashedUpTo)) {
-      let run = 1
-      while (run < RECORDS_PER_BATCH && this.hashedUpTo + run < stopAt && this.have.has(this.hashedUpTo + run)) run++
-      this.verifier.update(this.sliceFile.read(this.hashedUpTo, run, this.scratch))
-      this.hashedUpTo += run
+  private checkWhole (): void {
+    const verifier = new CiphertextVerifier(this.descriptor.slices, this.descriptor.size)
+    for (let first = 0; first < this.descriptor.slices; first += RECORDS_PER_BATCH) {
+      verifier.update(this.sliceFile.read(first, Math.min(RECORDS_PER_BATCH, this.descriptor.slices - first), this.scratch))
     }
-    if (this.hashedUpTo < total) return
-    const check = this.verifier.check(this.descriptor.rootHash)
+    const check = verifier.check(this.descriptor.rootHash)
     this.status = check.ok ? 'complete' : 'failed'
     this.reason = check.ok ? null : check.reason
   }

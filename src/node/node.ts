@@ -284,9 +284,14 @@ export class Node {
 
   /** Bad windows per peer, all time (recorded and not yet recorded): hex key → count. */
   badWindows (): Map<string, number> {
-    const counts = this.store.badWindowPeers()
+    const counts = new Map(this.store.badWindowPeers().map(p => [toHex(p.peerPk), p.badWindows]))
     for (const [peer, delta] of this.ctx.ledger.deltas) if (delta.badWindows > 0) counts.set(peer, (counts.get(peer) ?? 0) + delta.badWindows)
     return counts
+  }
+
+  /** False while a peer is asked for nothing (it supplied bad windows of several files). */
+  trusted (peer: string): boolean {
+    return this.downloading.trusted(peer)
   }
 
   /** Asks a peer again that was excluded for supplying bad windows. */

@@ -1,5 +1,5 @@
 import { Bitset } from '../sync/bitset.js'
-import { rootHashOf, windowHashOf } from '../files/hashing.js'
+import { rootHashOf } from '../files/hashing.js'
 import { HASH_BYTES } from '../crypto/index.js'
 import { bytesEqual, toHex } from '../bytes.js'
 import { decodeWindowHashes, encodeWindowHashesRequest } from '../wire/index.js'
@@ -25,8 +25,8 @@ interface PendingList {
 
 /**
  * Fetches a file's window hashes before any of its slices: asked of one peer at a time,
- * taken only from the peer asked, and kept once they hash to the descriptor's root. An
- * empty file's one window hash needs no peer.
+ * taken only from the peer asked, and kept once they hash to the descriptor's root. (An
+ * empty file needs none: `LocalFile.open` checks it on the spot.)
  */
 export class WindowHashLists {
   private readonly pending = new Map<string, PendingList>()
@@ -39,7 +39,6 @@ export class WindowHashLists {
     const now = this.ctx.now()
     for (const local of files) {
       if (local.windows !== null) { this.pending.delete(local.key); continue }
-      if (local.descriptor.slices === 0) { this.keep(local, windowHashOf(0, new Uint8Array(0))); continue }
       let list = this.pending.get(local.key)
       if (list !== undefined && list.peer !== null && now - list.askedAtMs < WINDOW_HASHES_RETRY_MS) continue
       if (list === undefined) {
@@ -100,7 +99,6 @@ export class WindowHashLists {
   }
 
   private keep (local: LocalFile, hashes: Uint8Array): void {
-    if (!bytesEqual(rootHashOf(local.descriptor.size, hashes), local.descriptor.rootHash)) return
     this.ctx.store.putWindowHashes(local.descriptor.fileId, hashes)
     local.setWindowHashes(hashes)
     this.pending.delete(local.key)

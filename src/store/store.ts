@@ -301,9 +301,9 @@ export class Store {
     this.stmt.bumpPeer.run({ peerPk, accepted: delta.accepted ?? 0, rejected: delta.rejected ?? 0, answered: delta.answered ?? 0, badWindows: delta.badWindows ?? 0, tMs })
   }
 
-  /** Peers that supplied windows that failed their hash, with how many (hex key → count). */
-  badWindowPeers (): Map<string, number> {
-    return new Map((this.stmt.badWindowPeers.all() as Row[]).map(r => [Buffer.from(u8(r.peer_pk)).toString('hex'), Number(r.bad_windows)]))
+  /** Peers that supplied windows that failed their hash, with how many. */
+  badWindowPeers (): Array<{ peerPk: Uint8Array, badWindows: number }> {
+    return (this.stmt.badWindowPeers.all() as Row[]).map(r => ({ peerPk: u8(r.peer_pk), badWindows: Number(r.bad_windows) }))
   }
 
   /** A file's window hashes, once checked against its root (or computed by its sharer). */
