@@ -3,17 +3,15 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { chromium } from 'playwright-core'
 import { makeFile, sha256OfFile } from './helpers/sim.js'
 import { startProcessNetwork, status } from './helpers/daemons.js'
 import { qf } from '../src/cli/processes.js'
 import { loadControl } from '../src/node/config.js'
+import { launchBrowser } from './helpers/browser.js'
 import type { Member } from './helpers/daemons.js'
 import type { Browser, Page } from 'playwright-core'
 
 const MiB = 1024 * 1024
-/** Debian's chromium, installed by .ci/run; never a downloaded browser. */
-const CHROMIUM = process.env.QF_CHROMIUM ?? '/usr/bin/chromium'
 const OUTPUT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../test-output')
 
 /** A WAV file of `seconds` of a quiet tone (44.1 kHz, 16-bit stereo): real media the browser can play. */
@@ -35,15 +33,6 @@ function writeWav (filePath: string, seconds: number): string {
   return filePath
 }
 
-async function launch (): Promise<Browser> {
-  return await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    chromiumSandbox: false,
-    args: ['--autoplay-policy=no-user-gesture-required', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  })
-}
-
 /** Anything the page's Content-Security-Policy blocked: the page must need nothing it forbids. */
 const cspViolations: string[] = []
 
@@ -60,7 +49,7 @@ async function openPage (browser: Browser, member: Member): Promise<Page> {
 test('in a real browser: share on one page, download with pause and resume on another, save, and read a range', async () => {
   fs.mkdirSync(OUTPUT, { recursive: true })
   // The browser first: if it cannot start, no daemons are left running to hold the test open.
-  const browser = await launch()
+  const browser = await launchBrowser()
   const net = await startProcessNetwork(['alice', 'bob']).catch(async (err: unknown) => { await browser.close(); throw err })
   try {
     const [alice, bob] = net.members as [Member, Member]
