@@ -320,7 +320,8 @@ test('a download with no reachable holder says it waits for a peer that holds it
     const { source, fileId } = await shareAndSee(net, alice, bob, 'away.bin', 2 * MiB, 17)
     alice.daemon.child.kill('SIGKILL')
     await alice.daemon.exited
-    await waitFor('bob to notice alice is gone', async () => (await bob.api.call<Array<{ connected: boolean }>>('GET', '/api/peers')).every(p => !p.connected), 30_000, 200)
+    // Connected means heard from within 1.5 s (keepalives every 0.5 s): bob stops saying so within 3 s.
+    await waitFor('bob to notice alice is gone', async () => (await bob.api.call<Array<{ connected: boolean }>>('GET', '/api/peers')).every(p => !p.connected), 3_000, 100)
     await bob.api.call('POST', `/api/files/${fileId}/download`, { priority: 8 })
     const waiting = await status(bob, fileId)
     assert.equal(waiting.state, 'queued')

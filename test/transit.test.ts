@@ -248,3 +248,30 @@ test('transit: a replayed datagram from another address does not move the connec
   assert.equal(wire.at(-1)!.to, 'bob')
   assert.equal(alice.endpoint.knownPeers()[0]!.address.port, 4)
 })
+
+test('transit: a peer counts as connected only once traffic went both ways, and not after it falls silent', () => {
+  const { alice, bob, pump, advance } = pair()
+  bob.endpoint.connect(alice.identity.publicKey, alice.address)
+  // Nothing alice sends reaches bob: she hears his connect, but he never hears her accept.
+  pump(w => w.to === 'alice')
+  assert.deepEqual(alice.endpoint.peers(), [], 'a connect heard is not a connection')
+  assert.deepEqual(bob.endpoint.peers(), [])
+  for (let i = 0; i < 4; i++) { advance(500); alice.endpoint.tick(); bob.endpoint.tick(); pump(w => w.to === 'alice') }
+  assert.deepEqual(alice.endpoint.peers(), [], 'still one way after keepalives')
+
+  const fresh = pair()
+  fresh.bob.endpoint.setKnownAddresses(fresh.alice.identity.publicKey, [fresh.alice.address])
+  fresh.bob.endpoint.tick()
+  fresh.pump()
+  assert.deepEqual(fresh.alice.endpoint.peers(), [fresh.bob.endpoint.publicKey])
+  assert.deepEqual(fresh.bob.endpoint.peers(), [fresh.alice.endpoint.publicKey])
+  // Bob falls silent: within two seconds alice no longer counts him, though the connection is kept.
+  for (let i = 0; i < 4; i++) { fresh.advance(500); fresh.alice.endpoint.tick(); fresh.bob.endpoint.tick(); fresh.pump(w => w.to === 'bob') }
+  assert.deepEqual(fresh.alice.endpoint.peers(), [])
+  assert.deepEqual(fresh.alice.endpoint.knownPeers().map(k => k.connected), [false])
+  assert.deepEqual(fresh.bob.endpoint.knownPeers().map(k => k.connected), [true], 'bob still hears alice')
+  assert.equal(fresh.alice.endpoint.connectionCount(), 1)
+  // His keepalives get through again: connected again, on the same connection.
+  fresh.advance(500); fresh.bob.endpoint.tick(); fresh.pump()
+  assert.deepEqual(fresh.alice.endpoint.peers(), [fresh.bob.endpoint.publicKey])
+})

@@ -28,7 +28,11 @@ export interface TransitStats extends GuardStats {
 export const CONNECTION_TTL_MS = 10 * 60_000
 /** A connect older or newer than this (clock skew included) is refused. */
 export const CONNECT_FRESHNESS_MS = 120_000
-export const KEEPALIVE_MS = 2_000
+/** Sent on an otherwise quiet connection this often, so silence means something within a second or two. */
+export const KEEPALIVE_MS = 500
+/** A peer heard from within this counts as connected: three keepalives missed in a row do not. */
+export const RESPONSIVE_MS = 1_500
+/** A connection silent this long is forgotten (a short stall keeps it, reported as not connected). */
 export const DEAD_AFTER_MS = 10_000
 export const CONNECT_RETRY_MS = 1_000
 export const HANDSHAKE_TIMEOUT_MS = 5_000
@@ -48,6 +52,12 @@ export interface Connection {
   sendCounter: number
   replay: ReplayWindow
   established: boolean
+  /**
+   * A data datagram came on this connection. For the side that connected, that is the accept;
+   * for the side that accepted, the other side only sends once it heard the accept. Either way,
+   * traffic has gone both ways.
+   */
+  twoWay: boolean
   createdAtMs: number
   lastHeardMs: number
   lastSentMs: number
@@ -63,6 +73,6 @@ export interface Connection {
 export function newConnection (id: Uint8Array, key: Uint8Array, peerPk: Uint8Array, address: PeerAddress, direction: 0 | 1, now: number): Connection {
   return {
     id, idHex: toHex(id), key, peer: toHex(peerPk), peerPk, address, direction, sendCounter: 0,
-    replay: new ReplayWindow(), established: false, createdAtMs: now, lastHeardMs: now, lastSentMs: now, queue: [], probe: null
+    replay: new ReplayWindow(), established: false, twoWay: false, createdAtMs: now, lastHeardMs: now, lastSentMs: now, queue: [], probe: null
   }
 }

@@ -1,6 +1,6 @@
 import { ConnectGuard } from './connect-guard.js'
 import { AddressBook, sameAddress } from './address-book.js'
-import { CONNECTION_TTL_MS, CONNECT_FRESHNESS_MS, CONNECT_RETRY_MS, DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS, KEEPALIVE_MS, PATH_CHALLENGE_MS, newConnection } from './connection.js'
+import { CONNECTION_TTL_MS, CONNECT_FRESHNESS_MS, CONNECT_RETRY_MS, DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS, KEEPALIVE_MS, PATH_CHALLENGE_MS, RESPONSIVE_MS, newConnection } from './connection.js'
 import type { Connection, TransitStats } from './connection.js'
 import type { PeerAddress } from './address-book.js'
 import { aeadDecryptInto, aeadEncryptInto, AEAD_KEY_BYTES, keyedHash, openSealed, randomBytes, sealTo } from '../crypto/index.js'
@@ -17,7 +17,7 @@ import type { Transport } from './transport.js'
 
 export type { PeerAddress } from './address-book.js'
 export { MAX_ADDRESSES_PER_PEER } from './address-book.js'
-export { CONNECTION_TTL_MS, CONNECT_FRESHNESS_MS, CONNECT_RETRY_MS, DEAD_AFTER_MS, KEEPALIVE_MS } from './connection.js'
+export { CONNECTION_TTL_MS, CONNECT_FRESHNESS_MS, CONNECT_RETRY_MS, DEAD_AFTER_MS, KEEPALIVE_MS, RESPONSIVE_MS } from './connection.js'
 export type { TransitStats } from './connection.js'
 
 export interface TransitOptions {
@@ -86,8 +86,16 @@ export class TransitEndpoint implements Transport {
 
   // ---- Transport -------------------------------------------------------------------------
 
+  /** The peers connected now: traffic went both ways and they were heard from lately. */
   peers (): string[] {
-    return [...this.current.keys()]
+    const now = this.options.now()
+    const connected: string[] = []
+    for (const [peer, connection] of this.current) if (this.responsive(connection, now)) connected.push(peer)
+    return connected
+  }
+
+  private responsive (connection: Connection, now: number): boolean {
+    return connection.twoWay && now - connection.lastHeardMs <= RESPONSIVE_MS
   }
 
   /**
@@ -119,9 +127,10 @@ export class TransitEndpoint implements Transport {
   }
 
   knownPeers (): Array<{ peer: string, addresses: PeerAddress[], address: PeerAddress, connected: boolean }> {
+    const now = this.options.now()
     return this.addresses.list().map(({ peer, addresses, next }) => {
       const current = this.current.get(peer)
-      return { peer, addresses, address: current?.address ?? next, connected: current !== undefined }
+      return { peer, addresses, address: current?.address ?? next, connected: current !== undefined && this.responsive(current, now) }
     })
   }
 
@@ -263,6 +272,11 @@ export class TransitEndpoint implements Transport {
       this.establish(connection)
     } else if (!sameAddress(connection.address, from)) {
       this.challengePath(connection, from)
+    }
+    if (!connection.twoWay) {
+      connection.twoWay = true
+      // Our connect was accepted: say at once that the accept arrived, so the other side may count us connected.
+      if (connection.direction === 0) this.sendData(connection, this.plain.subarray(0, 0))
     }
     this.replyVia = connection
     try {
