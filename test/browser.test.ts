@@ -4,8 +4,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { makeFile, sha256OfFile } from './helpers/sim.js'
-import { startProcessNetwork, status } from './helpers/daemons.js'
-import { qf } from '../src/cli/processes.js'
+import { settled, startProcessNetwork, status, waitFor } from './helpers/daemons.js'
+import { qf, stopDaemonProcess } from '../src/cli/processes.js'
 import { loadControl } from '../src/node/config.js'
 import { launchBrowser } from './helpers/browser.js'
 import type { Member } from './helpers/daemons.js'
@@ -142,6 +142,67 @@ test('in a real browser: share on one page, download with pause and resume on an
     qf('token', '--rotate', '--dir', bob.dir)
     await bobPage.reload()
     await bobPage.waitForFunction(() => document.getElementById('who')?.textContent?.includes('no longer valid') === true, undefined, { timeout: 15_000 })
+  } finally {
+    await browser.close()
+    await net.close()
+  }
+})
+
+test('in a real browser: the page shows where bytes came from, refreshes its header live, says when the daemon stops, and carries on after a restart', async () => {
+  const browser = await launchBrowser()
+  const net = await startProcessNetwork(['alice', 'bob', 'carol']).catch(async (err: unknown) => { await browser.close(); throw err })
+  try {
+    const [alice, bob, carol] = net.members as [Member, Member, Member]
+    const source = makeFile(net.root, 'film.mkv', 24 * MiB, 91)
+    const fileId = qf('share', source, '--dir', alice.dir)
+    await waitFor('carol to see the film', async () => (await carol.api.call<Array<{ fileId: string }>>('GET', '/api/files')).some(f => f.fileId === fileId))
+    await carol.api.call('POST', `/api/files/${fileId}/download`, { priority: 8 })
+    assert.equal((await settled(carol, fileId)).state, 'complete')
+
+    const page = await openPage(browser, bob)
+    const header = page.locator('#who')
+    // Both others connect after the page opened: the header follows without a reload.
+    await page.waitForFunction(() => document.getElementById('who')?.dataset.connected === '2', undefined, { timeout: 20_000 })
+    assert.match(await header.innerText(), /bob · network “test” · 2 peers connected/)
+
+    // Bob fetches the film from both holders; its card names them, with each one's share.
+    const card = page.locator(`li[data-file-id="${fileId}"]`)
+    await card.locator('[data-action="download"]').click()
+    await page.locator(`li[data-file-id="${fileId}"][data-state="complete"]`).waitFor({ timeout: 60_000 })
+    const sources = await card.locator('.sources').innerText()
+    assert.match(sources, /^from (alice|carol) \d+% · (alice|carol) \d+%$/)
+    assert.ok(sources.includes('alice') && sources.includes('carol'), sources)
+    const shares = [...sources.matchAll(/(\d+)%/g)].map(m => Number(m[1]))
+    assert.ok(Math.abs(shares[0]! + shares[1]! - 100) <= 1, sources)
+
+    // Carol goes away: the header says so by itself.
+    carol.daemon.child.kill('SIGKILL')
+    await carol.daemon.exited
+    await page.waitForFunction(() => document.getElementById('who')?.dataset.connected === '1', undefined, { timeout: 10_000 })
+    assert.match(await header.innerText(), /1 peer connected/)
+
+    // Bob's own daemon stops: the page says so instead of keeping a stale state.
+    const banner = page.locator('#daemon-state')
+    assert.equal(await banner.isVisible(), false)
+    await stopDaemonProcess(bob.daemon)
+    await banner.waitFor({ state: 'visible', timeout: 10_000 })
+    assert.match(await banner.innerText(), /daemon stopped; reconnecting/)
+
+    // It comes back on the same port with the same token: the page carries on, events included.
+    await net.restart(bob)
+    await banner.waitFor({ state: 'hidden', timeout: 15_000 })
+    await page.waitForFunction(() => document.getElementById('who')?.dataset.connected === '1', undefined, { timeout: 20_000 })
+    const later = makeFile(net.root, 'later.txt', 3 * MiB, 92)
+    const laterId = qf('share', later, '--dir', alice.dir, '--message', 'notes for later')
+    const laterCard = page.locator(`li[data-file-id="${laterId}"]`)
+    await laterCard.waitFor({ timeout: 30_000 })
+    await laterCard.locator('.message').waitFor({ timeout: 15_000 })
+    assert.match(await laterCard.locator('.message').innerText(), /“notes for later” — alice, .*\d/)
+    await laterCard.locator('[data-action="download"]').click()
+    await page.locator(`li[data-file-id="${laterId}"][data-state="complete"]`).waitFor({ timeout: 60_000 })
+    assert.match(await laterCard.locator('.sources').innerText(), /^from alice 100%$/)
+    await page.screenshot({ path: path.join(OUTPUT, 'bob-after-restart.png'), fullPage: true })
+    assert.deepEqual(cspViolations, [], 'the page broke its own Content-Security-Policy')
   } finally {
     await browser.close()
     await net.close()

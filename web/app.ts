@@ -12,16 +12,58 @@ interface FileView extends Progress {
   shared_by_name?: string | null
   shared_at?: string
   /** What was posted with it (`qf share --message`), oldest first. */
-  messages?: Array<{ text: string, author_name: string | null }>
+  messages?: Array<{ text: string, author_name: string | null, at: string }>
 }
+
+interface StatusView {
+  name: string
+  network: { name: string } | null
+  peers: Array<{ connected: boolean, name: string | null, public_key: string, bad_windows: number }>
+}
+
+/** How often the header (peers connected, blame) is refreshed, and the daemon's presence checked. */
+const HEADER_REFRESH_MS = 2_000
+/** How long to wait before asking a stopped daemon again. */
+const RECONNECT_MS = 1_000
 
 const token = new URLSearchParams(location.search).get('token') ?? ''
 const files = new Map<string, FileView>()
 const openPreviews = new Set<string>()
+/** Members' names by public key, from the last status: who each file's bytes came from. */
+const peerNames = new Map<string, string>()
+/** Set once the token was replaced: nothing this page asks will work again. */
+let linkInvalid = false
+let daemonStopped = false
+
+/** The daemon did not answer at all: stopped, or restarting. */
+class DaemonUnreachable extends Error {}
+
+/**
+ * Shows or clears "daemon stopped" as the daemon goes and comes back. On its return the
+ * list and the header are fetched again: events sent meanwhile were missed.
+ */
+function setDaemonStopped (stopped: boolean): void {
+  if (stopped === daemonStopped || linkInvalid) return
+  daemonStopped = stopped
+  const banner = document.getElementById('daemon-state')!
+  banner.hidden = !stopped
+  banner.textContent = stopped ? 'The daemon stopped; reconnecting…' : ''
+  document.body.dataset.daemon = stopped ? 'stopped' : 'running'
+  if (!stopped) void Promise.all([refreshHeader(), loadFiles()]).catch(() => {})
+}
 
 async function api (path: string, init: RequestInit = {}): Promise<Response> {
-  const response = await fetch(path, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${token}` } })
+  let response: Response
+  try {
+    response = await fetch(path, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${token}` } })
+  } catch (err) {
+    setDaemonStopped(true)
+    throw new DaemonUnreachable(`the daemon does not answer (${(err as Error).message})`)
+  }
+  setDaemonStopped(false)
   if (response.status === 401) {
+    linkInvalid = true
+    document.getElementById('daemon-state')!.hidden = true
     // The daemon's token was replaced (qf token --rotate): this page's link no longer works.
     document.getElementById('who')!.textContent = 'This page\'s link is no longer valid: the daemon\'s token was replaced. Open the new link that "qf open" prints.'
     throw new Error('unauthorized: the page link is no longer valid')
@@ -100,7 +142,7 @@ function renderFile (file: FileView): HTMLLIElement {
       element('span', { className: 'file-name', textContent: file.name }),
       element('span', { className: 'state', textContent: file.state, dataset: { state: file.state } })),
     element('div', { className: 'meta', textContent: `${formatBytes(file.bytesTotal)} · shared by ${file.shared_by_name ?? 'someone'}${file.shared_at === undefined ? '' : ` on ${new Date(file.shared_at).toLocaleString()}`} · ${file.mediaType}` }),
-    ...(file.messages ?? []).map(m => element('p', { className: 'message', textContent: `“${m.text}” — ${m.author_name ?? 'someone'}` })),
+    ...(file.messages ?? []).map(m => element('p', { className: 'message', textContent: `“${m.text}” — ${m.author_name ?? 'someone'}, ${new Date(m.at).toLocaleString()}` })),
     element('progress', { max: 100, value: file.percent, ariaLabel: `${file.name} progress` }),
     element('div', { className: 'numbers' },
       element('span', { className: 'percent', textContent: `${file.percent.toFixed(1)}%` }),
@@ -108,10 +150,21 @@ function renderFile (file: FileView): HTMLLIElement {
       element('span', { className: 'speed', textContent: file.state === 'active' ? `${formatBytes(Math.round(file.speedBytesPerSecond))}/s` : '' }),
       element('span', { className: 'eta', textContent: file.state === 'active' ? `ETA ${formatEta(file.etaSeconds)}` : '' })))
   if (file.reason !== null && ['failed', 'stalled', 'queued', 'active'].includes(file.state)) item.append(element('p', { className: 'reason', textContent: file.reason }))
+  const sources = sourcesText(file)
+  if (sources !== null) item.append(element('p', { className: 'sources', textContent: sources }))
   item.append(actionsFor(file))
   const preview = previewFor(file)
   if (preview !== null) item.append(preview)
   return item
+}
+
+/** "from alice 62% · carol 38%": who the bytes fetched here came from, and each one's share. */
+function sourcesText (file: FileView): string | null {
+  const sources = file.sources ?? []
+  const total = sources.reduce((sum, source) => sum + source.bytes, 0)
+  if (total === 0) return null
+  const parts = sources.map(source => `${peerNames.get(source.peer) ?? `${source.peer.slice(0, 12)}…`} ${Math.round((100 * source.bytes) / total)}%`)
+  return `from ${parts.join(' · ')}`
 }
 
 /** Re-renders one file's card in place, keeping keyboard focus and a playing preview. */
@@ -209,27 +262,35 @@ async function followEvents (): Promise<void> {
           else update(files.get(progress.fileId)!)
         }
       }
-    } catch (err) {
+      // The stream ended: the daemon is stopping.
+      setDaemonStopped(true)
+    } catch {
       // A replaced token will not come back: stop asking.
-      if ((err as Error).message.startsWith('unauthorized')) return
-      // Otherwise the daemon went away for a moment.
+      if (linkInvalid) return
+      // Otherwise the daemon went away: `api` said so on the page.
     }
-    await new Promise(resolve => setTimeout(resolve, 1000))
+    await new Promise(resolve => setTimeout(resolve, RECONNECT_MS))
   }
 }
 
-async function start (): Promise<void> {
+/** The header: who this is, the network, peers connected now, and members that supplied bad bytes. */
+async function refreshHeader (): Promise<void> {
+  const status = await (await api('/api/status')).json() as StatusView
+  for (const peer of status.peers) if (peer.name !== null) peerNames.set(peer.public_key, peer.name)
+  const connected = status.peers.filter(p => p.connected).length
+  const liars = status.peers.filter(p => p.bad_windows > 0).map(p => `${p.name ?? p.public_key.slice(0, 12)} supplied ${p.bad_windows} bad window${p.bad_windows === 1 ? '' : 's'}`)
   const who = document.getElementById('who')!
+  who.textContent = status.network === null
+    ? `${status.name} · in no network yet`
+    : `${status.name} · network “${status.network.name}” · ${connected} peer${connected === 1 ? '' : 's'} connected${liars.length === 0 ? '' : ` · ⚠ ${liars.join(', ')}`}`
+  who.dataset.connected = String(connected)
+}
+
+async function start (): Promise<void> {
   try {
-    const status = await (await api('/api/status')).json() as { name: string, network: { name: string } | null, peers: Array<{ connected: boolean, name: string | null, public_key: string, bad_windows: number }> }
-    const connected = status.peers.filter(p => p.connected).length
-    // Members that supplied bytes which failed their hash are named here.
-    const liars = status.peers.filter(p => p.bad_windows > 0).map(p => `${p.name ?? p.public_key.slice(0, 12)} supplied ${p.bad_windows} bad window${p.bad_windows === 1 ? '' : 's'}`)
-    who.textContent = status.network === null
-      ? `${status.name} · in no network yet`
-      : `${status.name} · network “${status.network.name}” · ${connected} peer${connected === 1 ? '' : 's'} connected${liars.length === 0 ? '' : ` · ⚠ ${liars.join(', ')}`}`
+    await refreshHeader()
   } catch (err) {
-    if (!(err as Error).message.startsWith('unauthorized')) who.textContent = `Cannot reach the daemon: ${(err as Error).message}. Open the link that "qf open" prints (it carries the token).`
+    if (!linkInvalid) document.getElementById('who')!.textContent = `Cannot reach the daemon: ${(err as Error).message}. Open the link that "qf open" prints (it carries the token).`
     return
   }
   document.getElementById('files')!.addEventListener('click', event => {
@@ -253,6 +314,8 @@ async function start (): Promise<void> {
   })
   await loadFiles()
   void followEvents()
+  // Live header; while the daemon is away this is also what notices it is back.
+  setInterval(() => { if (!linkInvalid) refreshHeader().catch(() => {}) }, HEADER_REFRESH_MS)
 }
 
 void start()

@@ -84,7 +84,7 @@ command('init', 'create this device\'s identity (running it again changes nothin
 
 command('daemon', 'run the node in the foreground')
   .addOption(new Option('--port <port>', 'UDP port (0: any free port)').argParser(intInRange(0, 65535, 'port')).default(0))
-  .addOption(new Option('--http <port>', 'control API port on 127.0.0.1 (0: any free port)').argParser(intInRange(0, 65535, 'port')).default(0))
+  .addOption(new Option('--http <port>', 'control API and page port on 127.0.0.1 (default: the one used last time if free, so open pages carry on after a restart; 0: any free port)').argParser(intInRange(0, 65535, 'port')))
   .option('--announce <host:port>', 'an address other members are told to use (repeat for several; default: this machine\'s LAN addresses)', collectHostPorts, [])
   .addOption(new Option('--mtu <bytes>', 'largest datagram to send').argParser(intInRange(600, 65507, 'mtu')).default(1400))
   .option('--quiet', 'say only errors in the log')

@@ -3,7 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { Node } from '../node/node.js'
 import { QuietError } from '../node/errors.js'
-import { CONTROL_FILE, loadIdentity, loadNetwork, loadOrCreateToken, rotateToken, saveNetwork, writeSecretJson } from '../node/config.js'
+import { CONTROL_FILE, loadIdentity, loadLastHttpPort, loadNetwork, loadOrCreateToken, rotateToken, saveLastHttpPort, saveNetwork, writeSecretJson } from '../node/config.js'
 import { CONNECT_FRESHNESS_MS, MAX_ADDRESSES_PER_PEER, TransitEndpoint } from '../net/transit.js'
 import { openUdpSocket } from '../net/udp.js'
 import { randomBytes } from '../crypto/index.js'
@@ -149,10 +149,28 @@ export class Daemon implements ControlTarget {
     }), `UDP port ${this.options.udpPort ?? 0}`, '--port')
     const network = loadNetwork(this.options.dir)
     if (network !== null) this.openNode(network)
-    this.http = await portInUse(startControlApi(this, this.options.httpPort ?? 0), `control port ${this.options.httpPort ?? 0} on 127.0.0.1`, '--http')
-      .catch(async (err: unknown) => { await this.socket?.close(); this.node?.close(); throw err })
+    this.http = await this.startHttp().catch(async (err: unknown) => { await this.socket?.close(); this.node?.close(); throw err })
+    saveLastHttpPort(this.options.dir, this.httpPort)
     this.writeControlFile()
     this.timer = setInterval(() => this.guard('the periodic tick', () => this.tick()), this.options.tickMs ?? 10)
+  }
+
+  /**
+   * The control API on the port asked for; without one, on the port of the last run if it is
+   * free (a page left open, or a bookmarked link, carries on after a restart), else any.
+   */
+  private async startHttp (): Promise<FastifyInstance> {
+    const asked = this.options.httpPort
+    if (asked !== undefined) return await portInUse(startControlApi(this, asked), `control port ${asked} on 127.0.0.1`, '--http')
+    const last = loadLastHttpPort(this.options.dir)
+    if (last > 0) {
+      try {
+        return await startControlApi(this, last)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err
+      }
+    }
+    return await startControlApi(this, 0)
   }
 
   requireNode (): Node {

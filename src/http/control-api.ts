@@ -247,7 +247,12 @@ export async function startControlApi (daemon: ControlTarget, port: number, host
     return await reply.send(read.stream)
   })
 
-  await app.listen({ port, host })
+  try {
+    await app.listen({ port, host })
+  } catch (err) {
+    await app.close()
+    throw err
+  }
   return app
 }
 

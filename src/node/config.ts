@@ -15,6 +15,8 @@ export const NETWORK_FILE = 'network.json'
 export const CONTROL_FILE = 'control.json'
 /** The control API's bearer token: kept across daemon restarts so open pages and links keep working. */
 export const TOKEN_FILE = 'api-token'
+/** The control API's port of the last run, kept after it stops: the next run takes it again if free. */
+export const HTTP_PORT_FILE = 'http-port'
 
 export interface Identity extends KeyPair { name: string }
 export interface NetworkConfig { networkId: Uint8Array, networkKey: Uint8Array, name: string }
@@ -111,4 +113,18 @@ export function loadOrCreateToken (dir: string): string {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
   }
   return rotateToken(dir)
+}
+
+/** The control API's port of the last run, or 0. */
+export function loadLastHttpPort (dir: string): number {
+  try {
+    const port = Number(fs.readFileSync(path.join(dir, HTTP_PORT_FILE), 'utf8').trim())
+    return Number.isInteger(port) && port > 0 && port < 65536 ? port : 0
+  } catch {
+    return 0
+  }
+}
+
+export function saveLastHttpPort (dir: string, port: number): void {
+  fs.writeFileSync(path.join(dir, HTTP_PORT_FILE), `${port}\n`)
 }

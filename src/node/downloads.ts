@@ -40,6 +40,8 @@ export const STALL_RETRY_MS = 10_000
 export class Downloads {
   readonly requester: Requester
   private readonly meters = new Map<string, SpeedMeter>()
+  /** Per file, the plaintext bytes taken from each peer since the node started. */
+  private readonly sources = new Map<string, Map<string, number>>()
   /** When each download stalled on a write error, for retrying it. */
   private readonly stalledSince = new Map<string, number>()
   private readonly plaintextScratch = new Uint8Array(SLICE_PLAINTEXT_BYTES)
@@ -199,7 +201,11 @@ export class Downloads {
     if (local.haveSlices === descriptor.slices) this.onLastSlice()
     ctx.counters.slicesAccepted++
     ctx.ledger.of(peer).accepted++
-    this.meter(key).add(Math.min(SLICE_PLAINTEXT_BYTES, descriptor.size - slice.sliceNo * SLICE_PLAINTEXT_BYTES), now)
+    const plaintextBytes = Math.min(SLICE_PLAINTEXT_BYTES, descriptor.size - slice.sliceNo * SLICE_PLAINTEXT_BYTES)
+    this.meter(key).add(plaintextBytes, now)
+    let fromPeers = this.sources.get(key)
+    if (fromPeers === undefined) this.sources.set(key, fromPeers = new Map())
+    fromPeers.set(peer, (fromPeers.get(peer) ?? 0) + plaintextBytes)
   }
 
   onReply (peer: string, bytes: Uint8Array): void {
@@ -244,6 +250,7 @@ export class Downloads {
       speedBytesPerSecond: speed,
       etaSeconds: state === 'complete' ? 0 : speed > 0 ? remaining / speed : null,
       reason: local?.writeError ?? local?.reason ?? ((state === 'queued' || state === 'active') && this.ctx.peers().length === 0 ? WAITING_FOR_PEERS : null),
+      sources: [...this.sources.get(key) ?? []].map(([peer, bytes]) => ({ peer, bytes })).sort((a, b) => b.bytes - a.bytes),
       saving: saves.at(-1) ?? null,
       saves
     }

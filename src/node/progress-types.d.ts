@@ -22,6 +22,8 @@ export interface Progress {
   speedBytesPerSecond: number
   etaSeconds: number | null
   reason: string | null
+  /** Who the bytes came from since the node started, most first: each peer's key and its verified-or-pending bytes. */
+  sources: Array<{ peer: string, bytes: number }>
   /** The latest save asked for (`Node.save`), or null. */
   saving: SaveStatus | null
   /** Every save of this file the node remembers, oldest first (the latest is `saving`). */
