@@ -156,7 +156,7 @@ test('signed events round-trip, and any flipped bit breaks the signature', () =>
 
 test('sync-file request and reply payloads round-trip and reject bad fields', () => {
   const bitmap = new Uint8Array(64); bitmap[0] = 0b1010_0000
-  const request = { fileId: new Uint8Array(16).fill(9), requestId: 77, firstSlice: 1000, rangeLength: 57, limit: 55, bitmap }
+  const request = { fileId: new Uint8Array(16).fill(9), requestId: 77, firstSlice: 1000, rangeLength: 57, limit: 55, bitmap, pace: 3_000_000 }
   assert.deepEqual(decodeSyncFileRequestPayload(encodeSyncFileRequestPayload(request)), request)
   const reply = { fileId: request.fileId, requestId: 77, firstSlice: 1000, rangeLength: 57, sending: 12, bitmap }
   assert.deepEqual(decodeSyncFileReplyPayload(encodeSyncFileReplyPayload(reply)), reply)
@@ -165,6 +165,10 @@ test('sync-file request and reply payloads round-trip and reject bad fields', ()
   assert.throws(() => decodeSyncFileRequestPayload(bitPastRange), WireError)
   const reserved = payload.slice(); reserved[200] = 1
   assert.throws(() => decodeSyncFileRequestPayload(reserved), WireError)
+  assert.equal(new DataView(payload.buffer).getUint32(92), 3_000_000, 'the pace sits right after the bitmap')
+  const pacedReply = encodeSyncFileReplyPayload(reply); pacedReply[95] = 1
+  assert.throws(() => decodeSyncFileReplyPayload(pacedReply), WireError, 'a reply carries no pace')
+  assert.throws(() => encodeSyncFileRequestPayload({ ...request, pace: 2 ** 32 }), WireError)
   const zeroLength = payload.slice(); zeroLength[24] = 0; zeroLength[25] = 0
   assert.throws(() => decodeSyncFileRequestPayload(zeroLength), WireError)
   assert.throws(() => encodeSyncFileRequestPayload({ ...request, rangeLength: 513 }), WireError)

@@ -10,6 +10,7 @@ import { QuietError } from '../node/errors.js'
 import { toHex } from '../bytes.js'
 import { CliError, DaemonUnreachable, daemonClient } from './client.js'
 import { sleep } from './processes.js'
+import { formatRate, parseRate, RATE_SYNTAX } from './rates.js'
 import { Daemon, pageUrl, parseHostPort } from '../daemon/daemon.js'
 import { formatBytes, formatEta, formatSpeed, table } from './format.js'
 import { MAX_ADDRESSES_PER_PEER } from '../net/transit.js'
@@ -32,6 +33,15 @@ function intInRange (min: number, max: number, what: string) {
     const n = Number(value)
     if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`${what} must be an integer from ${min} to ${max}`)
     return n
+  }
+}
+
+/** A rate option's value: bytes per second, or 0 for "off" (commander keeps no null). */
+function rateOption (value: string): number {
+  try {
+    return parseRate(value) ?? 0
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message)
   }
 }
 
@@ -89,13 +99,16 @@ command('daemon', 'run the node in the foreground')
   .addOption(new Option('--mtu <bytes>', 'largest datagram to send').argParser(intInRange(600, 65507, 'mtu')).default(1400))
   .option('--quiet', 'say only errors in the log')
   .option('--verbose', 'also say the progress of downloads every second')
-  .action(async (options: DirOptions & { port: number, http: number, announce: PeerAddress[], mtu: number, quiet?: boolean, verbose?: boolean }) => {
+  .addOption(new Option('--max-upload <rate>', `cap on what it sends to all peers together: ${RATE_SYNTAX}`).argParser(rateOption))
+  .addOption(new Option('--max-download <rate>', `cap on what it fetches from all peers together: ${RATE_SYNTAX}`).argParser(rateOption))
+  .action(async (options: DirOptions & { port: number, http: number, announce: PeerAddress[], mtu: number, quiet?: boolean, verbose?: boolean, maxUpload?: number, maxDownload?: number }) => {
     const dir = dirOf(options)
     const running = loadControl(dir)
     if (running !== null && isAlive(running.pid)) throw new CliError(`a daemon is already running for ${dir} (pid ${running.pid})`)
     if (options.quiet === true && options.verbose === true) throw new CliError('--quiet and --verbose cannot go together')
     const voice = options.quiet === true ? 'quiet' : options.verbose === true ? 'verbose' : 'normal'
-    const daemon = await Daemon.start({ dir, udpPort: options.port, httpPort: options.http, announce: options.announce, mtu: options.mtu, voice })
+    const limits = { maxUploadBytesPerS: options.maxUpload || null, maxDownloadBytesPerS: options.maxDownload || null }
+    const daemon = await Daemon.start({ dir, udpPort: options.port, httpPort: options.http, announce: options.announce, mtu: options.mtu, voice, limits })
     console.log(`quiet-files daemon for ${dir}`)
     console.log(`  public key  ${toHex(daemon.identity.publicKey)}`)
     console.log(`  udp         ${daemon.udpPort} (announced as ${daemon.announceAddresses.map(a => `${a.host}:${a.port}`).join(', ')})`)
@@ -217,6 +230,23 @@ command('token', 'print the control API token; --rotate replaces it (open pages 
     else if (running) token = (await daemonClient(dir).call<{ token: string }>('POST', '/api/token/rotate')).token
     else token = rotateToken(dir)
     print(options.json, { token, rotated: options.rotate === true }, () => options.rotate === true ? `${token}\nthe old token no longer works; open the page again with the link "qf open" prints` : token)
+  })
+
+interface LimitsView { max_upload_bytes_per_s: number | null, max_download_bytes_per_s: number | null }
+
+command('limits', 'show the upload and download caps; --max-upload and --max-download change them until the daemon stops')
+  .addOption(new Option('--max-upload <rate>', `cap on what it sends to all peers together: ${RATE_SYNTAX}`).argParser(rateOption))
+  .addOption(new Option('--max-download <rate>', `cap on what it fetches from all peers together: ${RATE_SYNTAX}`).argParser(rateOption))
+  .option('--json', 'print JSON only')
+  .action(async (options: JsonOptions & { maxUpload?: number, maxDownload?: number }) => {
+    const client = daemonClient(dirOf(options))
+    const change: Partial<LimitsView> = {}
+    if (options.maxUpload !== undefined) change.max_upload_bytes_per_s = options.maxUpload || null
+    if (options.maxDownload !== undefined) change.max_download_bytes_per_s = options.maxDownload || null
+    const limits = Object.keys(change).length > 0
+      ? await client.call<LimitsView>('PUT', '/api/limits', change)
+      : await client.call<LimitsView>('GET', '/api/limits')
+    print(options.json, limits, () => `upload    ${formatRate(limits.max_upload_bytes_per_s)}\ndownload  ${formatRate(limits.max_download_bytes_per_s)}`)
   })
 
 program.command('peer').description('what this node does with a peer')

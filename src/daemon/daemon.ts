@@ -2,6 +2,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { Node } from '../node/node.js'
+import type { Limits } from '../node/node.js'
 import { QuietError } from '../node/errors.js'
 import { CONTROL_FILE, loadIdentity, loadLastHttpPort, loadNetwork, loadOrCreateToken, rotateToken, saveLastHttpPort, saveNetwork, writeSecretJson } from '../node/config.js'
 import { CONNECT_FRESHNESS_MS, MAX_ADDRESSES_PER_PEER, TransitEndpoint } from '../net/transit.js'
@@ -29,9 +30,13 @@ export interface DaemonOptions {
   tickMs?: number
   /** How much the daemon says in its log (default `normal`); errors are always said. */
   voice?: VoiceLevel
+  /** Rate caps in file bytes per second (`--max-upload`, `--max-download`); changeable at run time. */
+  limits?: Limits
 }
 
 export const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600_000
+/** The daemon paces on a fine timer: a late one makes up little at once (small bursts for small queues). */
+const PACE_CATCH_UP_MS = 3
 /** Connects refused for a member's clock are logged at most this often, in all. */
 const CLOCK_SKEW_LOG_MS = 60_000
 /** Senders refused for their clocks remembered (and shown with the peers) at most. */
@@ -86,6 +91,9 @@ export class Daemon implements ControlTarget {
   private announced: PeerAddress[] | null = null
   private stopping: Promise<void> | null = null
   private flushScheduled = false
+  private currentLimits: Limits
+  private paceTimer: NodeJS.Timeout | null = null
+  private paceAtMs = Infinity
   private addressesCheckedMs = -Infinity
   private lastErrorLogMs = -Infinity
   private tickWaiters: Array<() => void> = []
@@ -97,6 +105,7 @@ export class Daemon implements ControlTarget {
 
   private constructor (readonly options: DaemonOptions, readonly identity: Identity) {
     this.voice = new DaemonVoice(options.voice ?? 'normal')
+    this.currentLimits = options.limits ?? { maxUploadBytesPerS: null, maxDownloadBytesPerS: null }
   }
 
   static async start (options: DaemonOptions): Promise<Daemon> {
@@ -105,6 +114,17 @@ export class Daemon implements ControlTarget {
     const daemon = new Daemon(options, identity)
     await daemon.begin()
     return daemon
+  }
+
+  /** The rate caps now (file bytes per second, null: none); they last until the daemon stops. */
+  get limits (): Limits {
+    return { ...this.currentLimits }
+  }
+
+  setLimits (limits: Limits): Limits {
+    this.currentLimits = { ...limits }
+    this.node?.setLimits(this.currentLimits)
+    return this.limits
   }
 
   /** The control API's bearer token; kept in the data directory across restarts. */
@@ -232,7 +252,7 @@ export class Daemon implements ControlTarget {
       now: () => Date.now(),
       onClockSkew: (peer, skewMs) => this.noteClockSkew(peer, skewMs)
     })
-    this.node = Node.open({ dataDir: this.options.dir, identity: this.identity, networkKey: network.networkKey, transport: this.transit, startMs: Date.now(), backgroundSync: true })
+    this.node = Node.open({ dataDir: this.options.dir, identity: this.identity, networkKey: network.networkKey, transport: this.transit, startMs: Date.now(), backgroundSync: true, limits: this.currentLimits, paceCatchUpMs: PACE_CATCH_UP_MS })
     const dropped = this.node.droppedLegacyFiles
     if (dropped.length > 0) console.error(`quiet-files: dropped ${dropped.length} file${dropped.length === 1 ? '' : 's'} shared before verified windows (file hashing v2), which no member can check any more; share ${dropped.length === 1 ? 'it' : 'them'} again: ${dropped.join(', ')}`)
     this.announced = this.announceAddresses
@@ -294,7 +314,27 @@ export class Daemon implements ControlTarget {
     setImmediate(() => {
       this.flushScheduled = false
       this.guard('sending', () => this.transit?.flush())
+      this.schedulePacing()
     })
+  }
+
+  /**
+   * Paced slices are due between ticks: a timer for the next one, so that a fast path is
+   * not held to one burst per tick (a burst a small bottleneck queue would drop).
+   */
+  private schedulePacing (): void {
+    const node = this.node
+    if (node === null || this.stopping !== null) return
+    const next = node.pace(Date.now())
+    this.transit?.flush()
+    if (next === null || next >= this.paceAtMs) return
+    if (this.paceTimer !== null) clearTimeout(this.paceTimer)
+    this.paceAtMs = next
+    this.paceTimer = setTimeout(() => {
+      this.paceTimer = null
+      this.paceAtMs = Infinity
+      this.guard('pacing', () => this.schedulePacing())
+    }, Math.max(0, next - Date.now()))
   }
 
   /** Resolves once the next periodic tick has run, or at once when the daemon is stopping. */
@@ -335,6 +375,7 @@ export class Daemon implements ControlTarget {
     transit.tick()
     node.tick(Date.now())
     transit.flush()
+    this.schedulePacing()
     if (now - this.lookedMs >= VOICE_INTERVAL_MS) {
       this.lookedMs = now
       this.voice.look(node, transit.peers())
@@ -345,6 +386,7 @@ export class Daemon implements ControlTarget {
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
       if (this.timer !== null) clearInterval(this.timer)
+      if (this.paceTimer !== null) clearTimeout(this.paceTimer)
       this.wakeTickWaiters()
       this.transit?.flush()
       await this.http?.close()

@@ -12,6 +12,20 @@ import { CONTENT_HEADERS, PAGE_HEADERS, installAccessControl, sendError } from '
 import { peersOf, statusOf } from './status.js'
 import type { ControlTarget } from './status.js'
 import type { QuietErrorCode } from '../node/errors.js'
+import type { Limits } from '../node/node.js'
+
+function limitsView (limits: Limits): { max_upload_bytes_per_s: number | null, max_download_bytes_per_s: number | null } {
+  return { max_upload_bytes_per_s: limits.maxUploadBytesPerS, max_download_bytes_per_s: limits.maxDownloadBytesPerS }
+}
+
+/** The lowest cap taken: below it a transfer would crawl past any use (one slice every 0.45 s). */
+export const MIN_RATE_CAP = 1_000
+
+function rateOrNull (value: unknown, what: string): number | null {
+  if (value === null) return null
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < MIN_RATE_CAP) throw new QuietError('invalid_argument', `${what} must be null or a number of bytes per second, at least ${MIN_RATE_CAP}`)
+  return Math.round(value)
+}
 
 const STATUS_BY_CODE: Record<QuietErrorCode, number> = {
   invalid_argument: 400, permission_denied: 403, unknown_file: 404, not_found: 404, conflict: 409, not_ready: 409, corrupt: 500, range_not_satisfiable: 416
@@ -112,6 +126,17 @@ export async function startControlApi (daemon: ControlTarget, port: number, host
 
   // A new token: this answer is the last one the old token gets.
   app.post('/api/token/rotate', async () => ({ token: daemon.rotateToken() }))
+
+  app.get('/api/limits', async () => limitsView(daemon.limits))
+  /** Rate caps in file bytes per second: a number, or null for none; a field left out is kept. */
+  app.put<{ Body: { max_upload_bytes_per_s?: unknown, max_download_bytes_per_s?: unknown } }>('/api/limits', async (request) => {
+    const body = request.body ?? {}
+    const current = daemon.limits
+    return limitsView(daemon.setLimits({
+      maxUploadBytesPerS: 'max_upload_bytes_per_s' in body ? rateOrNull(body.max_upload_bytes_per_s, 'max_upload_bytes_per_s') : current.maxUploadBytesPerS,
+      maxDownloadBytesPerS: 'max_download_bytes_per_s' in body ? rateOrNull(body.max_download_bytes_per_s, 'max_download_bytes_per_s') : current.maxDownloadBytesPerS
+    }))
+  })
 
   app.post<{ Body: { name?: unknown } }>('/api/network', async (request, reply) => {
     const network = daemon.createNetwork(String(request.body?.name ?? ''))

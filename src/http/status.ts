@@ -1,5 +1,6 @@
 import { toHex } from '../bytes.js'
-import type { Node } from '../node/node.js'
+import type { Limits, Node } from '../node/node.js'
+import type { PathReport } from '../sync/requester.js'
 import type { TransitEndpoint, PeerAddress } from '../net/transit.js'
 import type { Identity, NetworkConfig } from '../node/config.js'
 
@@ -24,6 +25,9 @@ export interface ControlTarget {
   recentClockSkews: () => Map<string, number>
   /** A new token; the old one gets 401 from then on. */
   rotateToken: () => string
+  /** Rate caps, file bytes per second (null: none), and changing them. */
+  readonly limits: Limits
+  setLimits: (limits: Limits) => Limits
 }
 
 /** The node, its network, peers, downloads and counters: what `GET /api/status` answers. */
@@ -39,6 +43,7 @@ export function statusOf (daemon: ControlTarget): Record<string, unknown> {
     peers: peersOf(daemon),
     connections: transit?.connectionCount() ?? 0,
     downloads: node?.downloads() ?? [],
+    limits: { max_upload_bytes_per_s: daemon.limits.maxUploadBytesPerS, max_download_bytes_per_s: daemon.limits.maxDownloadBytesPerS },
     stats: node?.stats() ?? null,
     transit: transit?.stats ?? null
   }
@@ -51,7 +56,7 @@ export function statusOf (daemon: ControlTarget): Record<string, unknown> {
  * was off when its connect was refused for that lately; `bad_windows` how many windows it
  * supplied failed their hash, and `trusted` false while it is asked for nothing.
  */
-export function peersOf (daemon: ControlTarget): Array<{ public_key: string, name: string | null, address: string | null, addresses: string[], connected: boolean, clock_skew_seconds: number | null, bad_windows: number, trusted: boolean }> {
+export function peersOf (daemon: ControlTarget): Array<{ public_key: string, name: string | null, address: string | null, addresses: string[], connected: boolean, clock_skew_seconds: number | null, bad_windows: number, trusted: boolean, path: PathReport | null }> {
   const node = daemon.node
   if (node === null) return []
   const hostPort = (a: PeerAddress): string => `${a.host}:${a.port}`
@@ -74,7 +79,9 @@ export function peersOf (daemon: ControlTarget): Array<{ public_key: string, nam
       clock_skew_seconds: skewMs === null ? null : Math.round(skewMs / 1000),
       // Windows it supplied that failed their hash; not trusted: not asked for anything now.
       bad_windows: badWindows.get(peer) ?? 0,
-      trusted: node.trusted(peer)
+      trusted: node.trusted(peer),
+      // Downloads' congestion control of the path from it: pace asked, bottleneck, round trip.
+      path: node.pathTo(peer)
     }
   })
 }

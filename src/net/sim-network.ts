@@ -64,6 +64,8 @@ export interface LinkCounters {
  */
 export class SimNetwork {
   private readonly endpoints = new Map<string, SimEndpoint>()
+  /** How many times each id was added: a restarted peer is a new session. */
+  private readonly sessions = new Map<string, number>()
   private readonly links = new Map<string, LinkState>()
   private readonly counters = new Map<string, LinkCounters>()
   private readonly queue: Delivery[] = []
@@ -84,8 +86,10 @@ export class SimNetwork {
   add (id: string, endpoint: SimEndpoint): Transport {
     if (this.endpoints.has(id)) throw new Error(`endpoint ${id} already exists`)
     this.endpoints.set(id, endpoint)
+    this.sessions.set(id, (this.sessions.get(id) ?? 0) + 1)
     return {
       peers: () => this.peersOf(id),
+      session: peer => this.sessions.get(peer),
       send: (peer, event) => this.send(id, peer, event)
     }
   }

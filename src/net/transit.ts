@@ -98,6 +98,10 @@ export class TransitEndpoint implements Transport {
     return connection.twoWay && now - connection.lastHeardMs <= RESPONSIVE_MS
   }
 
+  session (peer: string): unknown {
+    return this.replyVia?.peer === peer ? this.replyVia : this.current.get(peer)
+  }
+
   /**
    * Queues an event for a peer. An answer given while a datagram from that peer is being
    * handled goes back on the connection the question came by: after a peer restarts,

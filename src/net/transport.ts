@@ -8,4 +8,9 @@ export interface Transport {
   peers (): readonly string[]
   /** Hands over `event`: the caller does not modify it afterwards. */
   send (peer: string, event: Uint8Array): void
+  /**
+   * Which connection to `peer` an event sent now would take (an answer, the one its question
+   * came by). It changes when the peer restarts: what was queued for the old one is not sent.
+   */
+  session (peer: string): unknown
 }

@@ -21,8 +21,21 @@ export interface NodeOptions {
    */
   backgroundSync?: boolean
   requester?: Partial<RequesterOptions>
+  /** Rate caps, in file bytes per second (null: none). */
+  limits?: Limits
+  /**
+   * How much late pacing time is made up at once (see Pacer): a host that calls `pace`
+   * between ticks on a fine timer sets it low, keeping bursts small; default a tick's worth.
+   */
+  paceCatchUpMs?: number
   /** Clock value until the first tick. */
   startMs?: number
+}
+
+/** Bandwidth caps in file bytes per second, all peers together; null for none. */
+export interface Limits {
+  maxUploadBytesPerS: number | null
+  maxDownloadBytesPerS: number | null
 }
 
 export interface PeerCounters {
@@ -39,6 +52,8 @@ export interface NodeStats {
   malformedEvents: number
   slicesAccepted: number
   slicesDuplicate: number
+  /** Slices queued for a peer that went away before its pace let them go. */
+  slicesUnsent: number
   slicesRejected: number
   slicesUnsolicited: number
   slicesSent: number
@@ -61,7 +76,7 @@ export interface NodeStats {
 
 export function emptyStats (): NodeStats {
   return {
-    malformedEvents: 0, slicesAccepted: 0, slicesDuplicate: 0, slicesRejected: 0, slicesUnsolicited: 0, slicesSent: 0,
+    malformedEvents: 0, slicesAccepted: 0, slicesDuplicate: 0, slicesUnsent: 0, slicesRejected: 0, slicesUnsolicited: 0, slicesSent: 0,
     requestsSent: 0, requestsAnswered: 0, requestsTimedOut: 0, repliesReceived: 0,
     eventsAccepted: 0, eventsRejected: 0, syncRequestsSent: 0, syncEventsSent: 0, localRecordsDamaged: 0, slicesDroppedStalled: 0, windowsFailed: 0, windowHashesUnsolicited: 0
   }
@@ -129,4 +144,6 @@ export interface NodeContext {
   /** The peers connected now. */
   peers: () => readonly string[]
   send: (peer: string, event: Uint8Array) => void
+  /** The connection an event to `peer` would take now (see Transport.session). */
+  session: (peer: string) => unknown
 }

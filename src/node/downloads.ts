@@ -8,7 +8,7 @@ import { WindowHashLists } from './window-hash-lists.js'
 import { AEAD_NONCE_BYTES } from '../crypto/index.js'
 import { bytesEqual, toHex } from '../bytes.js'
 import {
-  EventType, WireError, SLICE_PLAINTEXT_BYTES, MAX_PRIORITY, MIN_PRIORITY,
+  EVENT_BYTES, EventType, MAX_PACE, WireError, SLICE_PLAINTEXT_BYTES, MAX_PRIORITY, MIN_PRIORITY,
   decodeSliceEvent, openSignedEvent, sliceNonce, decodeSyncFileReplyPayload, encodeSyncFileRequestPayload
 } from '../wire/index.js'
 import type { NodeContext } from './context.js'
@@ -26,6 +26,11 @@ export interface RequestOptions {
 export const DEFAULT_PRIORITY = 5
 /** The reason a download gives while no peer is connected to fetch it from. */
 export const WAITING_FOR_PEERS = 'waiting for a peer that holds it'
+/**
+ * A download of this priority or higher takes its fair share of a path shared with other
+ * traffic; below it, it yields to that traffic (see RateControl).
+ */
+export const FOCUSED_PRIORITY = 5
 /** Files a peer supplied bad windows of before it is asked for nothing at all. */
 export const BAD_FILES_TO_DISTRUST = 2
 /** How long a download stalled on a write error (a full disk) waits before trying again. */
@@ -312,7 +317,10 @@ export class Downloads {
       const background = row.state === 'wanted'
       if (!background && urgentRanges === undefined) continue
       if (local.windows === null) { needHashes.push(local); continue }
-      files.push({ key: local.key, layout: local.layout, missing: r => local.missing(r), urgentRanges, background, excludedPeers: this.excluded.get(local.key) })
+      files.push({
+        key: local.key, layout: local.layout, missing: r => local.missing(r), urgentRanges, background,
+        excludedPeers: this.excluded.get(local.key), character: row.priority >= FOCUSED_PRIORITY ? 'focused' : 'background'
+      })
     }
     if (needHashes.length > 0) this.hashLists.tick(needHashes, peers, key => this.excluded.get(key))
     for (const planned of this.requester.plan(files, peers, ctx.now())) {
@@ -323,7 +331,8 @@ export class Downloads {
         firstSlice: planned.firstSlice,
         rangeLength: planned.rangeLength,
         limit: planned.limit,
-        bitmap: local.have.rangeBitmap(planned.firstSlice, planned.rangeLength)
+        bitmap: local.have.rangeBitmap(planned.firstSlice, planned.rangeLength),
+        pace: Math.min(MAX_PACE, planned.paceRate * EVENT_BYTES)
       })
       ctx.send(planned.peer, ctx.signer.sign(EventType.syncFile, payload))
       ctx.counters.requestsSent++

@@ -13,17 +13,18 @@ import { Reads } from './reads.js'
 import { Saves } from './saves.js'
 import { AEAD_KEY_BYTES } from '../crypto/index.js'
 import { fromHex, toHex } from '../bytes.js'
-import { EVENT_BYTES, EventType, WireError, HeaderOffset, SHAREABLE_TYPES } from '../wire/index.js'
+import { EVENT_BYTES, EventType, WireError, HeaderOffset, SHAREABLE_TYPES, SLICE_PLAINTEXT_BYTES } from '../wire/index.js'
 import type { Readable } from 'node:stream'
 import type { Durability } from './local-file.js'
-import type { NodeContext, NodeOptions, NodeStats, PeerCounters } from './context.js'
+import type { Limits, NodeContext, NodeOptions, NodeStats, PeerCounters } from './context.js'
 import type { Transport } from '../net/transport.js'
+import type { PathReport } from '../sync/requester.js'
 import type { Progress } from './progress.js'
 import type { RequestOptions } from './downloads.js'
 import type { OpenRead } from './reads.js'
 import type { DescriptorInfo, SharedFile } from './shares.js'
 
-export type { NodeOptions, NodeStats, PeerCounters } from './context.js'
+export type { Limits, NodeOptions, NodeStats, PeerCounters } from './context.js'
 export type { RequestOptions } from './downloads.js'
 export type { OpenRead } from './reads.js'
 export type { DescriptorInfo, SharedFile } from './shares.js'
@@ -50,6 +51,7 @@ export class Node {
   private readonly shares: Shares
   private readonly ordinarySync: OrdinarySync
   private readonly serving: Serving
+  private currentLimits: Limits = { maxUploadBytesPerS: null, maxDownloadBytesPerS: null }
   private readonly downloading: Downloads
   private readonly reads: Reads
   private readonly saves: Saves
@@ -82,7 +84,8 @@ export class Node {
       ledger: new PeerLedger(),
       now: clock,
       peers: () => this.transport?.peers() ?? [],
-      send: (peer, event) => this.transport?.send(peer, event)
+      send: (peer, event) => this.transport?.send(peer, event),
+      session: peer => this.transport?.session(peer)
     }
     this.saves = new Saves(this.ctx)
     this.downloading = new Downloads(this.ctx, options.requester,
@@ -93,7 +96,8 @@ export class Node {
       (key, first, count) => this.saves.forgetSlices(key, first, count))
     this.shares = new Shares(this.ctx)
     this.ordinarySync = new OrdinarySync(this.ctx)
-    this.serving = new Serving(this.ctx, local => this.downloading.requester.rewind(local.key))
+    this.serving = new Serving(this.ctx, local => this.downloading.requester.rewind(local.key), options.paceCatchUpMs)
+    if (options.limits !== undefined) this.setLimits(options.limits)
     this.reads = new Reads(this.ctx, fileId => this.requestFile(fileId))
   }
 
@@ -247,6 +251,38 @@ export class Node {
     this.saves.tick()
     this.downloading.sendRequests()
     this.ordinarySync.tick()
+    this.serving.pace(this.nowMs)
+  }
+
+  /**
+   * Caps what this node sends and fetches, in file bytes per second over all peers (null:
+   * none). The caps hold the pace the node keeps and asks for: a capped download asks its
+   * peers to send no faster than its share.
+   */
+  setLimits (limits: Limits): void {
+    this.currentLimits = { ...limits }
+    const eventsPerFileByte = EVENT_BYTES / SLICE_PLAINTEXT_BYTES
+    this.serving.setUploadCap(limits.maxUploadBytesPerS === null ? null : limits.maxUploadBytesPerS * eventsPerFileByte)
+    this.downloading.requester.setDownloadCap(limits.maxDownloadBytesPerS === null ? null : limits.maxDownloadBytesPerS / SLICE_PLAINTEXT_BYTES)
+  }
+
+  limits (): Limits {
+    return { ...this.currentLimits }
+  }
+
+  /** The path to a peer as the congestion control of downloads sees it, or null. */
+  pathTo (peer: string): PathReport | null {
+    return this.downloading.requester.pathOf(peer)
+  }
+
+  /**
+   * Sends the slices whose pace allows them by `tMs`; returns when the next is due, or null.
+   * A host calls it between ticks when that is sooner than the next tick.
+   */
+  pace (tMs: number): number | null {
+    this.ensureOpen()
+    if (tMs > this.nowMs) this.nowMs = tMs
+    return this.serving.pace(this.nowMs)
   }
 
   /** Writes what arrived and records it; `background`: the fdatasync runs on the thread pool. */

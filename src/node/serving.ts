@@ -1,5 +1,6 @@
 import { openSliceRecord } from '../files/verify.js'
 import { planResponse } from '../sync/responder.js'
+import { Pacer } from '../sync/pacer.js'
 import { AEAD_NONCE_BYTES, HASH_BYTES } from '../crypto/index.js'
 import { toHex } from '../bytes.js'
 import {
@@ -10,19 +11,38 @@ import {
 import type { NodeContext } from './context.js'
 import type { LocalFile } from './local-file.js'
 
+/** Two slice events: what one datagram carries, and what the pace lets go at a time. */
+const PAIR_BYTES = 2 * EVENT_BYTES
+
 /** Window hashes one request is answered with at most (273 events). */
 export const MAX_WINDOW_HASHES_PER_REQUEST = 4096
 
+/** Slice events on their way to one peer, in the order asked, at the pace it asked for. */
+interface Outgoing {
+  /** The connection the requests came by: a restarted peer does not get its old process's slices. */
+  session: unknown
+  /** The pace its latest request asked for (0: none). */
+  asked: number
+  pacer: Pacer
+  queue: Uint8Array[]
+  head: number
+}
+
 /**
  * Answers focused-sync requests (`sync-file`): the requested range's slices this node holds
- * and the requester lacks, up to its limit, each authenticated again on the way out.
+ * and the requester lacks, up to its limit, each authenticated again on the way out. The
+ * reply goes at once (its round trip is how the requester measures the path); the slices are
+ * spread at the pace the requester asked for, one queue per peer, oldest request first.
  */
 export class Serving {
   private readonly plaintextScratch = new Uint8Array(SLICE_PLAINTEXT_BYTES)
   private readonly nonceScratch = new Uint8Array(AEAD_NONCE_BYTES)
+  private readonly outgoing = new Map<string, Outgoing>()
+  /** The most bytes of slice events per second sent to all peers together (an upload cap), or null. */
+  private uploadCap: number | null = null
 
   /** `onDamaged`: a stored slice of `local` no longer authenticates and was forgotten. */
-  constructor (private readonly ctx: NodeContext, private readonly onDamaged: (local: LocalFile) => void) {}
+  constructor (private readonly ctx: NodeContext, private readonly onDamaged: (local: LocalFile) => void, private readonly catchUpMs?: number) {}
 
   /** Answers a `sync-file` request. */
   onRequest (peer: string, bytes: Uint8Array): void {
@@ -54,10 +74,77 @@ export class Serving {
     }
     const reply = encodeSyncFileReplyPayload({ ...request, bitmap: plan.responderBitmap, sending: events.length })
     ctx.send(peer, ctx.signer.sign(EventType.syncFileReply, reply))
-    for (const e of events) ctx.send(peer, e)
+    const session = ctx.session(peer)
+    let out = this.outgoing.get(peer)
+    if (out !== undefined && out.session !== session) this.dropOutgoing(peer, out)
+    if (out === undefined || out.session !== session) this.outgoing.set(peer, out = { session, asked: 0, pacer: new Pacer(0, this.catchUpMs), queue: [], head: 0 })
+    out.asked = request.pace
+    for (const e of events) out.queue.push(e)
+    this.sharePaces()
+    this.sendDue(peer, out, ctx.now())
     ctx.counters.requestsAnswered++
     ctx.counters.slicesSent += events.length
     ctx.ledger.of(peer).answered++
+  }
+
+  /**
+   * Sends the slices each peer's pace allows by now. Returns when the next one is due, or
+   * null when none waits. Slices for a peer no longer connected are dropped.
+   */
+  pace (tMs: number): number | null {
+    let next: number | null = null
+    if (this.uploadCap !== null) this.sharePaces()
+    const connected = this.outgoing.size > 0 ? new Set(this.ctx.peers()) : null
+    for (const [peer, out] of this.outgoing) {
+      if (connected?.has(peer) !== true || this.ctx.session(peer) !== out.session) {
+        this.dropOutgoing(peer, out)
+        continue
+      }
+      this.sendDue(peer, out, tMs)
+      if (out.head < out.queue.length) {
+        const at = out.pacer.nextAtMs(tMs, PAIR_BYTES)
+        if (next === null || at < next) next = at
+      }
+    }
+    return next
+  }
+
+  /** Caps what is sent to all peers together, bytes of slice events per second; null lifts it. */
+  setUploadCap (bytesPerS: number | null): void {
+    this.uploadCap = bytesPerS
+    this.sharePaces()
+  }
+
+  /** Each peer's pace: what it asked for, within its share of the upload cap (shared by those with slices waiting). */
+  private sharePaces (): void {
+    if (this.uploadCap === null && this.outgoing.size === 0) return
+    let waiting = 0
+    for (const out of this.outgoing.values()) if (out.head < out.queue.length) waiting++
+    const share = this.uploadCap === null ? null : this.uploadCap / Math.max(1, waiting)
+    for (const out of this.outgoing.values()) {
+      out.pacer.setRate(share === null ? out.asked : out.asked === 0 ? share : Math.min(out.asked, share))
+    }
+  }
+
+  private dropOutgoing (peer: string, out: Outgoing): void {
+    this.ctx.counters.slicesUnsent += out.queue.length - out.head
+    this.outgoing.delete(peer)
+    this.sharePaces()
+  }
+
+  /** Sends in pairs, a full datagram each: an odd one left over would go alone, in a datagram of its own. */
+  private sendDue (peer: string, out: Outgoing, tMs: number): void {
+    const waiting = out.queue.length - out.head
+    const pairs = out.pacer.take(tMs, PAIR_BYTES, Math.ceil(waiting / 2))
+    const n = Math.min(waiting, pairs * 2)
+    for (let i = 0; i < n; i++) this.ctx.send(peer, out.queue[out.head++]!)
+    if (out.head === out.queue.length) {
+      out.queue.length = 0
+      out.head = 0
+    } else if (out.head >= 4096) {
+      out.queue.splice(0, out.head)
+      out.head = 0
+    }
   }
 
   /** Answers a request for window hashes: runs of 15 from the checked list, or "none" when it is not here. */

@@ -7,7 +7,7 @@ import type { NodeContext } from './context.js'
 import type { LocalFile } from './local-file.js'
 
 /** How long a peer has to answer for a file's window hashes before another is asked. */
-export const WINDOW_HASHES_RETRY_MS = 1000
+export const WINDOW_HASHES_RETRY_MS = 500
 /** Windows asked for in one request (the answer is at most 273 events). */
 const WINDOWS_PER_REQUEST = 4096
 

@@ -1,3 +1,5 @@
+import { RateControl } from './rate-control.js'
+import type { Character } from './rate-control.js'
 import type { FileLayout } from '../files/windows.js'
 
 /** One wanted file as the requester sees it, in priority order. */
@@ -12,6 +14,8 @@ export interface RequestableFile {
   background?: boolean
   /** Peers not to ask for this file (they supplied a window that failed its hash). */
   excludedPeers?: ReadonlySet<string>
+  /** How hard to push the path for it (see RateControl); default focused. */
+  character?: Character
 }
 
 export interface PlannedRequest {
@@ -23,6 +27,8 @@ export interface PlannedRequest {
   /** Slices asked for (the missing ones), also the request's limit. */
   limit: number
   requestId: number
+  /** Slices per second the peer is asked to pace its answers at. */
+  paceRate: number
 }
 
 interface InFlight extends PlannedRequest {
@@ -34,28 +40,39 @@ interface InFlight extends PlannedRequest {
   outstanding: number
   /** What the reply announced, once it arrived. */
   expected?: number
+  /** Slices of it that arrived. */
+  arrived: number
+  /** When slices of a later request to the same peer began to arrive; undefined before. */
+  overtakenAtMs?: number
+  /**
+   * Slices of a request to the same peer for the same range, given up on lately: if they come
+   * late they look like this one's own, so this many of its arrivals prove nothing about the
+   * requests before it.
+   */
+  lateBudget: number
 }
 
+/**
+ * A peer answers its requests in order, so slices of a later request mean an earlier one's
+ * missing slices were lost: once this many arrived, and the peer's reorder window passed
+ * (as RACK does for TCP). The window grows each time a slice given up for lost arrives after all.
+ */
+export const REORDER_SLICES = 4
+export const INITIAL_REORDER_WINDOW_MS = 5
+export const MAX_REORDER_WINDOW_MS = 250
+/** Slices of a request given up on are still taken when they arrive this soon after. */
+export const LATE_SLICE_MS = 2_000
+
 export interface RequesterOptions {
-  /**
-   * Congestion control, per peer: the window is how many slices may be requested and not
-   * yet arrived. It grows by `windowIncrease` for every request answered in full and halves
-   * (at most once per round trip) while the smoothed loss is above `lossThreshold`.
-   */
-  initialWindow: number
-  minWindow: number
-  maxInflightSlicesPerPeer: number
-  windowIncrease: number
-  lossThreshold: number
-  /** Weight of the newest sample in the loss average (the spec's EMA alpha). */
-  lossAlpha: number
+  /** The pace a new peer's path starts from, slices per second (see RateControl). */
+  initialRate: number
   minTimeoutMs: number
   maxTimeoutMs: number
   /**
-   * A peer sends a request's reply and all its slices at once. So a request it began to
-   * answer and that has then been quiet this long is drained: what it still lacks is lost,
-   * found in a round trip instead of a timeout. (The grace covers datagrams the network
-   * reorders a little.)
+   * A peer answers a peer's requests in order, paced. So the oldest request it began to answer
+   * that has then been quiet this long (or four datagrams' time at the pace, if longer) is
+   * drained: what it still lacks is lost, found in a round trip instead of a timeout. (The
+   * grace covers datagrams the network reorders a little.)
    */
   drainGraceMs: number
   /** How long a peer that answered "I have none of that" is not asked for that range again. */
@@ -64,13 +81,11 @@ export interface RequesterOptions {
   expectedTickMs: number
 }
 
+/** The fewest slices a request asks for when more are missing: fewer would cost more in requests than they carry. */
+export const MIN_REQUEST_SLICES = 32
+
 export const DEFAULT_REQUESTER_OPTIONS: RequesterOptions = {
-  initialWindow: 2048,
-  minWindow: 2048,
-  maxInflightSlicesPerPeer: 4096,
-  windowIncrease: 256,
-  lossThreshold: 0.05,
-  lossAlpha: 0.125,
+  initialRate: 2_000,
   minTimeoutMs: 250,
   maxTimeoutMs: 5000,
   drainGraceMs: 30,
@@ -78,12 +93,27 @@ export const DEFAULT_REQUESTER_OPTIONS: RequesterOptions = {
   expectedTickMs: 10
 }
 
+/** The path to one peer as its congestion control sees it (`GET /api/peers`). */
+export interface PathReport {
+  character: Character
+  phase: string
+  paceSlicesPerS: number
+  bottleneckSlicesPerS: number
+  minRttMs: number | null
+  queueingDelayMs: number
+  windowSlices: number
+  inFlightSlices: number
+}
+
 interface PeerState {
   outstanding: number
-  window: number
-  /** Smoothed fraction of requested slices that never came. */
-  lossEma: number
-  lastDecreaseMs: number
+  /** Its requests in flight, oldest first: the order it answers them in. */
+  order: InFlight[]
+  reorderWindowMs: number
+  /** When its last slice arrived, for any request. */
+  lastSliceMs: number
+  /** The path's congestion control: the pace to ask for and the window of slices ahead. */
+  control: RateControl
   /** Smoothed round trip (request → reply) and its variation, TCP style. */
   srttMs: number
   rttVarMs: number
@@ -102,6 +132,14 @@ export class Requester {
   private lastHit: InFlight | null = null
   private readonly peers = new Map<string, PeerState>()
   private readonly lacks = new Map<string, number>()
+  /** Requests given up with slices missing, lately: their slices are still taken if they come. */
+  private readonly givenUp = new Map<string, { peer: string, untilMs: number, lost: number }>()
+  /** Slices taken after their request was given up for lost. */
+  lateSlices = 0
+  /** The most slices per second asked of all peers together (a download cap), or null. */
+  private downloadCap: number | null = null
+  /** Requests given up, by why: drained (the oldest went quiet), overtaken (later ones were answered), timed out (never answered). */
+  readonly givenUpBy = { drained: 0, overtaken: 0, timedOut: 0 }
   private readonly cursors = new Map<string, number>()
   private nextRequestId = 1
   private lastExpireMs = -1
@@ -119,7 +157,9 @@ export class Requester {
   plan (files: readonly RequestableFile[], peerIds: readonly string[], tMs: number): PlannedRequest[] {
     const planned: PlannedRequest[] = []
     if (peerIds.length === 0) return planned
-    for (const id of peerIds) this.peer(id)
+    // The path is pushed as hard as the most important file still being fetched asks.
+    const character = files.find(f => f.background !== false || (f.urgentRanges?.length ?? 0) > 0)?.character ?? 'focused'
+    for (const id of peerIds) this.peer(id).control.character = character
     // Ranges a reader is waiting for go first, whatever their file's priority.
     for (const file of files) {
       for (const r of file.urgentRanges ?? []) {
@@ -147,17 +187,23 @@ export class Requester {
     if (this.inflight.has(key)) return
     const missing = file.missing(r)
     if (missing === 0) return
-    const peer = this.choosePeer(peerIds, file.key, r, missing, tMs, file.excludedPeers)
+    const peer = this.choosePeer(peerIds, file.key, r, Math.min(missing, MIN_REQUEST_SLICES), tMs, file.excludedPeers)
     if (peer === null) return
+    const state = this.peer(peer)
+    const paceRate = this.paceFor(state, peerIds.length)
+    // A range is asked for whole when the window has room, else in part: the window, not the
+    // range size, decides how much is on its way.
+    const limit = Math.min(missing, Math.max(MIN_REQUEST_SLICES, this.windowFor(state, paceRate) - state.outstanding))
     const request: InFlight = {
       peer, fileKey: file.key, range: r, firstSlice: file.layout.rangeStart(r), rangeLength: file.layout.rangeLength(r),
-      limit: missing, requestId: this.takeRequestId(), sentAtMs: tMs, lastActivityMs: tMs, outstanding: missing,
-      answering: false
+      limit, requestId: this.takeRequestId(), sentAtMs: tMs, lastActivityMs: tMs, outstanding: limit,
+      answering: false, paceRate, arrived: 0,
+      lateBudget: this.givenUp.get(key)?.peer === peer ? this.givenUp.get(key)!.lost : 0
     }
     this.inflight.set(key, request)
-    const state = this.peer(peer)
-    state.outstanding += missing
-    state.requested += missing
+    state.order.push(request)
+    state.outstanding += limit
+    state.requested += limit
     planned.push(request)
   }
 
@@ -167,6 +213,7 @@ export class Requester {
     if (request === undefined || request.peer !== peer || request.requestId !== requestId) return
     const state = this.peer(peer)
     this.sampleRtt(state, tMs - request.sentAtMs)
+    state.control.onRtt(tMs - request.sentAtMs, tMs)
     request.answering = true
     request.lastActivityMs = tMs
     const arrivedBeforeReply = request.limit - request.outstanding
@@ -185,17 +232,46 @@ export class Requester {
   onSlice (peer: string, fileKey: string, range: number, tMs: number): boolean {
     const last = this.lastHit
     const request = last !== null && last.range === range && last.fileKey === fileKey ? last : this.inflight.get(rangeKey(fileKey, range))
-    if (request === undefined || request.peer !== peer) return false
+    if (request === undefined || request.peer !== peer) return this.onLateSlice(peer, fileKey, range, tMs)
     this.lastHit = request
     const state = this.peer(peer)
     state.received++
+    state.lastSliceMs = tMs
+    state.control.onDelivered(1, tMs)
     request.answering = true
     request.lastActivityMs = tMs
+    request.arrived++
     if (request.outstanding > 0) {
       request.outstanding--
       state.outstanding--
     }
+    if (state.order[0] !== request && request.arrived >= REORDER_SLICES + request.lateBudget) this.overtaken(state, request, tMs)
     if (request.outstanding === 0) this.finish(request, 0, tMs)
+    return true
+  }
+
+  /** Slices of `request` keep coming: what its peer still owes on earlier requests is lost once the reorder window passes. */
+  private overtaken (state: PeerState, request: InFlight, tMs: number): void {
+    for (const older of state.order) {
+      if (older === request) break
+      // Requests sent together may reach the peer in any order: only earlier ones are overtaken.
+      if (older.sentAtMs < request.sentAtMs) older.overtakenAtMs ??= tMs
+    }
+  }
+
+  /**
+   * A slice of a request given up on lately: it was asked for, so it is taken; and the loss
+   * was called too soon, so the peer's reorder window grows.
+   */
+  private onLateSlice (peer: string, fileKey: string, range: number, tMs: number): boolean {
+    const key = rangeKey(fileKey, range)
+    const given = this.givenUp.get(key)
+    if (given === undefined || given.peer !== peer || given.untilMs < tMs) return false
+    const state = this.peer(peer)
+    state.reorderWindowMs = Math.min(MAX_REORDER_WINDOW_MS, state.reorderWindowMs * 2)
+    state.received++
+    state.control.onDelivered(1, tMs)
+    this.lateSlices++
     return true
   }
 
@@ -214,14 +290,21 @@ export class Requester {
     for (const request of [...this.inflight.values()]) {
       const state = this.peer(request.peer)
       const quietMs = tMs - request.lastActivityMs
-      const drained = request.answering && quietMs >= this.options.drainGraceMs
-      if (drained || quietMs >= this.timeoutMs(state)) {
+      // A peer answers in order: only its oldest request can have been drained, and only
+      // while the peer sends nothing at all (slices of later ones mean it was overtaken).
+      const drained = request.answering && state.order[0] === request && Math.min(quietMs, tMs - state.lastSliceMs) >= this.drainGraceMs(state)
+      const overtaken = request.overtakenAtMs !== undefined && tMs - request.overtakenAtMs >= state.reorderWindowMs
+      // Never answered, and the peer silent too: while it sends, the request waits its turn or is overtaken.
+      const timedOut = !request.answering && Math.min(quietMs, tMs - state.lastSliceMs) >= this.timeoutMs(state)
+      if (drained || overtaken || timedOut) {
+        this.givenUpBy[drained ? 'drained' : overtaken ? 'overtaken' : 'timedOut']++
         state.outstanding -= request.outstanding
         this.finish(request, request.outstanding, tMs)
         expired++
       }
     }
     for (const [key, until] of this.lacks) if (until <= tMs) this.lacks.delete(key)
+    for (const [key, given] of this.givenUp) if (given.untilMs < tMs) this.givenUp.delete(key)
     return expired
   }
 
@@ -230,12 +313,11 @@ export class Requester {
    * asked of `peer` (it lied: what it still sends is not taken, and its ranges go to others).
    */
   dropFile (fileKey: string, peer?: string): void {
-    for (const [key, request] of this.inflight) {
+    for (const request of [...this.inflight.values()]) {
       if (request.fileKey !== fileKey || (peer !== undefined && request.peer !== peer)) continue
       this.peer(request.peer).outstanding -= request.outstanding
-      this.inflight.delete(key)
+      this.forget(request, this.lastExpireMs)
     }
-    if (this.lastHit?.fileKey === fileKey) this.lastHit = null
     this.cursors.delete(fileKey)
   }
 
@@ -255,23 +337,45 @@ export class Requester {
     return this.peers.get(peer)
   }
 
-  /** A request ended with `lost` slices never arriving: feed the loss average, then AIMD. */
+  /** Caps the pace asked of all peers together, slices per second; null lifts the cap. */
+  setDownloadCap (slicesPerS: number | null): void {
+    this.downloadCap = slicesPerS === null ? null : Math.max(1, slicesPerS)
+  }
+
+  /** The pace to ask `peer` for: its path's, within its share of the download cap. */
+  private paceFor (state: PeerState, peerCount: number): number {
+    const own = state.control.paceRate
+    return this.downloadCap === null ? own : Math.max(1, Math.min(own, Math.floor(this.downloadCap / Math.max(1, peerCount))))
+  }
+
+  /** What the congestion control knows of the path to `peer`, or null before it was asked anything. */
+  pathOf (peer: string): PathReport | null {
+    const state = this.peers.get(peer)
+    if (state === undefined) return null
+    const c = state.control
+    return {
+      character: c.character, phase: c.state, paceSlicesPerS: c.paceRate, bottleneckSlicesPerS: Math.round(c.bottleneckRate),
+      minRttMs: c.minRtt, queueingDelayMs: c.queueingDelay, windowSlices: c.window, inFlightSlices: state.outstanding
+    }
+  }
+
+  /** A request ended with `lost` slices never arriving: the path's control hears of the loss. */
   private finish (request: InFlight, lost: number, tMs: number): void {
+    this.forget(request, tMs)
+    if (lost === 0) return
+    this.peer(request.peer).control.onLost(lost, tMs)
+    this.givenUp.set(rangeKey(request.fileKey, request.range), { peer: request.peer, untilMs: tMs + LATE_SLICE_MS, lost })
+  }
+
+  /** No longer in flight. The next in its peer's order has been waiting behind it until now. */
+  private forget (request: InFlight, tMs: number): void {
     this.inflight.delete(rangeKey(request.fileKey, request.range))
     if (this.lastHit === request) this.lastHit = null
-    const asked = request.expected ?? request.limit
-    if (asked === 0) return
-    const state = this.peer(request.peer)
-    const o = this.options
-    state.lossEma = (1 - o.lossAlpha) * state.lossEma + o.lossAlpha * (lost / asked)
-    if (state.lossEma > o.lossThreshold) {
-      if (tMs - state.lastDecreaseMs >= Math.max(state.srttMs, 0)) {
-        state.window = Math.max(o.minWindow, Math.floor(state.window / 2))
-        state.lastDecreaseMs = tMs
-      }
-    } else if (lost === 0) {
-      state.window = Math.min(o.maxInflightSlicesPerPeer, state.window + o.windowIncrease)
-    }
+    const order = this.peer(request.peer).order
+    const at = order.indexOf(request)
+    if (at >= 0) order.splice(at, 1)
+    const head = order[0]
+    if (at === 0 && head?.answering === true && head.lastActivityMs < tMs) head.lastActivityMs = tMs
   }
 
   private rangeComplete (file: RequestableFile, r: number): boolean {
@@ -279,7 +383,7 @@ export class Requester {
   }
 
   private anyPeerHasRoom (peerIds: readonly string[]): boolean {
-    return peerIds.some(id => { const p = this.peer(id); return p.outstanding < p.window })
+    return peerIds.some(id => { const p = this.peer(id); return p.outstanding < this.windowFor(p, this.paceFor(p, peerIds.length)) })
   }
 
   private choosePeer (peerIds: readonly string[], fileKey: string, range: number, cost: number, tMs: number, excluded?: ReadonlySet<string>): string | null {
@@ -287,7 +391,7 @@ export class Requester {
       const id = peerIds[(this.roundRobin + i) % peerIds.length]!
       if (excluded?.has(id) === true) continue
       const state = this.peer(id)
-      const roomy = state.outstanding === 0 || state.outstanding + cost <= state.window
+      const roomy = state.outstanding === 0 || state.outstanding + cost <= this.windowFor(state, this.paceFor(state, peerIds.length))
       const lackUntil = this.lacks.get(lackKey(id, fileKey, range))
       if (roomy && (lackUntil === undefined || lackUntil <= tMs)) {
         this.roundRobin = (this.roundRobin + i + 1) % peerIds.length
@@ -300,7 +404,7 @@ export class Requester {
   private peer (id: string): PeerState {
     let state = this.peers.get(id)
     if (state === undefined) {
-      state = { outstanding: 0, window: this.options.initialWindow, lossEma: 0, lastDecreaseMs: -Infinity, srttMs: -1, rttVarMs: 0, requested: 0, received: 0 }
+      state = { outstanding: 0, order: [], reorderWindowMs: INITIAL_REORDER_WINDOW_MS, lastSliceMs: -Infinity, control: new RateControl('focused', this.options.initialRate), srttMs: -1, rttVarMs: 0, requested: 0, received: 0 }
       this.peers.set(id, state)
     }
     return state
@@ -314,6 +418,18 @@ export class Requester {
       state.rttVarMs = 0.75 * state.rttVarMs + 0.25 * Math.abs(state.srttMs - rttMs)
       state.srttMs = 0.875 * state.srttMs + 0.125 * rttMs
     }
+  }
+
+  /** The path's window, shrunk in proportion when a cap holds the pace below the path's. */
+  private windowFor (state: PeerState, paceRate: number): number {
+    const window = state.control.window
+    const own = state.control.paceRate
+    return paceRate >= own ? window : Math.max(MIN_REQUEST_SLICES, Math.ceil((window * paceRate) / own))
+  }
+
+  /** Four datagrams' time at the pace asked for, and never less than the configured grace. */
+  private drainGraceMs (state: PeerState): number {
+    return Math.max(this.options.drainGraceMs, (4 * 2 * 1000) / state.control.paceRate)
   }
 
   private timeoutMs (state: PeerState): number {

@@ -1,0 +1,72 @@
+/**
+ * The transfer on real kernel bottlenecks (network namespaces, a veth pair, `tc tbf`): per
+ * link, goodput against the link and qf's framing ceiling, what the sender put on the link,
+ * queue drops, duplicates, the queueing delay a ping sees, and what a TCP flow keeps beside
+ * a focused and a background download. Needs root. Prints one JSON object.
+ *   node dist/bench/links.js [--quick]
+ */
+import { Netlab } from '../test/helpers/netlab.js'
+import { shapedTransfer, tcpAlone } from '../test/helpers/shaped-transfer.js'
+import type { LinkSpec } from '../test/helpers/netlab.js'
+
+const MiB = 1024 * 1024
+const KB = 1024
+/** Focused and background, as `qf get --priority` takes them. */
+const FOCUSED = 8
+const BACKGROUND = 2
+
+const LINKS: LinkSpec[] = [
+  { rateMbit: 10, queueBytes: 32 * KB },
+  { rateMbit: 10, queueBytes: 512 * KB },
+  { rateMbit: 50, queueBytes: 32 * KB },
+  { rateMbit: 50, queueBytes: 512 * KB }
+]
+
+const round = (x: number | null, digits = 3): number | null => x === null ? null : Number(x.toFixed(digits))
+
+/** About ten seconds of the link at qf's ceiling. */
+const sizeFor = (spec: LinkSpec, quick: boolean): number => Math.round((quick ? 4 : 10) * spec.rateMbit * 1e6 * 0.8 / 8 / MiB) * MiB
+
+export async function measureLinks (quick = false): Promise<Array<Record<string, unknown>>> {
+  const rows: Array<Record<string, unknown>> = []
+  for (const spec of LINKS) {
+    const size = sizeFor(spec, quick)
+    const alone = await shapedTransfer(spec, { sizeBytes: size, priority: FOCUSED, ping: true })
+    const tcpOnly = await tcpAlone(spec)
+    const tcpSeconds = Math.ceil(alone.seconds * 1.5) + 4
+    const besideFocused = await shapedTransfer(spec, { sizeBytes: size, priority: FOCUSED, tcpSeconds })
+    const besideBackground = await shapedTransfer(spec, { sizeBytes: size, priority: BACKGROUND, tcpSeconds })
+    rows.push({
+      link: alone.link,
+      file_mib: size / MiB,
+      seconds: round(alone.seconds, 2),
+      goodput_mbit: round(alone.goodputMbit, 2),
+      goodput_of_link: round(alone.ofLink),
+      goodput_of_qf_ceiling: round(alone.ofCeiling),
+      sent_over_file: round(alone.sentOverFile),
+      sent_over_framing_minimum: round(alone.sentOverMinimum),
+      queue_drops: alone.queueDrops,
+      duplicate_fraction: round(alone.duplicateFraction, 4),
+      ping_idle_ms: round(alone.idleRttMs, 2),
+      ping_busy_ms: round(alone.busyRttMs, 2),
+      queueing_delay_added_ms: alone.busyRttMs === null || alone.idleRttMs === null ? null : round(alone.busyRttMs - alone.idleRttMs, 1),
+      tcp_alone_mbit: round(tcpOnly, 2),
+      tcp_alone_of_link: round(tcpOnly / spec.rateMbit),
+      tcp_beside_focused_of_link: round((besideFocused.tcpBesideMbit ?? 0) / spec.rateMbit),
+      qf_focused_beside_tcp_of_link: round(besideFocused.ofLink),
+      tcp_beside_background_of_link: round((besideBackground.tcpBesideMbit ?? 0) / spec.rateMbit),
+      qf_background_beside_tcp_of_link: round(besideBackground.ofLink),
+      complete: alone.complete && besideFocused.complete && besideBackground.complete
+    })
+  }
+  return rows
+}
+
+if (process.argv[1]?.endsWith('links.js') === true) {
+  const missing = Netlab.available()
+  if (missing !== null) {
+    console.log(JSON.stringify({ links: null, why: missing }))
+  } else {
+    console.log(JSON.stringify({ links: await measureLinks(process.argv.includes('--quick')) }, null, 2))
+  }
+}

@@ -1,0 +1,139 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Pacer } from '../src/sync/pacer.js'
+import { MIN_RATE, RateControl } from '../src/sync/rate-control.js'
+import { Requester } from '../src/sync/requester.js'
+import { FileLayout } from '../src/files/windows.js'
+import { Bitset } from '../src/sync/bitset.js'
+import type { Character } from '../src/sync/rate-control.js'
+
+test('pacer: spreads items at its rate, bursts at most a couple of milliseconds, and makes up a late call', () => {
+  const pacer = new Pacer(512_000) // 1,000 items of 512 bytes a second
+  let sent = pacer.take(0, 512, 10_000)
+  assert.ok(sent <= 2, `first burst ${sent}`)
+  for (let t = 1; t <= 1000; t++) sent += pacer.take(t, 512, 10_000)
+  assert.ok(sent >= 990 && sent <= 1010, `${sent} items in one second`)
+  assert.equal(pacer.nextAtMs(1000, 512) > 1000, true, 'the bucket is empty: the next item waits')
+  // Called 10 ms late with items waiting: that time is made up, not lost.
+  assert.equal(pacer.take(1010, 512, 10_000), 10)
+  // Idle (nothing waiting) for a second: no more than its burst goes at once.
+  pacer.take(1011, 512, 0)
+  assert.ok(pacer.take(2011, 512, 10_000) <= 2)
+  assert.equal(new Pacer(0).take(0, 512, 5_000), 5_000, 'no pace asked: everything goes')
+})
+
+interface PathRun { deliveredRate: number, queueDelayMs: number, lossFraction: number, finalRate: number }
+
+/**
+ * A bottleneck as a fluid, one millisecond at a time: the controller's pace and another flow
+ * share a FIFO queue of `queueLimit` slices drained at `capacity` slices/s; the round trip is
+ * `baseRttMs` plus the queue's delay. Returns what the controller's flow got over the last half.
+ */
+function runPath (o: { character: Character, capacity: number, baseRttMs: number, queueLimit: number, randomLoss?: number, otherRate?: number, seconds: number }): PathRun {
+  const control = new RateControl(o.character)
+  let ours = 0
+  let others = 0
+  let credit = 0
+  let delivered = 0
+  let sent = 0
+  let lost = 0
+  let delaySum = 0
+  let samples = 0
+  let seed = 7
+  const random = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+  const total = o.seconds * 1000
+  for (let t = 0; t < total; t++) {
+    const measuring = t >= total / 2
+    credit += control.paceRate / 1000
+    const arriving = Math.floor(credit)
+    credit -= arriving
+    ours += arriving
+    others += (o.otherRate ?? 0) / 1000
+    if (measuring) sent += arriving
+    const overflow = ours + others - o.queueLimit
+    if (overflow > 0) {
+      const ourDrop = (overflow * ours) / (ours + others)
+      ours -= ourDrop
+      others -= overflow - ourDrop
+      if (measuring) lost += ourDrop
+      control.onLost(Math.round(ourDrop), t)
+    }
+    const served = Math.min(ours + others, o.capacity / 1000)
+    const ourServed = ours + others === 0 ? 0 : (served * ours) / (ours + others)
+    ours -= ourServed
+    others -= served - ourServed
+    const queueDelayMs = ((ours + others) * 1000) / o.capacity
+    const randomLost = ourServed * (o.randomLoss ?? 0)
+    control.onDelivered(ourServed - randomLost, t)
+    if (randomLost > 0) control.onLost(random() < randomLost ? 1 : 0, t)
+    if (t % 5 === 0) control.onRtt(o.baseRttMs + queueDelayMs, t)
+    if (measuring) { delivered += ourServed; delaySum += queueDelayMs; samples++ }
+  }
+  return { deliveredRate: delivered / (o.seconds / 2), queueDelayMs: delaySum / samples, lossFraction: lost / Math.max(1, sent), finalRate: control.paceRate }
+}
+
+test('rate control, focused: fills a bottleneck without a standing queue, and random loss does not starve it', () => {
+  for (const baseRttMs of [2, 20, 200]) {
+    const run = runPath({ character: 'focused', capacity: 10_000, baseRttMs, queueLimit: 1_000, seconds: 20 })
+    assert.ok(run.deliveredRate >= 9_000, `rtt ${baseRttMs}: ${run.deliveredRate.toFixed(0)} slices/s of 10,000`)
+    // A probe lasts a round trip, so the queue it leaves scales with it (BBR's does too).
+    assert.ok(run.queueDelayMs <= Math.max(40, 0.3 * baseRttMs), `rtt ${baseRttMs}: ${run.queueDelayMs.toFixed(1)} ms of queue`)
+    assert.ok(run.lossFraction <= 0.02, `rtt ${baseRttMs}: ${(run.lossFraction * 100).toFixed(2)}% dropped`)
+  }
+  const lossy = runPath({ character: 'focused', capacity: 10_000, baseRttMs: 20, queueLimit: 1_000, randomLoss: 0.01, seconds: 20 })
+  assert.ok(lossy.deliveredRate >= 8_500, `1% random loss: ${lossy.deliveredRate.toFixed(0)} slices/s`)
+  // A queue of only 3 ms: still most of the link, with little dropped.
+  const shallow = runPath({ character: 'focused', capacity: 10_000, baseRttMs: 2, queueLimit: 30, seconds: 20 })
+  assert.ok(shallow.deliveredRate >= 8_500, `shallow queue: ${shallow.deliveredRate.toFixed(0)} slices/s`)
+  assert.ok(shallow.lossFraction <= 0.05, `shallow queue: ${(shallow.lossFraction * 100).toFixed(2)}% dropped`)
+})
+
+test('rate control, background: takes an idle link, and backs off to a trickle when other traffic keeps the queue full', () => {
+  const alone = runPath({ character: 'background', capacity: 10_000, baseRttMs: 20, queueLimit: 1_000, seconds: 20 })
+  assert.ok(alone.deliveredRate >= 8_000, `alone: ${alone.deliveredRate.toFixed(0)} slices/s`)
+  assert.ok(alone.queueDelayMs <= 50, `alone: ${alone.queueDelayMs.toFixed(1)} ms of queue`)
+  const beside = runPath({ character: 'background', capacity: 10_000, baseRttMs: 20, queueLimit: 1_000, otherRate: 10_000, seconds: 20 })
+  assert.ok(beside.deliveredRate <= 1_500, `beside a flow that fills the link: ${beside.deliveredRate.toFixed(0)} slices/s`)
+  assert.ok(beside.finalRate <= 2 * MIN_RATE * 10, `asks for ${beside.finalRate}/s`)
+  const focused = runPath({ character: 'focused', capacity: 10_000, baseRttMs: 20, queueLimit: 1_000, otherRate: 10_000, seconds: 20 })
+  assert.ok(focused.deliveredRate > 3 * beside.deliveredRate, `a focused download holds more of the link: ${focused.deliveredRate.toFixed(0)} vs ${beside.deliveredRate.toFixed(0)}`)
+})
+
+function file (key: string, slices: number) {
+  const layout = new FileLayout(slices)
+  const have = new Bitset(slices)
+  return { key, layout, have, missing: (r: number) => layout.rangeLength(r) - have.countIn(layout.rangeStart(r), layout.rangeLength(r)) }
+}
+
+test('requester: slices of a later request show an earlier one lost once the reorder window passes; requests sent together are not ordered', () => {
+  const requester = new Requester({ initialRate: 20_000, expectedTickMs: 10 })
+  const f = file('f', 20_000)
+  const first = requester.plan([f], ['p'], 0)
+  assert.ok(first.length >= 3)
+  // The rest of the first batch is answered in full: room for a second batch.
+  for (const r of first.slice(2)) {
+    requester.onReply('p', 'f', r.range, r.requestId, r.limit, 5)
+    for (let i = 0; i < r.limit; i++) requester.onSlice('p', 'f', r.range, 5)
+  }
+  const second = requester.plan([f], ['p'], 10)
+  assert.ok(second.length >= 1)
+  const early = first[0]!
+  const sameTick = first[1]!
+  const later = second[0]!
+  for (const r of [...first.slice(0, 2), ...second]) requester.onReply('p', 'f', r.range, r.requestId, r.limit, 12)
+  // The peer answers the second of the first batch before the first: no loss is called.
+  for (let i = 0; i < 10; i++) requester.onSlice('p', 'f', sameTick.range, 13)
+  assert.equal(requester.expire(20), 0, 'sent in the same tick: either may come first')
+  // Slices of a request sent later: the first batch's unanswered requests are lost after the window.
+  for (let i = 0; i < 10; i++) requester.onSlice('p', 'f', later.range, 21)
+  assert.equal(requester.expire(22), 0, 'within the reorder window')
+  const given = requester.expire(30)
+  assert.ok(given >= 1, 'overtaken once the window passed')
+  assert.ok(requester.givenUpBy.overtaken >= 1)
+  // A slice of the request given up arrives after all: it is taken, and the window grows.
+  const windowBefore = requester.peerStats('p')!.reorderWindowMs
+  assert.equal(requester.onSlice('p', 'f', early.range, 31), true)
+  assert.equal(requester.lateSlices, 1)
+  assert.ok(requester.peerStats('p')!.reorderWindowMs > windowBefore)
+  assert.equal(requester.onSlice('q', 'f', early.range, 31), false, 'from a peer not asked it is still refused')
+})

@@ -1,0 +1,193 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { execFileSync, spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { QF_MAIN, sleep } from '../../src/cli/processes.js'
+import type { ChildProcess } from 'node:child_process'
+
+/**
+ * A real bottleneck between two hosts, as root: network namespaces `a` and `b` joined by a
+ * veth pair, and `a`'s egress shaped with `tc tbf` (a rate and a bounded queue). Traffic from
+ * a to b crosses the bottleneck; b to a does not. Everything is deleted by `close`, also after
+ * a failure.
+ */
+export interface LinkSpec {
+  rateMbit: number
+  /** The tbf queue (its `limit`), bytes. */
+  queueBytes: number
+}
+
+export const HOST_A = '10.77.0.1'
+export const HOST_B = '10.77.0.2'
+/** The tbf bucket: a little more than one datagram, so bursts meet the queue, not the bucket. */
+const BURST_BYTES = 4_000
+
+function run (argv: string[]): string {
+  return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+export interface QdiscStats {
+  /** Bytes and packets the qdisc let through (layer 2: IP and UDP headers and the Ethernet header included). */
+  bytes: number
+  packets: number
+  drops: number
+  /** Bytes offered to the bottleneck: those let through and those dropped (at the mean packet size). */
+  offeredBytes: number
+}
+
+export class Netlab {
+  readonly nsA: string
+  readonly nsB: string
+  private readonly vethA: string
+  private closed = false
+  private readonly children = new Set<ChildProcess>()
+
+  private constructor (readonly spec: LinkSpec, tag: string) {
+    this.nsA = `qfa${tag}`
+    this.nsB = `qfb${tag}`
+    this.vethA = `qfva${tag}`
+  }
+
+  /** Whether this process may build namespaces (it must be root, with `ip` and `tc` installed). */
+  static available (): string | null {
+    if (process.getuid?.() !== 0) return 'network namespaces need root'
+    try { run(['ip', '-V']); run(['tc', '-V']) } catch { return 'iproute2 (ip, tc) is not installed' }
+    return null
+  }
+
+  static create (spec: LinkSpec): Netlab {
+    const lab = new Netlab(spec, `${process.pid % 100000}${Math.floor(Math.random() * 1000)}`)
+    try {
+      lab.build()
+    } catch (err) {
+      lab.close()
+      throw err
+    }
+    return lab
+  }
+
+  private build (): void {
+    const vethB = this.vethA.replace('qfva', 'qfvb')
+    run(['ip', 'netns', 'add', this.nsA])
+    run(['ip', 'netns', 'add', this.nsB])
+    run(['ip', 'link', 'add', this.vethA, 'netns', this.nsA, 'type', 'veth', 'peer', 'name', vethB, 'netns', this.nsB])
+    for (const [ns, dev, host] of [[this.nsA, this.vethA, HOST_A], [this.nsB, vethB, HOST_B]] as const) {
+      run(['ip', '-n', ns, 'addr', 'add', `${host}/24`, 'dev', dev])
+      run(['ip', '-n', ns, 'link', 'set', dev, 'up'])
+      run(['ip', '-n', ns, 'link', 'set', 'lo', 'up'])
+    }
+    this.shape(this.spec)
+  }
+
+  /** (Re)shapes a's egress. */
+  shape (spec: LinkSpec): void {
+    run(['tc', '-n', this.nsA, 'qdisc', 'replace', 'dev', this.vethA, 'root', 'tbf',
+      'rate', `${spec.rateMbit}mbit`, 'burst', String(BURST_BYTES), 'limit', String(spec.queueBytes)])
+  }
+
+  /** What a's bottleneck has passed and dropped so far. */
+  stats (): QdiscStats {
+    const json = JSON.parse(run(['tc', '-n', this.nsA, '-s', '-j', 'qdisc', 'show', 'dev', this.vethA])) as Array<{ kind: string, bytes: number, packets: number, drops: number }>
+    const tbf = json.find(q => q.kind === 'tbf')
+    if (tbf === undefined) throw new Error('no tbf qdisc on the link')
+    const meanPacket = tbf.packets === 0 ? 0 : tbf.bytes / tbf.packets
+    return { bytes: tbf.bytes, packets: tbf.packets, drops: tbf.drops, offeredBytes: tbf.bytes + tbf.drops * meanPacket }
+  }
+
+  /** Runs a command inside a namespace to completion; its stdout. */
+  exec (ns: string, argv: string[]): string {
+    return run(['ip', 'netns', 'exec', ns, ...argv])
+  }
+
+  /** Starts a long-running command inside a namespace; it is killed by `close`. */
+  spawn (ns: string, argv: string[], options: { stdout?: number | 'pipe' | 'ignore', stderr?: number | 'pipe' | 'ignore' } = {}): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', options.stdout ?? 'ignore', options.stderr ?? 'ignore'] })
+    this.children.add(child)
+    child.on('exit', () => this.children.delete(child))
+    return child
+  }
+
+  /** `qf …` inside a namespace. */
+  qf (ns: string, ...argv: string[]): string {
+    return this.exec(ns, [process.execPath, QF_MAIN, ...argv]).trim()
+  }
+
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    for (const child of this.children) child.kill('SIGKILL')
+    for (const ns of [this.nsA, this.nsB]) {
+      try { run(['ip', 'netns', 'pids', ns]).split(/\s+/).filter(Boolean).forEach(pid => { try { process.kill(Number(pid), 'SIGKILL') } catch {} }) } catch {}
+      try { run(['ip', 'netns', 'del', ns]) } catch {}
+    }
+  }
+}
+
+export interface LabDaemon {
+  name: string
+  ns: string
+  dir: string
+  log: string
+  child: ChildProcess
+}
+
+/** Starts `qf daemon` for a fresh identity inside `ns`, reachable at `host:port`; waits until it answers. */
+export async function startLabDaemon (lab: Netlab, root: string, name: string, ns: string, host: string, port: number, extra: string[] = []): Promise<LabDaemon> {
+  const dir = path.join(root, name)
+  const log = path.join(root, `${name}.log`)
+  run([process.execPath, QF_MAIN, 'init', '--dir', dir, '--name', name])
+  const out = fs.openSync(log, 'a')
+  const child = lab.spawn(ns, [process.execPath, QF_MAIN, 'daemon', '--dir', dir, '--port', String(port), '--announce', `${host}:${port}`, '--quiet', ...extra], { stdout: out, stderr: out })
+  fs.closeSync(out)
+  for (let i = 0; i < 100; i++) {
+    try { lab.qf(ns, 'status', '--dir', dir, '--json'); return { name, ns, dir, log, child } } catch { await sleep(100) }
+  }
+  throw new Error(`the daemon ${name} did not start in ${ns}; see ${log}`)
+}
+
+/** alice in a, bob in b, in one network. */
+export async function startLabPair (lab: Netlab, extra: string[] = []): Promise<{ root: string, alice: LabDaemon, bob: LabDaemon }> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-lab-'))
+  const alice = await startLabDaemon(lab, root, 'alice', lab.nsA, HOST_A, 7101, extra)
+  const bob = await startLabDaemon(lab, root, 'bob', lab.nsB, HOST_B, 7102, extra)
+  lab.qf(lab.nsA, 'network', 'create', 'lab', '--dir', alice.dir)
+  lab.qf(lab.nsB, 'join', lab.qf(lab.nsA, 'invite', '--dir', alice.dir), '--dir', bob.dir)
+  return { root, alice, bob }
+}
+
+export function labStatus (lab: Netlab, daemon: LabDaemon): any {
+  return JSON.parse(lab.qf(daemon.ns, 'status', '--dir', daemon.dir, '--json'))
+}
+
+const TCP_FLOW = path.join(path.dirname(fileURLToPath(import.meta.url)), 'tcp-flow.js')
+
+/**
+ * A bulk TCP flow from a to b for `seconds`: the bytes b received in each second. Started
+ * beside a transfer, it shows what qf leaves to others.
+ */
+export async function tcpFlow (lab: Netlab, seconds: number): Promise<number[]> {
+  const server = lab.spawn(lab.nsB, [process.execPath, TCP_FLOW, 'receive', HOST_B, '7200', String(seconds)], { stdout: 'pipe' })
+  let output = ''
+  server.stdout!.on('data', (d: Buffer) => { output += d.toString() })
+  const done = new Promise<void>(resolve => server.on('exit', () => resolve()))
+  await sleep(300)
+  lab.spawn(lab.nsA, [process.execPath, TCP_FLOW, 'send', HOST_B, '7200', String(seconds + 2)])
+  await done
+  return output.trim().split('\n').filter(Boolean).map(Number)
+}
+
+/** Round trips a to b and back (the reply crosses the bottleneck), one every 100 ms for `seconds`. */
+export async function pingTimes (lab: Netlab, seconds: number): Promise<number[]> {
+  const child = lab.spawn(lab.nsB, ['ping', '-n', '-i', '0.1', '-w', String(seconds), HOST_A], { stdout: 'pipe' })
+  let output = ''
+  child.stdout!.on('data', (d: Buffer) => { output += d.toString() })
+  await new Promise<void>(resolve => child.on('exit', () => resolve()))
+  return [...output.matchAll(/time=([\d.]+) ms/g)].map(m => Number(m[1]))
+}
+
+export function median (values: number[]): number {
+  if (values.length === 0) return NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
+}

@@ -1,0 +1,23 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Netlab } from './helpers/netlab.js'
+import { shapedTransfer } from './helpers/shaped-transfer.js'
+
+const MiB = 1024 * 1024
+const KB = 1024
+
+/**
+ * On a real kernel bottleneck (namespaces, veth, tc tbf), as root. What is asserted does not
+ * depend on this machine's speed: what crossed the link, what arrived twice, what the queue
+ * dropped, and the delay the queue added. `npm run bench` measures the speeds.
+ */
+test('a shaped 10 Mbit/s link with a 512 KB queue: the file is not sent twice, and the queue stays short', async () => {
+  const missing = Netlab.available()
+  assert.equal(missing, null, `this test builds network namespaces: ${missing ?? ''}`)
+  const result = await shapedTransfer({ rateMbit: 10, queueBytes: 512 * KB }, { sizeBytes: 6 * MiB, priority: 8, ping: true })
+  assert.ok(result.complete, 'the download completed')
+  assert.ok(result.duplicateFraction < 0.01, `${(result.duplicateFraction * 100).toFixed(1)}% of the slices arrived twice`)
+  assert.ok(result.sentOverMinimum <= 1.1, `the sender put ${result.sentOverMinimum.toFixed(2)}× the least its framing needs on the link`)
+  assert.ok(result.busyRttMs !== null && result.idleRttMs !== null)
+  assert.ok(result.busyRttMs - result.idleRttMs <= 100, `the queue added ${(result.busyRttMs - result.idleRttMs).toFixed(0)} ms`)
+})
