@@ -58,6 +58,7 @@ try {
   const refusal = task('connect-refusal', 0)
   const flood = task('udp-flood', 20 * MiB)
   const api = task('api-load', MiB)
+  const caps = task('rate-caps', 0)
   // Real kernel bottlenecks (needs root): its own process, one JSON object.
   const links = JSON.parse(execFileSync(process.execPath, [path.join(here, 'links.js')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as { links: unknown, why?: string }
   const middle = <T>(items: T[], key: (item: T) => number): T => [...items].sort((a, b) => key(a) - key(b))[Math.floor(items.length / 2)]!
@@ -112,6 +113,8 @@ try {
     api_status_100_clients_p50_ms: round(api.status_p50_ms!, 1),
     api_status_100_clients_p99_ms: round(api.status_p99_ms!, 1),
     api_status_daemon_cpu_ms: round(api.daemon_cpu_per_status_ms!, 3),
+    rate_cap_download_ratio_10s: round(caps.download_ratio!),
+    rate_cap_upload_ratio_10s: round(caps.upload_ratio!),
     links: links.links ?? links.why,
     node: process.version,
     cpus: os.cpus().length

@@ -24,6 +24,7 @@ import { EVENT_BYTES } from '../src/wire/constants.js'
 import { SOCKET_BUFFER_BYTES } from '../src/net/udp.js'
 import { sealedSliceDatagram } from './required-receive-work.js'
 import { apiLoad, connectRefusal, udpFlood } from './hardening.js'
+import { rateCaps } from './caps.js'
 import { cpuSecondsOfPid, peakRssOfPid } from './proc.js'
 import type { Member } from '../test/helpers/daemons.js'
 
@@ -218,7 +219,8 @@ const tasks: Record<string, (dir: string, bytes: number) => Promise<Result>> = {
   'udp-raw-crypto': async (_dir, bytes) => await udpRaw(bytes, true),
   'connect-refusal': connectRefusal,
   'udp-flood': udpFlood,
-  'api-load': apiLoad
+  'api-load': apiLoad,
+  'rate-caps': async () => await rateCaps()
 }
 
 const [task, dir, bytes] = process.argv.slice(2)
