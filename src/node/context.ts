@@ -59,7 +59,13 @@ export interface NodeStats {
   slicesSent: number
   requestsSent: number
   requestsAnswered: number
+  /** Requests given up with slices missing, all causes; and by cause (see Requester.expire). */
   requestsTimedOut: number
+  requestsOvertaken: number
+  requestsDrained: number
+  requestsUnanswered: number
+  /** Slices taken after their request was given up for lost: the loss was called too soon. */
+  slicesLate: number
   repliesReceived: number
   eventsAccepted: number
   eventsRejected: number
@@ -77,7 +83,7 @@ export interface NodeStats {
 export function emptyStats (): NodeStats {
   return {
     malformedEvents: 0, slicesAccepted: 0, slicesDuplicate: 0, slicesUnsent: 0, slicesRejected: 0, slicesUnsolicited: 0, slicesSent: 0,
-    requestsSent: 0, requestsAnswered: 0, requestsTimedOut: 0, repliesReceived: 0,
+    requestsSent: 0, requestsAnswered: 0, requestsTimedOut: 0, requestsOvertaken: 0, requestsDrained: 0, requestsUnanswered: 0, slicesLate: 0, repliesReceived: 0,
     eventsAccepted: 0, eventsRejected: 0, syncRequestsSent: 0, syncEventsSent: 0, localRecordsDamaged: 0, slicesDroppedStalled: 0, windowsFailed: 0, windowHashesUnsolicited: 0
   }
 }

@@ -336,7 +336,14 @@ export class Node {
   }
 
   stats (): Readonly<NodeStats> {
-    return { ...this.ctx.counters }
+    const requester = this.downloading.requester
+    return {
+      ...this.ctx.counters,
+      requestsOvertaken: requester.givenUpBy.overtaken,
+      requestsDrained: requester.givenUpBy.drained,
+      requestsUnanswered: requester.givenUpBy.timedOut,
+      slicesLate: requester.lateSlices
+    }
   }
 
   peerCounters (peer: string): PeerCounters | null {
