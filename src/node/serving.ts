@@ -76,8 +76,11 @@ export class Serving {
     ctx.send(peer, ctx.signer.sign(EventType.syncFileReply, reply))
     const session = ctx.session(peer)
     let out = this.outgoing.get(peer)
-    if (out !== undefined && out.session !== session) this.dropOutgoing(peer, out)
-    if (out === undefined || out.session !== session) this.outgoing.set(peer, out = { session, asked: 0, pacer: new Pacer(0, this.catchUpMs), queue: [], head: 0 })
+    if (out !== undefined && out.session !== session) {
+      this.dropOutgoing(peer, out)
+      out = undefined
+    }
+    if (out === undefined) this.outgoing.set(peer, out = { session, asked: 0, pacer: new Pacer(0, this.catchUpMs), queue: [], head: 0 })
     out.asked = request.pace
     for (const e of events) out.queue.push(e)
     this.sharePaces()
@@ -117,7 +120,6 @@ export class Serving {
 
   /** Each peer's pace: what it asked for, within its share of the upload cap (shared by those with slices waiting). */
   private sharePaces (): void {
-    if (this.uploadCap === null && this.outgoing.size === 0) return
     let waiting = 0
     for (const out of this.outgoing.values()) if (out.head < out.queue.length) waiting++
     const share = this.uploadCap === null ? null : this.uploadCap / Math.max(1, waiting)
