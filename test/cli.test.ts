@@ -149,7 +149,7 @@ test('qf get --out DIRECTORY saves into it under the file\'s name; the daemons s
     const shown = run('network', '--dir', bob.dir).stdout
     assert.match(shown, /network "test" \([0-9a-f]{32}\)/)
     assert.match(shown, /bob \(this node\)/)
-    assert.match(shown, /alice connected at 127\.0\.0\.1:\d+/)
+    assert.match(shown, /alice connected directly at 127\.0\.0\.1:\d+ since \d\d:\d\d:\d\d/)
     // A finished download is summed up in one line, not listed like one still going.
     const statusText = run('status', '--dir', bob.dir).stdout
     assert.match(statusText, /finished \(1\): notes\.txt/)

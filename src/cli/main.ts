@@ -14,10 +14,12 @@ import { formatRate, parseRate, RATE_SYNTAX } from './rates.js'
 import { Daemon, pageUrl, parseHostPort } from '../daemon/daemon.js'
 import { formatBytes, formatEta, formatSpeed, table } from './format.js'
 import { MAX_ADDRESSES_PER_PEER } from '../net/transit.js'
+import { DEFAULT_RELAY_LIMITS } from '../net/relay.js'
 import { isSettled } from '../node/progress.js'
 import type { Progress } from '../node/progress.js'
 import type { DaemonClient } from './client.js'
 import type { PeerAddress } from '../net/transit.js'
+import type { PeerReport } from '../http/status.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string, description: string }
 
@@ -101,14 +103,19 @@ command('daemon', 'run the node in the foreground')
   .option('--verbose', 'also say the progress of downloads every second')
   .addOption(new Option('--max-upload <rate>', `cap on what it sends to all peers together: ${RATE_SYNTAX}`).argParser(rateOption))
   .addOption(new Option('--max-download <rate>', `cap on what it fetches from all peers together: ${RATE_SYNTAX}`).argParser(rateOption))
-  .action(async (options: DirOptions & { port: number, http: number, announce: PeerAddress[], mtu: number, quiet?: boolean, verbose?: boolean, maxUpload?: number, maxDownload?: number }) => {
+  .option('--no-relay', 'never forward datagrams between members who cannot reach each other directly')
+  .addOption(new Option('--relay-max-rate <rate>', `cap on what it forwards for others: ${RATE_SYNTAX}`).argParser(rateOption).default(DEFAULT_RELAY_LIMITS.maxBytesPerS, formatRate(DEFAULT_RELAY_LIMITS.maxBytesPerS)))
+  .addOption(new Option('--relay-max-channels <n>', 'pairs of members it relays for at once').argParser(intInRange(1, 1024, 'channels')).default(DEFAULT_RELAY_LIMITS.maxChannels))
+  .action(async (options: DirOptions & { port: number, http: number, announce: PeerAddress[], mtu: number, quiet?: boolean, verbose?: boolean, maxUpload?: number, maxDownload?: number, relay: boolean, relayMaxRate: number, relayMaxChannels: number }) => {
     const dir = dirOf(options)
     const running = loadControl(dir)
     if (running !== null && isAlive(running.pid)) throw new CliError(`a daemon is already running for ${dir} (pid ${running.pid})`)
     if (options.quiet === true && options.verbose === true) throw new CliError('--quiet and --verbose cannot go together')
     const voice = options.quiet === true ? 'quiet' : options.verbose === true ? 'verbose' : 'normal'
     const limits = { maxUploadBytesPerS: options.maxUpload || null, maxDownloadBytesPerS: options.maxDownload || null }
-    const daemon = await Daemon.start({ dir, udpPort: options.port, httpPort: options.http, announce: options.announce, mtu: options.mtu, voice, limits })
+    // "off" for the relay's rate: no cap of its own (the relay is still on; --no-relay turns it off).
+    const relay = { enabled: options.relay, maxBytesPerS: options.relayMaxRate || Infinity, maxChannels: options.relayMaxChannels }
+    const daemon = await Daemon.start({ dir, udpPort: options.port, httpPort: options.http, announce: options.announce, mtu: options.mtu, voice, limits, relay })
     console.log(`quiet-files daemon for ${dir}`)
     console.log(`  public key  ${toHex(daemon.identity.publicKey)}`)
     console.log(`  udp         ${daemon.udpPort} (announced as ${daemon.announceAddresses.map(a => `${a.host}:${a.port}`).join(', ')})`)
@@ -135,13 +142,13 @@ network.command('show', { isDefault: true }).description('show the network, its 
   .action(async (options: JsonOptions) => {
     const status = await daemonClient(dirOf(options)).call<{
       name: string, network: { id: string, name: string } | null,
-      peers: Array<{ public_key: string, name: string | null, address: string | null, connected: boolean, bad_windows: number, trusted: boolean }>
+      peers: PeerReport[]
     }>('GET', '/api/status')
     if (status.network === null) throw new CliError('this node is in no network yet; run "qf network create NAME" or "qf join LINK"')
     print(options.json, { network: status.network, members: status.peers }, () => [
       `network "${status.network!.name}" (${status.network!.id})`,
       `  ${status.name} (this node)`,
-      ...status.peers.map(p => `  ${p.name ?? `${p.public_key.slice(0, 16)}…`} ${p.connected ? `connected at ${p.address ?? '?'}` : `not reachable now${p.address === null ? '' : ` (last tried ${p.address})`}`}${badWindowsNote(p)}`)
+      ...status.peers.map(p => `  ${p.name ?? `${p.public_key.slice(0, 16)}…`} ${routeText(p)}${badWindowsNote(p)}`)
     ].join('\n'))
   })
 network.command('create <name>').description('create a new network and join it')
@@ -268,6 +275,18 @@ function downloadLines (downloads: Progress[]): string[] {
 }
 
 /** Beside a peer in qf status: windows it supplied that failed their hash. */
+const RELAY_REFUSALS: Record<string, string> = { off: 'relaying is off there', unreachable: 'the relay does not reach it', full: 'the relay is full' }
+
+/** How a peer is reached: directly (where), through whom, or not at all, and since when. */
+function routeText (p: Pick<PeerReport, 'route' | 'via' | 'since_ms' | 'relay_refused' | 'address'>): string {
+  const since = p.since_ms === null ? '' : ` since ${new Date(p.since_ms).toTimeString().slice(0, 8)}`
+  if (p.route === 'direct') return `connected directly at ${p.address ?? '?'}${since}`
+  if (p.route === 'relayed') return `connected through ${p.via?.name ?? `${p.via?.public_key.slice(0, 16) ?? '?'}…`} (relayed)${since}`
+  const notes = [p.address === null ? null : `last tried ${p.address}`, p.relay_refused === null ? null : `no relay: ${RELAY_REFUSALS[p.relay_refused] ?? p.relay_refused}`]
+  const said = notes.filter(note => note !== null)
+  return `unreachable${since}${said.length === 0 ? '' : ` (${said.join('; ')})`}`
+}
+
 function badWindowsNote (p: { bad_windows: number, trusted: boolean }): string {
   if (p.bad_windows === 0) return ''
   return `  ! supplied ${p.bad_windows} bad window${p.bad_windows === 1 ? '' : 's'}${p.trusted ? '' : '; not asked for anything (qf peer trust KEY to change that)'}`
@@ -278,12 +297,12 @@ command('status', 'peers, connections and downloads')
   .action(async (options: JsonOptions) => {
     const status = await daemonClient(dirOf(options)).call<{
       public_key: string, name: string, network: { id: string, name: string } | null, udp_port: number, connections: number,
-      peers: Array<{ public_key: string, name: string | null, address: string | null, connected: boolean, clock_skew_seconds: number | null, bad_windows: number, trusted: boolean }>, downloads: Progress[]
+      peers: PeerReport[], downloads: Progress[]
     }>('GET', '/api/status')
     print(options.json, status, () => [
       `${status.name} ${status.public_key}`,
       `network: ${status.network === null ? 'none' : `${status.network.name} (${status.network.id})`}, udp ${status.udp_port}, ${status.connections} connection(s)`,
-      'peers:', ...(status.peers.length === 0 ? ['  none'] : status.peers.map(p => `  ${[p.name ?? '?', `${p.public_key.slice(0, 16)}…`, p.address, p.connected ? 'connected' : 'not connected'].filter(part => part !== null).join(' ')}${clockNote(p.clock_skew_seconds)}${badWindowsNote(p)}`)),
+      'peers:', ...(status.peers.length === 0 ? ['  none'] : status.peers.map(p => `  ${p.name ?? '?'} ${p.public_key.slice(0, 16)}… ${routeText(p)}${clockNote(p.clock_skew_seconds)}${badWindowsNote(p)}`)),
       'downloads:', ...downloadLines(status.downloads)
     ].join('\n'))
   })

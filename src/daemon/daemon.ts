@@ -17,6 +17,7 @@ import { DaemonVoice, VOICE_INTERVAL_MS } from './voice.js'
 import type { VoiceLevel } from './voice.js'
 import type { Identity, NetworkConfig } from '../node/config.js'
 import type { PeerAddress } from '../net/transit.js'
+import type { RelayLimits } from '../net/relay.js'
 import type { UdpSocket } from '../net/udp.js'
 import type { FastifyInstance } from 'fastify'
 
@@ -32,6 +33,8 @@ export interface DaemonOptions {
   voice?: VoiceLevel
   /** Rate caps in file bytes per second (`--max-upload`, `--max-download`); changeable at run time. */
   limits?: Limits
+  /** Relaying for members who cannot meet (`--no-relay`, `--relay-max-rate`, `--relay-max-channels`). */
+  relay?: RelayLimits
 }
 
 export const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600_000
@@ -43,6 +46,10 @@ const CLOCK_SKEW_LOG_MS = 60_000
 const CLOCK_SKEW_PEERS = 32
 /** How often announced addresses are handed to the transit layer for (re)connecting. */
 const ADDRESS_REFRESH_MS = 1000
+/** Addresses peers see us at, announced beside the LAN ones (a port-randomising NAT shows each peer another). */
+const OBSERVED_ANNOUNCED = 2
+/** The observed addresses are announced again, when they changed, at most this often. */
+const OBSERVED_ANNOUNCE_MS = 5_000
 
 /** The page's address, token included: the one link a person opens (`qf open` prints it). */
 export function pageUrl (port: number, token: string): string {
@@ -89,6 +96,7 @@ export class Daemon implements ControlTarget {
   private http: FastifyInstance | null = null
   private timer: NodeJS.Timeout | null = null
   private announced: PeerAddress[] | null = null
+  private observedAnnouncedMs = -Infinity
   private stopping: Promise<void> | null = null
   private flushScheduled = false
   private currentLimits: Limits
@@ -250,7 +258,8 @@ export class Daemon implements ControlTarget {
       sendDatagram: (bytes, to) => this.socket?.send(bytes, to),
       deliver: (peer, event) => this.node?.receive(peer, event, Date.now()),
       now: () => Date.now(),
-      onClockSkew: (peer, skewMs) => this.noteClockSkew(peer, skewMs)
+      onClockSkew: (peer, skewMs) => this.noteClockSkew(peer, skewMs),
+      relay: this.options.relay
     })
     this.node = Node.open({ dataDir: this.options.dir, identity: this.identity, networkKey: network.networkKey, transport: this.transit, startMs: Date.now(), backgroundSync: true, limits: this.currentLimits, paceCatchUpMs: PACE_CATCH_UP_MS })
     const dropped = this.node.droppedLegacyFiles
@@ -373,6 +382,7 @@ export class Daemon implements ControlTarget {
       for (const [peer, addresses] of byPeer) transit.setKnownAddresses(fromHex(peer, 32), addresses)
     }
     transit.tick()
+    if (now - this.observedAnnouncedMs >= OBSERVED_ANNOUNCE_MS) this.announceObserved(node, transit, now)
     node.tick(Date.now())
     transit.flush()
     this.schedulePacing()
@@ -380,6 +390,22 @@ export class Daemon implements ControlTarget {
       this.lookedMs = now
       this.voice.look(node, transit.peers())
     }
+  }
+
+  /**
+   * Where peers see this node (its NAT's public address) is announced beside the LAN
+   * addresses, so members elsewhere can try it; not when addresses were given by hand.
+   */
+  private announceObserved (node: Node, transit: TransitEndpoint, now: number): void {
+    if ((this.options.announce ?? []).length > 0) return
+    const own = this.announceAddresses
+    const lan = defaultHosts().map(host => ({ host, port: this.udpPort }))
+    const seen = transit.observedAddresses().filter(a => !lan.some(b => b.host === a.host && b.port === a.port)).slice(0, OBSERVED_ANNOUNCED)
+    const wanted = [...lan.slice(0, MAX_ADDRESSES_PER_PEER - seen.length), ...seen]
+    if (wanted.length === own.length && wanted.every(a => own.some(b => b.host === a.host && b.port === a.port))) return
+    this.observedAnnouncedMs = now
+    this.announced = wanted
+    node.announce(this.identity.name, wanted)
   }
 
   /** Stops timers and sockets, closes the node; safe to call twice. */

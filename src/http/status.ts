@@ -1,7 +1,7 @@
 import { toHex } from '../bytes.js'
 import type { Limits, Node } from '../node/node.js'
 import type { PathReport } from '../sync/requester.js'
-import type { TransitEndpoint, PeerAddress } from '../net/transit.js'
+import type { TransitEndpoint, PeerAddress, PeerRoute } from '../net/transit.js'
 import type { Identity, NetworkConfig } from '../node/config.js'
 
 /** What the control API needs of the daemon it serves (the daemon provides it; nothing here imports the daemon). */
@@ -49,6 +49,34 @@ export function statusOf (daemon: ControlTarget): Record<string, unknown> {
   }
 }
 
+export interface PeerReport {
+  public_key: string
+  name: string | null
+  address: string | null
+  addresses: string[]
+  connected: boolean
+  /** How it is reached: directly, through a relay (`via`), or not at all since `since_ms`. */
+  route: 'direct' | 'relayed' | 'unreachable'
+  via: { public_key: string, name: string | null } | null
+  since_ms: number | null
+  /** Why the last relay asked for was refused: `off`, `unreachable` or `full`. */
+  relay_refused: string | null
+  clock_skew_seconds: number | null
+  bad_windows: number
+  trusted: boolean
+  path: PathReport | null
+}
+
+function routeReport (route: PeerRoute | undefined, names: Map<string, string>): Pick<PeerReport, 'route' | 'via' | 'since_ms' | 'relay_refused'> {
+  if (route === undefined) return { route: 'unreachable', via: null, since_ms: null, relay_refused: null }
+  return {
+    route: route.kind,
+    via: route.kind === 'relayed' ? { public_key: route.via, name: names.get(route.via) ?? null } : null,
+    since_ms: route.sinceMs,
+    relay_refused: route.kind === 'unreachable' ? route.relayRefused ?? null : null
+  }
+}
+
 /**
  * Members other than this node, then peers known only by address so far (an inviter before
  * its announcement arrived) or by a connect refused for its clock: `address` is the one in
@@ -56,7 +84,7 @@ export function statusOf (daemon: ControlTarget): Record<string, unknown> {
  * was off when its connect was refused for that lately; `bad_windows` how many windows it
  * supplied failed their hash, and `trusted` false while it is asked for nothing.
  */
-export function peersOf (daemon: ControlTarget): Array<{ public_key: string, name: string | null, address: string | null, addresses: string[], connected: boolean, clock_skew_seconds: number | null, bad_windows: number, trusted: boolean, path: PathReport | null }> {
+export function peersOf (daemon: ControlTarget): PeerReport[] {
   const node = daemon.node
   if (node === null) return []
   const hostPort = (a: PeerAddress): string => `${a.host}:${a.port}`
@@ -76,6 +104,7 @@ export function peersOf (daemon: ControlTarget): Array<{ public_key: string, nam
       address: k === undefined ? null : hostPort(k.address),
       addresses: k?.addresses.map(hostPort) ?? [],
       connected: connected.has(peer),
+      ...routeReport(k?.route, names),
       clock_skew_seconds: skewMs === null ? null : Math.round(skewMs / 1000),
       // Windows it supplied that failed their hash; not trusted: not asked for anything now.
       bad_windows: badWindows.get(peer) ?? 0,

@@ -22,6 +22,12 @@ export interface TransitStats extends GuardStats {
   pathChallenges: number
   /** Connections moved to a new address after it answered a challenge. */
   pathsValidated: number
+  /** Punch datagrams from members opening their NATs towards us (dropped: they carry nothing). */
+  punchesReceived: number
+  /** Control messages that opened but did not decode. */
+  controlMalformed: number
+  /** Relayed datagrams for a channel whose relay is not connected, or from elsewhere than the relay. */
+  relayedUnroutable: number
 }
 
 /** Connections live this long before a fresh connect replaces them. */
@@ -68,11 +74,13 @@ export interface Connection {
    * `address` until the response comes back from there (a replayed datagram cannot move us).
    */
   probe: { address: PeerAddress, token: Uint8Array, sentAtMs: number } | null
+  /** When the peer was last told where we see it (an `observed` control message). */
+  observedSentMs: number
 }
 
 export function newConnection (id: Uint8Array, key: Uint8Array, peerPk: Uint8Array, address: PeerAddress, direction: 0 | 1, now: number): Connection {
   return {
     id, idHex: toHex(id), key, peer: toHex(peerPk), peerPk, address, direction, sendCounter: 0,
-    replay: new ReplayWindow(), established: false, twoWay: false, createdAtMs: now, lastHeardMs: now, lastSentMs: now, queue: [], probe: null
+    replay: new ReplayWindow(), established: false, twoWay: false, createdAtMs: now, lastHeardMs: now, lastSentMs: now, queue: [], probe: null, observedSentMs: -Infinity
   }
 }

@@ -14,11 +14,17 @@ import {
 import type { ConnectGuardOptions } from './connect-guard.js'
 import type { KeyPair } from '../crypto/index.js'
 import type { Transport } from './transport.js'
+import { Crossing } from './crossing.js'
+import type { CrossingStats, PeerRoute } from './crossing.js'
+import type { RelayLimits } from './relay.js'
+import { MAX_CONTROL_BYTES, PUNCH_DATAGRAM_BYTES, RELAY_HEADER_BYTES, decodeControl, encodeControl } from '../wire/transit-control.js'
+import type { ControlMessage } from '../wire/transit-control.js'
 
 export type { PeerAddress } from './address-book.js'
 export { MAX_ADDRESSES_PER_PEER } from './address-book.js'
 export { CONNECTION_TTL_MS, CONNECT_FRESHNESS_MS, CONNECT_RETRY_MS, DEAD_AFTER_MS, KEEPALIVE_MS, RESPONSIVE_MS } from './connection.js'
 export type { TransitStats } from './connection.js'
+export type { PeerRoute } from './crossing.js'
 
 export interface TransitOptions {
   identity: KeyPair
@@ -36,12 +42,16 @@ export interface TransitOptions {
   onClockSkew?: (peer: string, skewMs: number) => void
   /** Limits of the cheap checks before a connect's public-key work (defaults suit a team). */
   connectLimits?: Pick<ConnectGuardOptions, 'loadPerSecond' | 'perSourcePerSecond' | 'perSourceBurst'>
+  /** Whether and how much this node relays for members who cannot meet (default: on, capped). */
+  relay?: RelayLimits
 }
 
 /** What a data datagram may carry: whole events. */
 const wholeEvents = (length: number): boolean => length % EVENT_BYTES === 0
 /** What a path challenge or response carries: one token. */
 const aPathToken = (length: number): boolean => length === PATH_TOKEN_BYTES
+/** What a control datagram may carry: one control message. */
+const aControlMessage = (length: number): boolean => length >= 1 && length <= MAX_CONTROL_BYTES
 
 /**
  * The transit layer over any datagram socket: sealed connects with proof of network
@@ -52,7 +62,7 @@ export class TransitEndpoint implements Transport {
   private readonly own = {
     datagramsIn: 0, datagramsOut: 0, connectsAccepted: 0, connectsRejected: 0, connectsClockSkewed: 0, connectsReplayed: 0,
     unknownConnection: 0, replayedDatagrams: 0, undecryptable: 0, malformed: 0, eventsDroppedNoConnection: 0,
-    connectsOpened: 0, pathChallenges: 0, pathsValidated: 0
+    connectsOpened: 0, pathChallenges: 0, pathsValidated: 0, punchesReceived: 0, controlMalformed: 0
   }
 
   private readonly guard: ConnectGuard
@@ -69,19 +79,48 @@ export class TransitEndpoint implements Transport {
   private readonly eventsPerDatagram: number
   private readonly plain: Uint8Array
   readonly publicKey: string
+  private readonly crossing: Crossing
 
   constructor (private readonly options: TransitOptions) {
     const mtu = options.mtu ?? 1400
-    this.eventsPerDatagram = Math.floor((mtu - DATA_OVERHEAD_BYTES) / EVENT_BYTES)
+    // Room for a relay's header too: the same datagram may go either way.
+    this.eventsPerDatagram = Math.floor((mtu - DATA_OVERHEAD_BYTES - RELAY_HEADER_BYTES) / EVENT_BYTES)
     if (this.eventsPerDatagram < 1) throw new RangeError(`MTU ${mtu} cannot carry one ${EVENT_BYTES}-byte event`)
     this.plain = new Uint8Array(this.eventsPerDatagram * EVENT_BYTES)
     this.publicKey = toHex(options.identity.publicKey)
     this.addresses = new AddressBook(this.publicKey)
     this.guard = new ConnectGuard({ networkKey: options.networkKey, publicKey: options.identity.publicKey, now: options.now, ...options.connectLimits })
+    this.crossing = new Crossing({
+      selfPk: options.identity.publicKey,
+      now: options.now,
+      responsive: peer => { const c = this.current.get(peer); return c !== undefined && this.responsive(c, options.now()) ? c : undefined },
+      current: peer => this.current.get(peer),
+      known: () => this.addresses.list().map(k => k.peer),
+      connected: () => this.peers(),
+      sendControl: (connection, message) => this.sendControl(connection, message),
+      connectDatagram: (peerPk, address) => this.connectDatagram(peerPk, address),
+      isOpen: connection => this.connections.has(connection.idHex),
+      connect: (peerPk, address) => this.connect(peerPk, address),
+      send: (datagram, to) => this.output(datagram, to),
+      receive: (datagram, from) => this.onDatagram(datagram, from)
+    }, options.relay)
   }
 
-  get stats (): TransitStats {
-    return { ...this.own, ...this.guard.stats }
+  get stats (): TransitStats & CrossingStats {
+    return { ...this.own, ...this.guard.stats, ...this.crossing.stats }
+  }
+
+  get relayLimits (): RelayLimits {
+    return this.crossing.relayLimits
+  }
+
+  setRelayLimits (limits: RelayLimits): void {
+    this.crossing.setRelayLimits(limits)
+  }
+
+  /** Where connected peers see us, those seen so by the most peers first. */
+  observedAddresses (): PeerAddress[] {
+    return this.crossing.observedAddresses()
   }
 
   // ---- Transport -------------------------------------------------------------------------
@@ -130,11 +169,11 @@ export class TransitEndpoint implements Transport {
     this.addresses.set(peerPk, addresses)
   }
 
-  knownPeers (): Array<{ peer: string, addresses: PeerAddress[], address: PeerAddress, connected: boolean }> {
+  knownPeers (): Array<{ peer: string, addresses: PeerAddress[], address: PeerAddress, connected: boolean, route: PeerRoute }> {
     const now = this.options.now()
     return this.addresses.list().map(({ peer, addresses, next }) => {
       const current = this.current.get(peer)
-      return { peer, addresses, address: current?.address ?? next, connected: current !== undefined && this.responsive(current, now) }
+      return { peer, addresses, address: current?.address ?? next, connected: current !== undefined && this.responsive(current, now), route: this.crossing.routeOf(peer) }
     })
   }
 
@@ -144,6 +183,11 @@ export class TransitEndpoint implements Transport {
 
   /** Opens a connection: a sealed connect to the peer's key at `address`. */
   connect (peerPk: Uint8Array, address: PeerAddress): void {
+    this.output(this.connectDatagram(peerPk, address).datagram, address)
+  }
+
+  /** A new connection to the peer and the connect that opens it, sent to `address` or elsewhere. */
+  private connectDatagram (peerPk: Uint8Array, address: PeerAddress): { connection: Connection, datagram: Uint8Array } {
     const now = this.options.now()
     const connection = this.newConnection(randomBytes(16), randomBytes(AEAD_KEY_BYTES), peerPk, address, 0, now)
     const partial = {
@@ -155,7 +199,7 @@ export class TransitEndpoint implements Transport {
     datagram[0] = DatagramKind.connect
     datagram.set(sealTo(body, peerPk), 1)
     this.guard.stamp(datagram, peerPk, address)
-    this.output(datagram, address)
+    return { connection, datagram }
   }
 
   /** Keepalives, reconnects to known peers, and forgetting dead connections. */
@@ -166,9 +210,10 @@ export class TransitEndpoint implements Transport {
       const expired = now - connection.createdAtMs > CONNECTION_TTL_MS + DEAD_AFTER_MS
       if ((!connection.established && silentFor > HANDSHAKE_TIMEOUT_MS) || silentFor > DEAD_AFTER_MS || expired) {
         this.drop(connection)
-      } else if (connection.established && now - connection.lastSentMs >= KEEPALIVE_MS) {
+      } else if (connection.established && now - connection.lastSentMs >= KEEPALIVE_MS && this.crossing.keepsAlive(connection)) {
         this.sendData(connection, this.plain.subarray(0, 0))
       }
+      this.crossing.reportObserved(connection, now)
     }
     const attempts = this.addresses.attempts(now, CONNECT_RETRY_MS, peer => {
       const current = this.current.get(peer)
@@ -176,6 +221,11 @@ export class TransitEndpoint implements Transport {
     })
     for (const { peerPk, address } of attempts) this.connect(peerPk, address)
     for (const [id, until] of this.seenConnects) if (until < now) this.seenConnects.delete(id)
+    this.crossing.tick(now)
+  }
+
+  private sendControl (connection: Connection, message: ControlMessage): void {
+    this.sendData(connection, encodeControl(message), DatagramKind.control)
   }
 
   // ---- input ------------------------------------------------------------------------------
@@ -191,6 +241,10 @@ export class TransitEndpoint implements Transport {
     else if (kind === DatagramKind.data && bytes.length >= DATA_OVERHEAD_BYTES) this.onData(bytes, from)
     else if (kind === DatagramKind.cookie) this.onCookie(bytes, from)
     else if ((kind === DatagramKind.pathChallenge || kind === DatagramKind.pathResponse) && bytes.length === DATA_OVERHEAD_BYTES + PATH_TOKEN_BYTES) this.onPath(bytes, from)
+    else if (kind === DatagramKind.control) this.onControl(bytes)
+    // Relayed datagrams come from a socket address, never from inside another relayed one.
+    else if (kind === DatagramKind.relayed && bytes.length > RELAY_HEADER_BYTES && from.port !== 0) this.crossing.onRelayed(bytes, from)
+    else if (kind === DatagramKind.punch && bytes.length === PUNCH_DATAGRAM_BYTES) this.own.punchesReceived++
     else this.own.malformed++
   }
 
@@ -290,6 +344,24 @@ export class TransitEndpoint implements Transport {
     }
   }
 
+  // ---- getting through NATs ----------------------------------------------------------------
+
+  /** A control message from a connected peer: NAT traversal and relaying. */
+  private onControl (bytes: Uint8Array): void {
+    const opened = this.open(bytes, aControlMessage)
+    if (opened === null) return
+    const { connection, plain } = opened
+    let message: ControlMessage
+    try {
+      message = decodeControl(plain)
+    } catch (err) {
+      if (!(err instanceof WireError)) throw err
+      this.own.controlMalformed++
+      return
+    }
+    this.crossing.onControl(connection, message)
+  }
+
   // ---- path validation --------------------------------------------------------------------
 
   /** As QUIC does: a new address gets a fresh token and must send it back before it is used. */
@@ -354,6 +426,7 @@ export class TransitEndpoint implements Transport {
     for (const other of this.connections.values()) {
       if (other.peer === connection.peer && other.established) this.establish(other)
     }
+    if (!this.current.has(connection.peer)) this.crossing.lost(connection.peer)
   }
 
   private flushConnection (connection: Connection, all: boolean): void {
@@ -382,8 +455,11 @@ export class TransitEndpoint implements Transport {
     this.output(datagram, to)
   }
 
+  /** Sends a datagram to a socket address, or through the relay a relayed address names. */
   private output (datagram: Uint8Array, to: PeerAddress): void {
+    const routed = this.crossing.outgoing(datagram, to)
+    if (routed === null) return
     this.own.datagramsOut++
-    this.options.sendDatagram(datagram, to)
+    this.options.sendDatagram(routed.datagram, routed.to)
   }
 }

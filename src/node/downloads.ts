@@ -24,7 +24,7 @@ export interface RequestOptions {
 }
 
 export const DEFAULT_PRIORITY = 5
-/** The reason a download gives while no peer is connected to fetch it from. */
+/** The reason a download gives while no connected peer holds it (none is, or each said it lacks it). */
 export const WAITING_FOR_PEERS = 'waiting for a peer that holds it'
 /**
  * A download of this priority or higher takes its fair share of a path shared with other
@@ -233,6 +233,12 @@ export class Downloads {
     this.ctx.counters.requestsTimedOut += this.requester.expire(this.ctx.now())
   }
 
+  /** Whether a connected peer may hold the file: one that did not just say it lacks what was asked. */
+  private holderConnected (key: string): boolean {
+    const now = this.ctx.now()
+    return this.ctx.peers().some(peer => !this.requester.saidLacking(peer, key, now) && !this.hashLists.saidNone(key, peer, now))
+  }
+
   progress (descriptor: DescriptorRow, saves: SaveStatus[]): Progress {
     const key = toHex(descriptor.fileId)
     const local = this.ctx.files.local(descriptor)
@@ -254,7 +260,7 @@ export class Downloads {
       percent: percentOf(bytesReceived, descriptor.size, state === 'complete'),
       speedBytesPerSecond: speed,
       etaSeconds: state === 'complete' ? 0 : speed > 0 ? remaining / speed : null,
-      reason: local?.writeError ?? local?.reason ?? ((state === 'queued' || state === 'active') && this.ctx.peers().length === 0 ? WAITING_FOR_PEERS : null),
+      reason: local?.writeError ?? local?.reason ?? ((state === 'queued' || state === 'active') && speed === 0 && !this.holderConnected(key) ? WAITING_FOR_PEERS : null),
       sources: [...this.sources.get(key) ?? []].map(([peer, bytes]) => ({ peer, bytes })).sort((a, b) => b.bytes - a.bytes),
       saving: saves.at(-1) ?? null,
       saves

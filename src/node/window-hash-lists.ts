@@ -8,6 +8,8 @@ import type { LocalFile } from './local-file.js'
 
 /** How long a peer has to answer for a file's window hashes before another is asked. */
 export const WINDOW_HASHES_RETRY_MS = 500
+/** A peer that said it has no list (or sent a bad one) is asked again after this. */
+export const NO_LIST_RETRY_MS = 3000
 /** Windows asked for in one request (the answer is at most 273 events). */
 const WINDOWS_PER_REQUEST = 4096
 
@@ -19,8 +21,8 @@ interface PendingList {
   /** The peer asked last, and when. */
   peer: string | null
   askedAtMs: number
-  /** Peers that said they do not have the list, or sent one that failed the root. */
-  tried: Set<string>
+  /** Peers that said they do not have the list, or sent one that failed the root, and when. */
+  tried: Map<string, number>
 }
 
 /**
@@ -43,16 +45,13 @@ export class WindowHashLists {
       if (list !== undefined && list.peer !== null && now - list.askedAtMs < WINDOW_HASHES_RETRY_MS) continue
       if (list === undefined) {
         const windows = local.layout.windows
-        list = { local, hashes: new Uint8Array(windows * HASH_BYTES), got: new Bitset(windows), missing: windows, peer: null, askedAtMs: -Infinity, tried: new Set() }
+        list = { local, hashes: new Uint8Array(windows * HASH_BYTES), got: new Bitset(windows), missing: windows, peer: null, askedAtMs: -Infinity, tried: new Map() }
         this.pending.set(local.key, list)
       }
       const ban = excluded(local.key)
-      const candidates = peers.filter(p => ban?.has(p) !== true)
-      if (candidates.length === 0) continue
-      // The next peer not tried yet; once all were, start over (they may have it by now).
-      const fresh = candidates.filter(p => !list!.tried.has(p))
-      if (fresh.length === 0) list.tried.clear()
-      const peer = (fresh.length > 0 ? fresh : candidates)[0]!
+      // The next peer not tried lately; once all were, they are asked again later (they may have it by then).
+      const peer = peers.find(p => ban?.has(p) !== true && !this.saidNone(local.key, p, now))
+      if (peer === undefined) continue
       list.peer = peer
       list.askedAtMs = now
       for (let w = 0; w < local.layout.windows; w += WINDOWS_PER_REQUEST) {
@@ -70,7 +69,7 @@ export class WindowHashLists {
     if (list === undefined || list.peer !== peer) { this.ctx.counters.windowHashesUnsolicited++; return }
     const count = event.hashes.length / HASH_BYTES
     if (count === 0) {
-      list.tried.add(peer)
+      list.tried.set(peer, this.ctx.now())
       list.peer = null
       return
     }
@@ -88,10 +87,15 @@ export class WindowHashLists {
     }
     // A list that does not hash to the root: its sender lied. Start over with someone else.
     this.onBadList(peer, key)
-    list.tried.add(peer)
+    list.tried.set(peer, this.ctx.now())
     list.got = new Bitset(list.local.layout.windows)
     list.missing = list.local.layout.windows
     list.peer = null
+  }
+
+  /** Whether the peer said lately it has no list for the file (or sent a bad one). */
+  saidNone (key: string, peer: string, now: number): boolean {
+    return now - (this.pending.get(key)?.tried.get(peer) ?? -Infinity) < NO_LIST_RETRY_MS
   }
 
   forget (key: string): void {

@@ -420,6 +420,13 @@ export class Requester {
     }
   }
 
+  /** Whether the peer said lately that it has none of some part of the file we asked it for. */
+  saidLacking (peer: string, fileKey: string, tMs: number): boolean {
+    const prefix = `${peer}|${fileKey}:`
+    for (const [key, until] of this.lacks) if (until > tMs && key.startsWith(prefix)) return true
+    return false
+  }
+
   /** The path's window, shrunk in proportion when a cap holds the pace below the path's. */
   private windowFor (state: PeerState, paceRate: number): number {
     const window = state.control.window

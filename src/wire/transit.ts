@@ -23,6 +23,8 @@ import { readU32be, readU64be, writeU32be, writeU64be } from '../bytes.js'
  * address, sealed with cookie_key = BLAKE2b-256(COOKIE_LABEL ‖ network_key ‖ recipient_pk).
  * A path challenge to a new address must come back as a path response from it before
  * answers go there.
+ * control (0x56): as data, with a control message for payload (src/wire/transit-control.ts);
+ * punch (0x57) and relayed (0x58) are laid out there too.
  *
  * Connect body:
  *   version 1 | connection_id 16 | transit_key 32 | created_at_ms 8 | ttl_ms 4 |
@@ -34,7 +36,7 @@ import { readU32be, readU64be, writeU32be, writeU64be } from '../bytes.js'
  * Data nonce: direction 1 (0 from the connecting side, 1 back) | zero 15 | counter 8.
  * A data datagram with no events is a keepalive; the first one back accepts a connect.
  */
-export const DatagramKind = { connect: 0x51, data: 0x52, cookie: 0x53, pathChallenge: 0x54, pathResponse: 0x55 } as const
+export const DatagramKind = { connect: 0x51, data: 0x52, cookie: 0x53, pathChallenge: 0x54, pathResponse: 0x55, control: 0x56, punch: 0x57, relayed: 0x58 } as const
 export const TRANSIT_VERSION = 1
 export const CONNECT_PROOF_LABEL = new TextEncoder().encode('quiet-files connect v1')
 

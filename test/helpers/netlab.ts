@@ -4,6 +4,7 @@ import path from 'node:path'
 import { execFileSync, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { QF_MAIN, sleep } from '../../src/cli/processes.js'
+import { CONTROL_FILE, initIdentity } from '../../src/node/config.js'
 import type { ChildProcess } from 'node:child_process'
 
 /**
@@ -36,14 +37,64 @@ export interface QdiscStats {
   offeredBytes: number
 }
 
-export class Netlab {
+/** Processes run inside namespaces: started, waited for, and all killed at the end. */
+export class LabProcesses {
+  private readonly children = new Set<ChildProcess>()
+
+  constructor (private readonly namespaces: string[] = []) {}
+
+  /** A namespace whose leftover processes `kill` also ends. */
+  adopt (ns: string): void {
+    this.namespaces.push(ns)
+  }
+
+  /** Runs a command inside a namespace to completion; its stdout. */
+  exec (ns: string, argv: string[]): string {
+    return run(['ip', 'netns', 'exec', ns, ...argv])
+  }
+
+  /** Starts a long-running command inside a namespace; it is killed by `kill`. */
+  spawn (ns: string, argv: string[], options: { stdout?: number | 'pipe' | 'ignore', stderr?: number | 'pipe' | 'ignore' } = {}): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', options.stdout ?? 'ignore', options.stderr ?? 'ignore'] })
+    this.children.add(child)
+    child.on('exit', () => this.children.delete(child))
+    return child
+  }
+
+  /** `qf …` inside a namespace. */
+  qf (ns: string, ...argv: string[]): string {
+    return this.exec(ns, [process.execPath, QF_MAIN, ...argv]).trim()
+  }
+
+  /** `qf …` inside a namespace, not blocking the tests' event loop: its stdout, or a rejection saying what it printed. */
+  async qfAsync (ns: string, ...argv: string[]): Promise<string> {
+    const child = this.spawn(ns, [process.execPath, QF_MAIN, ...argv], { stdout: 'pipe', stderr: 'pipe' })
+    let output = ''
+    let errors = ''
+    child.stdout!.on('data', (d: Buffer) => { output += d.toString() })
+    child.stderr!.on('data', (d: Buffer) => { errors += d.toString() })
+    const code = await new Promise<number | null>(resolve => child.on('exit', resolve))
+    if (code !== 0) throw new Error(`qf ${argv.join(' ')} in ${ns} failed: ${errors.trim()}`)
+    return output.trim()
+  }
+
+  /** Kills what was started here and anything else left running in the namespaces. */
+  kill (): void {
+    for (const child of this.children) child.kill('SIGKILL')
+    for (const ns of this.namespaces) {
+      try { run(['ip', 'netns', 'pids', ns]).split(/\s+/).filter(Boolean).forEach(pid => { try { process.kill(Number(pid), 'SIGKILL') } catch {} }) } catch {}
+    }
+  }
+}
+
+export class Netlab extends LabProcesses {
   readonly nsA: string
   readonly nsB: string
   private readonly vethA: string
   private closed = false
-  private readonly children = new Set<ChildProcess>()
 
   private constructor (readonly spec: LinkSpec, tag: string) {
+    super([`qfa${tag}`, `qfb${tag}`])
     this.nsA = `qfa${tag}`
     this.nsB = `qfb${tag}`
     this.vethA = `qfva${tag}`
@@ -88,40 +139,26 @@ export class Netlab {
 
   /** What a's bottleneck has passed and dropped so far. */
   stats (): QdiscStats {
-    const json = JSON.parse(run(['tc', '-n', this.nsA, '-s', '-j', 'qdisc', 'show', 'dev', this.vethA])) as Array<{ kind: string, bytes: number, packets: number, drops: number }>
-    const tbf = json.find(q => q.kind === 'tbf')
-    if (tbf === undefined) throw new Error('no tbf qdisc on the link')
-    const meanPacket = tbf.packets === 0 ? 0 : tbf.bytes / tbf.packets
-    return { bytes: tbf.bytes, packets: tbf.packets, drops: tbf.drops, offeredBytes: tbf.bytes + tbf.drops * meanPacket }
-  }
-
-  /** Runs a command inside a namespace to completion; its stdout. */
-  exec (ns: string, argv: string[]): string {
-    return run(['ip', 'netns', 'exec', ns, ...argv])
-  }
-
-  /** Starts a long-running command inside a namespace; it is killed by `close`. */
-  spawn (ns: string, argv: string[], options: { stdout?: number | 'pipe' | 'ignore', stderr?: number | 'pipe' | 'ignore' } = {}): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', options.stdout ?? 'ignore', options.stderr ?? 'ignore'] })
-    this.children.add(child)
-    child.on('exit', () => this.children.delete(child))
-    return child
-  }
-
-  /** `qf …` inside a namespace. */
-  qf (ns: string, ...argv: string[]): string {
-    return this.exec(ns, [process.execPath, QF_MAIN, ...argv]).trim()
+    return qdiscStats(this.nsA, this.vethA)
   }
 
   close (): void {
     if (this.closed) return
     this.closed = true
-    for (const child of this.children) child.kill('SIGKILL')
+    this.kill()
     for (const ns of [this.nsA, this.nsB]) {
-      try { run(['ip', 'netns', 'pids', ns]).split(/\s+/).filter(Boolean).forEach(pid => { try { process.kill(Number(pid), 'SIGKILL') } catch {} }) } catch {}
       try { run(['ip', 'netns', 'del', ns]) } catch {}
     }
   }
+}
+
+/** What a tbf qdisc has passed and dropped so far. */
+export function qdiscStats (ns: string, dev: string): QdiscStats {
+  const json = JSON.parse(run(['tc', '-n', ns, '-s', '-j', 'qdisc', 'show', 'dev', dev])) as Array<{ kind: string, bytes: number, packets: number, drops: number }>
+  const tbf = json.find(q => q.kind === 'tbf')
+  if (tbf === undefined) throw new Error('no tbf qdisc on the link')
+  const meanPacket = tbf.packets === 0 ? 0 : tbf.bytes / tbf.packets
+  return { bytes: tbf.bytes, packets: tbf.packets, drops: tbf.drops, offeredBytes: tbf.bytes + tbf.drops * meanPacket }
 }
 
 export interface LabDaemon {
@@ -132,16 +169,21 @@ export interface LabDaemon {
   child: ChildProcess
 }
 
-/** Starts `qf daemon` for a fresh identity inside `ns`, reachable at `host:port`; waits until it answers. */
-export async function startLabDaemon (lab: Netlab, root: string, name: string, ns: string, host: string, port: number, extra: string[] = []): Promise<LabDaemon> {
+/**
+ * Starts `qf daemon` for a fresh identity inside `ns` on `port`, announced at `host:port`
+ * (null: it announces what it finds itself); waits until it answers.
+ */
+export async function startLabDaemon (lab: LabProcesses, root: string, name: string, ns: string, host: string | null, port: number, extra: string[] = []): Promise<LabDaemon> {
   const dir = path.join(root, name)
   const log = path.join(root, `${name}.log`)
-  run([process.execPath, QF_MAIN, 'init', '--dir', dir, '--name', name])
+  initIdentity(dir, name)
   const out = fs.openSync(log, 'a')
-  const child = lab.spawn(ns, [process.execPath, QF_MAIN, 'daemon', '--dir', dir, '--port', String(port), '--announce', `${host}:${port}`, '--quiet', ...extra], { stdout: out, stderr: out })
+  const child = lab.spawn(ns, [process.execPath, QF_MAIN, 'daemon', '--dir', dir, '--port', String(port), ...(host === null ? [] : ['--announce', `${host}:${port}`]), '--quiet', ...extra], { stdout: out, stderr: out })
   fs.closeSync(out)
-  for (let i = 0; i < 100; i++) {
-    try { lab.qf(ns, 'status', '--dir', dir, '--json'); return { name, ns, dir, log, child } } catch { await sleep(100) }
+  // The daemon writes its control file once its API answers.
+  for (let i = 0; i < 300 && child.exitCode === null; i++) {
+    if (fs.existsSync(path.join(dir, CONTROL_FILE))) return { name, ns, dir, log, child }
+    await sleep(50)
   }
   throw new Error(`the daemon ${name} did not start in ${ns}; see ${log}`)
 }
@@ -156,7 +198,7 @@ export async function startLabPair (lab: Netlab, extra: string[] = []): Promise<
   return { root, alice, bob }
 }
 
-export function labStatus (lab: Netlab, daemon: LabDaemon): any {
+export function labStatus (lab: LabProcesses, daemon: LabDaemon): any {
   return JSON.parse(lab.qf(daemon.ns, 'status', '--dir', daemon.dir, '--json'))
 }
 
