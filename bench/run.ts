@@ -61,6 +61,8 @@ try {
   const caps = task('rate-caps', 0)
   // Real kernel bottlenecks (needs root): its own process, one JSON object.
   const links = JSON.parse(execFileSync(process.execPath, [path.join(here, 'links.js')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as { links: unknown, why?: string }
+  // Real NATs (needs root and nftables): the same.
+  const nat = JSON.parse(execFileSync(process.execPath, [path.join(here, 'nat.js')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as { nat: unknown, why?: string }
   const middle = <T>(items: T[], key: (item: T) => number): T => [...items].sort((a, b) => key(a) - key(b))[Math.floor(items.length / 2)]!
   const udp50 = middle(pairs.map(p => p.sync), r => r.seconds!)
   const raw50 = middle(pairs.map(p => p.raw), r => r.payload_mbps!)
@@ -116,6 +118,7 @@ try {
     rate_cap_download_ratio_10s: round(caps.download_ratio!),
     rate_cap_upload_ratio_10s: round(caps.upload_ratio!),
     links: links.links ?? links.why,
+    nat: nat.nat ?? nat.why,
     node: process.version,
     cpus: os.cpus().length
   }

@@ -164,6 +164,10 @@ test('in a real browser: the page shows where bytes came from, refreshes its hea
     // Both others connect after the page opened: the header follows without a reload.
     await page.waitForFunction(() => document.getElementById('who')?.dataset.connected === '2', undefined, { timeout: 20_000 })
     assert.match(await header.innerText(), /bob · network “test” · 2 peers connected/)
+    // Each member and how it is reached.
+    const peerList = page.locator('#peers')
+    await peerList.locator('li[data-route="direct"]').nth(1).waitFor({ timeout: 5_000 })
+    assert.deepEqual((await peerList.locator('li').allInnerTexts()).sort(), ['alice · direct', 'carol · direct'])
 
     // Bob fetches the film from both holders; its card names them, with each one's share.
     const card = page.locator(`li[data-file-id="${fileId}"]`)
@@ -180,6 +184,8 @@ test('in a real browser: the page shows where bytes came from, refreshes its hea
     await carol.daemon.exited
     await page.waitForFunction(() => document.getElementById('who')?.dataset.connected === '1', undefined, { timeout: 10_000 })
     assert.match(await header.innerText(), /1 peer connected/)
+    await peerList.locator('li[data-route="unreachable"]').waitFor({ timeout: 5_000 })
+    assert.match(await peerList.locator('li[data-route="unreachable"]').innerText(), /^carol · unreachable since \d/)
 
     // Bob's own daemon stops: the page says so instead of keeping a stale state.
     const banner = page.locator('#daemon-state')

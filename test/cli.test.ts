@@ -136,7 +136,7 @@ test('qf get --out DIRECTORY saves into it under the file\'s name; the daemons s
     const bobLog = fs.readFileSync(bob.log, 'utf8')
     assert.match(aliceLog, /quiet-files: created network "test"/)
     assert.match(aliceLog, new RegExp(`quiet-files: shared notes\\.txt \\(11500 B, ${fileId}\\)`))
-    assert.match(aliceLog, /quiet-files: connected to (bob|[0-9a-f]{16}…)/)
+    assert.match(aliceLog, /quiet-files: connected to (bob|[0-9a-f]{16}…) directly/)
     assert.match(bobLog, /quiet-files: joined network "test"/)
     assert.match(bobLog, /quiet-files: (alice|[0-9a-f]{16}…) shared notes\.txt/)
     assert.match(bobLog, /quiet-files: downloaded notes\.txt, verified/)

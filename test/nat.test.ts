@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Natlab } from './helpers/natlab.js'
-import { natPair } from './helpers/nat-pair.js'
+import { NatTrio, natPair } from './helpers/nat-pair.js'
+import { REPUNCH_RELAYED_MS, PUNCH_MS } from '../src/net/traversal.js'
 import type { PairResult } from './helpers/nat-pair.js'
 import type { Middlebox } from './helpers/natlab.js'
 
@@ -29,6 +30,10 @@ test('NAT matrix: every pair exchanges a file; punched pairs connect directly wi
     const r = await natPair({ bob, carol, fileBytes: 2 * MiB })
     t.diagnostic(`${bob} / ${carol}: ${describe(r)}`)
     assert.ok(r.verified, `${bob} / ${carol}: ${describe(r)}`)
+    // bob announced where alice sees him beside his own address: his NAT's, with the port it kept if it keeps them.
+    const publicPorts = r.bobAnnounced.filter(a => a.startsWith(`${r.bobPublicHost}:`)).map(a => Number(a.split(':')[1]))
+    assert.ok(publicPorts.length > 0, `bob announced ${r.bobAnnounced.join(', ')}; his public address is ${r.bobPublicHost}`)
+    if (bob === 'preserving') assert.ok(publicPorts.includes(7300), `bob's NAT kept his port: ${r.bobAnnounced.join(', ')}`)
     if (PUNCHABLE(bob, carol)) {
       assert.equal(r.firstRoute, 'direct', `${bob} / ${carol} punched: ${describe(r)}`)
       assert.equal(r.bobSees.route, 'direct')
@@ -52,13 +57,40 @@ test('NAT: with relaying off, members that cannot punch are shown unreachable an
   assert.equal(r.relayedBytes, 0)
 })
 
-test('NAT: a relay holds to its cap', async () => {
+test('NAT: a relay holds to its cap, and qf says who is relayed through whom', async () => {
   const capBytesPerS = 300_000
-  const fileBytes = MiB
-  const r = await natPair({ bob: 'random', carol: 'preserving', fileBytes, aliceArgs: ['--relay-max-rate', String(capBytesPerS)] })
-  assert.ok(r.verified, describe(r))
-  assert.deepEqual(r.bobSees, { route: 'relayed', via: 'alice' })
-  const rate = fileBytes / r.seconds
-  assert.ok(rate <= capBytesPerS, `the file came at ${Math.round(rate)} B/s through a relay capped at ${capBytesPerS} B/s`)
-  assert.ok(rate >= capBytesPerS * 0.4, `the file came at only ${Math.round(rate)} B/s through a relay capped at ${capBytesPerS} B/s`)
+  const trio = await NatTrio.start({ bob: 'random', carol: 'preserving', aliceArgs: ['--relay-max-rate', String(capBytesPerS)] })
+  try {
+    const file = trio.share(MiB)
+    assert.ok(await trio.bobLog.until('carol', 'relayed', 15_000), JSON.stringify(trio.bobLog.reach('carol')))
+    const download = await trio.download(file, 30_000)
+    assert.ok(download.verified, JSON.stringify(download))
+    const rate = MiB / download.seconds
+    assert.ok(rate <= capBytesPerS, `the file came at ${Math.round(rate)} B/s through a relay capped at ${capBytesPerS} B/s`)
+    assert.ok(rate >= capBytesPerS * 0.4, `the file came at only ${Math.round(rate)} B/s through a relay capped at ${capBytesPerS} B/s`)
+    const shown = trio.lab.procs.qf(trio.bob.ns, 'network', '--dir', trio.bob.dir)
+    assert.match(shown, /carol connected through alice \(relayed\) since \d\d:\d\d:\d\d/)
+    assert.match(shown, /alice connected directly at 10\.80\.0\.10:7300/)
+    const relay = trio.lab.procs.qf(trio.alice.ns, 'status', '--dir', trio.alice.dir)
+    assert.match(relay, /relay: on, at most 300(\.0+)? kB\/s for 16 pairs; relaying for 1 pair now, [\d.]+ MiB passed on, \d+ datagrams dropped/)
+  } finally {
+    trio.close()
+  }
+})
+
+test('NAT: members relayed while their direct path is cut keep punching, and move to it once it works', async () => {
+  const trio = await NatTrio.start({ bob: 'preserving', carol: 'firewall', cut: true })
+  try {
+    assert.ok(await trio.bobLog.until('carol', 'relayed', 15_000), `bob reaches carol through alice while the path is cut: ${JSON.stringify(trio.bobLog.reach('carol'))}`)
+    trio.lab.cutBetween(trio.at.bob, trio.at.carol, false)
+    assert.ok(await trio.bobLog.until('carol', 'direct', REPUNCH_RELAYED_MS + PUNCH_MS + 3_000), `bob moved to the direct path: ${JSON.stringify(trio.bobLog.reach('carol'))}`)
+    assert.ok(await trio.carolLog.until('bob', 'direct', 3_000), 'so did carol')
+    const relayedBefore = trio.relayedBytes()
+    const download = await trio.download(trio.share(MiB), 30_000)
+    assert.ok(download.verified)
+    const relayed = trio.relayedBytes() - relayedBefore
+    assert.ok(relayed < 0.02 * MiB, `${relayed} bytes of it went through alice`)
+  } finally {
+    trio.close()
+  }
 })

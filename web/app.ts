@@ -18,7 +18,17 @@ interface FileView extends Progress {
 interface StatusView {
   name: string
   network: { name: string } | null
-  peers: Array<{ connected: boolean, name: string | null, public_key: string, bad_windows: number }>
+  peers: PeerView[]
+}
+
+interface PeerView {
+  connected: boolean
+  name: string | null
+  public_key: string
+  bad_windows: number
+  route: 'direct' | 'relayed' | 'unreachable'
+  via: { name: string | null, public_key: string } | null
+  since_ms: number | null
 }
 
 /** How often the header (peers connected, blame) is refreshed, and the daemon's presence checked. */
@@ -284,6 +294,22 @@ async function refreshHeader (): Promise<void> {
     ? `${status.name} · in no network yet`
     : `${status.name} · network “${status.network.name}” · ${connected} peer${connected === 1 ? '' : 's'} connected${liars.length === 0 ? '' : ` · ⚠ ${liars.join(', ')}`}`
   who.dataset.connected = String(connected)
+  document.getElementById('peers')!.replaceChildren(...status.peers.map(peerItem))
+}
+
+/** One member and how it is reached: directly, through whom, or not at all since when. */
+function peerItem (peer: PeerView): HTMLLIElement {
+  const item = document.createElement('li')
+  const name = peer.name ?? `${peer.public_key.slice(0, 12)}…`
+  const since = peer.since_ms === null ? '' : ` since ${new Date(peer.since_ms).toLocaleTimeString()}`
+  item.dataset.route = peer.route
+  item.textContent = peer.route === 'direct'
+    ? `${name} · direct`
+    : peer.route === 'relayed'
+      ? `${name} · relayed through ${peer.via?.name ?? `${peer.via?.public_key.slice(0, 12) ?? '?'}…`}`
+      : `${name} · unreachable${since}`
+  item.title = `${peer.route}${since}`
+  return item
 }
 
 async function start (): Promise<void> {

@@ -275,6 +275,15 @@ function downloadLines (downloads: Progress[]): string[] {
 }
 
 /** Beside a peer in qf status: windows it supplied that failed their hash. */
+interface RelayReport { enabled: boolean, max_bytes_per_s: number | null, max_channels: number, channels: number, relayed_bytes: number, dropped: number }
+
+/** Whether this node relays for others, within what, and how much it did. */
+function relayLine (relay: RelayReport): string {
+  if (!relay.enabled) return 'relay: off (--no-relay)'
+  const cap = `at most ${relay.max_bytes_per_s === null ? 'any rate' : formatRate(relay.max_bytes_per_s)} for ${relay.max_channels} pairs`
+  return `relay: on, ${cap}; relaying for ${relay.channels} pair${relay.channels === 1 ? '' : 's'} now, ${formatBytes(relay.relayed_bytes)} passed on, ${relay.dropped} datagrams dropped`
+}
+
 const RELAY_REFUSALS: Record<string, string> = { off: 'relaying is off there', unreachable: 'the relay does not reach it', full: 'the relay is full' }
 
 /** How a peer is reached: directly (where), through whom, or not at all, and since when. */
@@ -297,12 +306,13 @@ command('status', 'peers, connections and downloads')
   .action(async (options: JsonOptions) => {
     const status = await daemonClient(dirOf(options)).call<{
       public_key: string, name: string, network: { id: string, name: string } | null, udp_port: number, connections: number,
-      peers: PeerReport[], downloads: Progress[]
+      peers: PeerReport[], downloads: Progress[], relay: RelayReport | null
     }>('GET', '/api/status')
     print(options.json, status, () => [
       `${status.name} ${status.public_key}`,
       `network: ${status.network === null ? 'none' : `${status.network.name} (${status.network.id})`}, udp ${status.udp_port}, ${status.connections} connection(s)`,
       'peers:', ...(status.peers.length === 0 ? ['  none'] : status.peers.map(p => `  ${p.name ?? '?'} ${p.public_key.slice(0, 16)}… ${routeText(p)}${clockNote(p.clock_skew_seconds)}${badWindowsNote(p)}`)),
+      ...(status.relay === null ? [] : [relayLine(status.relay)]),
       'downloads:', ...downloadLines(status.downloads)
     ].join('\n'))
   })

@@ -388,7 +388,9 @@ export class Daemon implements ControlTarget {
     this.schedulePacing()
     if (now - this.lookedMs >= VOICE_INTERVAL_MS) {
       this.lookedMs = now
-      this.voice.look(node, transit.peers())
+      const connected = new Map<string, string | null>()
+      for (const { peer, route } of transit.knownPeers()) if (route.kind !== 'unreachable') connected.set(peer, route.kind === 'relayed' ? route.via : null)
+      this.voice.look(node, connected)
     }
   }
 

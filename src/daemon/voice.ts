@@ -16,7 +16,8 @@ const formatMiB = (bytes: number): string => bytes >= 1024 * 1024 ? `${(bytes / 
  * has to report to it.
  */
 export class DaemonVoice {
-  private peers = new Set<string>()
+  /** Connected peers and how each is reached (`null`: directly; else the relay's key). */
+  private peers = new Map<string, string | null>()
   private readonly states = new Map<string, string>()
   private primed = false
 
@@ -26,15 +27,21 @@ export class DaemonVoice {
     if (this.level !== 'quiet') this.write(`quiet-files: ${line}`)
   }
 
-  /** Looks at the node and its connected peers; says what changed since the last look. */
-  look (node: Node, connected: readonly string[]): void {
+  /**
+   * Looks at the node and its connected peers (each with the relay it is reached through,
+   * or null: directly); says what changed since the last look.
+   */
+  look (node: Node, connected: ReadonlyMap<string, string | null>): void {
     if (this.level === 'quiet') return
     const names = new Map(node.members().map(m => [m.publicKey, m.name]))
     const nameOf = (peer: string): string => names.get(peer) ?? `${peer.slice(0, 16)}…`
-    const now = new Set(connected)
-    for (const peer of now) if (!this.peers.has(peer)) this.say(`connected to ${nameOf(peer)}`)
-    for (const peer of this.peers) if (!now.has(peer)) this.say(`lost the connection to ${nameOf(peer)}`)
-    this.peers = now
+    const how = (via: string | null): string => via === null ? 'directly' : `through ${nameOf(via)} (relayed)`
+    for (const [peer, via] of connected) {
+      if (!this.peers.has(peer)) this.say(`connected to ${nameOf(peer)} ${how(via)}`)
+      else if (this.peers.get(peer) !== via) this.say(`${nameOf(peer)} is now reached ${how(via)}`)
+    }
+    for (const peer of this.peers.keys()) if (!connected.has(peer)) this.say(`lost the connection to ${nameOf(peer)}`)
+    this.peers = new Map(connected)
     for (const file of node.files()) {
       const before = this.states.get(file.fileId)
       const state = file.state

@@ -30,6 +30,21 @@ export interface ControlTarget {
   setLimits: (limits: Limits) => Limits
 }
 
+/** Whether this node relays for members who cannot meet, its caps (null: none), and what it relays now. */
+function relayOf (transit: TransitEndpoint | null): Record<string, unknown> | null {
+  if (transit === null) return null
+  const limits = transit.relayLimits
+  const stats = transit.stats
+  return {
+    enabled: limits.enabled,
+    max_bytes_per_s: Number.isFinite(limits.maxBytesPerS) ? limits.maxBytesPerS : null,
+    max_channels: limits.maxChannels,
+    channels: stats.relayChannels,
+    relayed_bytes: stats.relayedBytes,
+    dropped: stats.relayDropped
+  }
+}
+
 /** The node, its network, peers, downloads and counters: what `GET /api/status` answers. */
 export function statusOf (daemon: ControlTarget): Record<string, unknown> {
   const node = daemon.node
@@ -44,6 +59,7 @@ export function statusOf (daemon: ControlTarget): Record<string, unknown> {
     connections: transit?.connectionCount() ?? 0,
     downloads: node?.downloads() ?? [],
     limits: { max_upload_bytes_per_s: daemon.limits.maxUploadBytesPerS, max_download_bytes_per_s: daemon.limits.maxDownloadBytesPerS },
+    relay: relayOf(transit),
     stats: node?.stats() ?? null,
     transit: transit?.stats ?? null
   }

@@ -15,7 +15,7 @@ const ROUTE_WATCH = path.join(path.dirname(fileURLToPath(import.meta.url)), 'rou
 export interface RouteChange { atMs: number, peer: string, name: string | null, route: string, via: string | null }
 
 /** Follows one member's view of its peers' routes (a watcher inside its namespace). */
-class RouteLog {
+export class RouteLog {
   readonly changes: RouteChange[] = []
   constructor (child: ChildProcess) {
     let pending = ''
@@ -29,79 +29,89 @@ class RouteLog {
     })
   }
 
-  /** When this member first knew `name`, and when it first reached it (directly or relayed). */
-  reach (name: string): { knownAtMs: number | null, reachedAtMs: number | null, route: string | null, via: string | null } {
+  /** When this member first knew `name`, when it first reached it (directly or relayed), and how it reaches it now. */
+  reach (name: string): { knownAtMs: number | null, reachedAtMs: number | null, firstRoute: string | null, route: string | null, via: string | null } {
     const about = this.changes.filter(c => c.name === name)
     const reached = about.find(c => c.route !== 'unreachable')
     const last = about.at(-1)
-    return { knownAtMs: about[0]?.atMs ?? null, reachedAtMs: reached?.atMs ?? null, route: last?.route ?? null, via: last?.via ?? null }
+    return { knownAtMs: about[0]?.atMs ?? null, reachedAtMs: reached?.atMs ?? null, firstRoute: reached?.route ?? null, route: last?.route ?? null, via: last?.via ?? null }
+  }
+
+  /** Waits until this member reaches `name` by `route` (any route when not given); false after `timeoutMs`. */
+  async until (name: string, route: string | null, timeoutMs: number): Promise<boolean> {
+    for (const end = Date.now() + timeoutMs; Date.now() < end; await sleep(50)) {
+      const now = this.reach(name)
+      if (route === null ? now.reachedAtMs !== null : now.route === route) return true
+    }
+    return false
   }
 }
 
-export interface PairOptions {
+export interface TrioOptions {
   bob: Middlebox
   carol: Middlebox
-  fileBytes: number
   /** Extra arguments for alice's daemon (`--no-relay`, relay caps). */
   aliceArgs?: string[]
   /** Shape alice's uplink (the relay's) to this rate, Mbit/s, with a 512 KB queue. */
   relayUplinkMbit?: number
-  /** Give up on the download after this long. */
-  timeoutMs?: number
+  /** Cut the direct path between bob and carol from the start (`cutBetween`). */
+  cut?: boolean
 }
 
-export interface PairResult {
-  /** How bob reaches carol, and carol bob, at the end ('direct', 'relayed', 'unreachable'). */
-  bobSees: { route: string | null, via: string | null }
-  carolSees: { route: string | null, via: string | null }
-  /** From bob first knowing carol to reaching her, ms (null: never). */
-  msToReach: number | null
-  /** The route bob first reached carol by. */
-  firstRoute: string | null
+export interface Download {
   /** The file arrived whole and equal to carol's. */
   verified: boolean
-  /** The download's last state and its wait reason, if any. */
+  /** The download's last state and its last wait reason, if any. */
   lastState: string
   waiting: string | null
-  /** Seconds the download took, from `qf get` to complete. */
+  /** Seconds from `qf get` to complete (or to giving up). */
   seconds: number
-  /** Bytes alice relayed, and what her shaped uplink passed. */
-  relayedBytes: number
-  uplinkBytes: number | null
 }
 
 /**
- * One cell of the NAT matrix: alice on the public segment, bob and carol each behind a
- * middlebox of its own. Nobody announces an address by hand. carol shares a file, bob
- * downloads it; how each reached the other, how long it took, and whether the file is whole.
+ * alice on the public segment, bob and carol each behind a middlebox of its own, in one
+ * network; nobody announces an address by hand. Each member's view of the routes is followed.
  */
-export async function natPair (options: PairOptions): Promise<PairResult> {
-  const T0 = Date.now(); const mark = (what: string): void => { if (process.env.QF_NAT_TIMES !== undefined) console.error(what, Date.now() - T0) }
-  const lab = Natlab.create()
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-nat-'))
-  try {
-    const aliceAt = lab.addPublic('alice')
-    const bobAt = lab.addBehind('bob', options.bob)
-    const carolAt = lab.addBehind('carol', options.carol)
-    if (options.relayUplinkMbit !== undefined) lab.shapeUplink(aliceAt, options.relayUplinkMbit, 512 * 1024)
-    const start = async (member: NatMember, args: string[] = []): Promise<LabDaemon> => await startLabDaemon(lab.procs, root, member.name, member.ns, null, 7300, args)
-    mark('lab')
-    const [alice, bob, carol] = await Promise.all([start(aliceAt, options.aliceArgs), start(bobAt), start(carolAt)])
-    const watch = (daemon: LabDaemon): RouteLog => new RouteLog(lab.procs.spawn(daemon.ns, [process.execPath, ROUTE_WATCH, daemon.dir], { stdout: 'pipe' }))
-    mark('daemons')
-    const bobLog = watch(bob)
-    const carolLog = watch(carol)
-    lab.procs.qf(alice.ns, 'network', 'create', 'nat', '--dir', alice.dir)
-    const invite = lab.procs.qf(alice.ns, 'invite', '--dir', alice.dir)
-    await Promise.all([bob, carol].map(async member => await lab.procs.qfAsync(member.ns, 'join', invite, '--dir', member.dir)))
-    mark('joined')
-    const source = path.join(root, 'shared.bin')
-    fs.writeFileSync(source, crypto.randomBytes(options.fileBytes))
-    const fileId = lab.procs.qf(carol.ns, 'share', source, '--dir', carol.dir)
-    mark('shared')
-    const out = path.join(root, 'got.bin')
+export class NatTrio {
+  private constructor (
+    readonly lab: Natlab, readonly root: string, readonly at: { alice: NatMember, bob: NatMember, carol: NatMember },
+    readonly alice: LabDaemon, readonly bob: LabDaemon, readonly carol: LabDaemon, readonly bobLog: RouteLog, readonly carolLog: RouteLog
+  ) {}
+
+  static async start (options: TrioOptions): Promise<NatTrio> {
+    const lab = Natlab.create()
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-nat-'))
+    try {
+      const at = { alice: lab.addPublic('alice'), bob: lab.addBehind('bob', options.bob), carol: lab.addBehind('carol', options.carol) }
+      if (options.relayUplinkMbit !== undefined) lab.shapeUplink(at.alice, options.relayUplinkMbit, 512 * 1024)
+      if (options.cut === true) lab.cutBetween(at.bob, at.carol, true)
+      const start = async (member: NatMember, args: string[] = []): Promise<LabDaemon> => await startLabDaemon(lab.procs, root, member.name, member.ns, null, 7300, args)
+      const [alice, bob, carol] = await Promise.all([start(at.alice, options.aliceArgs), start(at.bob), start(at.carol)])
+      const watch = (daemon: LabDaemon): RouteLog => new RouteLog(lab.procs.spawn(daemon.ns, [process.execPath, ROUTE_WATCH, daemon.dir], { stdout: 'pipe' }))
+      const trio = new NatTrio(lab, root, at, alice, bob, carol, watch(bob), watch(carol))
+      lab.procs.qf(alice.ns, 'network', 'create', 'nat', '--dir', alice.dir)
+      const invite = lab.procs.qf(alice.ns, 'invite', '--dir', alice.dir)
+      await Promise.all([bob, carol].map(async member => await lab.procs.qfAsync(member.ns, 'join', invite, '--dir', member.dir)))
+      return trio
+    } catch (err) {
+      lab.close()
+      fs.rmSync(root, { recursive: true, force: true })
+      throw err
+    }
+  }
+
+  /** carol shares a file of random bytes; its id and where it lies. */
+  share (bytes: number): { fileId: string, source: string } {
+    const source = path.join(this.root, 'shared.bin')
+    fs.writeFileSync(source, crypto.randomBytes(bytes))
+    return { fileId: this.lab.procs.qf(this.carol.ns, 'share', source, '--dir', this.carol.dir), source }
+  }
+
+  /** bob downloads carol's file with `qf get`, following its progress. */
+  async download (file: { fileId: string, source: string }, timeoutMs: number): Promise<Download> {
+    const out = path.join(this.root, 'got.bin')
     const started = Date.now()
-    const get = lab.procs.spawn(bob.ns, [process.execPath, QF_MAIN, 'get', fileId, '--dir', bob.dir, '--json', '--out', out], { stdout: 'pipe' })
+    const get = this.lab.procs.spawn(this.bob.ns, [process.execPath, QF_MAIN, 'get', file.fileId, '--dir', this.bob.dir, '--json', '--out', out], { stdout: 'pipe' })
     let lastState = ''
     let waiting: string | null = null
     let finishedAt = 0
@@ -122,29 +132,69 @@ export async function natPair (options: PairOptions): Promise<PairResult> {
     let giveUp: NodeJS.Timeout | undefined
     await Promise.race([
       new Promise<void>(resolve => get.on('exit', () => resolve())),
-      new Promise<void>(resolve => { giveUp = setTimeout(resolve, options.timeoutMs ?? 60_000) })
+      new Promise<void>(resolve => { giveUp = setTimeout(resolve, timeoutMs) })
     ])
     clearTimeout(giveUp)
-    mark('got')
-    await sleep(100)
-    const verified = fs.existsSync(out) && fs.readFileSync(out).equals(fs.readFileSync(source))
-    const bobReach = bobLog.reach('carol')
-    const carolReach = carolLog.reach('bob')
-    const relayed = Number(labStatus(lab.procs, alice).transit?.relayedBytes ?? 0)
+    const verified = fs.existsSync(out) && fs.readFileSync(out).equals(fs.readFileSync(file.source))
+    return { verified, lastState, waiting, seconds: ((finishedAt || Date.now()) - started) / 1000 }
+  }
+
+  /** Bytes alice relayed so far. */
+  relayedBytes (): number {
+    return Number(labStatus(this.lab.procs, this.alice).transit?.relayedBytes ?? 0)
+  }
+
+  close (): void {
+    this.lab.close()
+    fs.rmSync(this.root, { recursive: true, force: true })
+  }
+}
+
+export interface PairOptions extends TrioOptions {
+  fileBytes: number
+  /** Give up on the download after this long. */
+  timeoutMs?: number
+  /** Start the download only once bob reaches carol (to time the transfer alone). */
+  reachFirst?: boolean
+}
+
+export interface PairResult extends Download {
+  /** How bob reaches carol, and carol bob, at the end ('direct', 'relayed', 'unreachable'). */
+  bobSees: { route: string | null, via: string | null }
+  carolSees: { route: string | null, via: string | null }
+  /** From bob first knowing carol to reaching her, ms (null: never). */
+  msToReach: number | null
+  /** The route bob first reached carol by. */
+  firstRoute: string | null
+  /** Bytes alice relayed, and what her shaped uplink passed. */
+  relayedBytes: number
+  uplinkBytes: number | null
+  /** The addresses bob announced, as carol knows them, and where bob appears on the public segment. */
+  bobAnnounced: string[]
+  bobPublicHost: string
+}
+
+/** One cell of the NAT matrix: carol shares a file, bob downloads it; how each reached the other, how long it took, whether the file is whole. */
+export async function natPair (options: PairOptions): Promise<PairResult> {
+  const trio = await NatTrio.start(options)
+  try {
+    const file = trio.share(options.fileBytes)
+    if (options.reachFirst === true) await trio.bobLog.until('carol', null, 10_000)
+    const download = await trio.download(file, options.timeoutMs ?? 60_000)
+    const bob = trio.bobLog.reach('carol')
+    const carol = trio.carolLog.reach('bob')
     return {
-      bobSees: { route: bobReach.route, via: bobReach.via },
-      carolSees: { route: carolReach.route, via: carolReach.via },
-      msToReach: bobReach.knownAtMs === null || bobReach.reachedAtMs === null ? null : bobReach.reachedAtMs - bobReach.knownAtMs,
-      firstRoute: bobLog.changes.find(c => c.name === 'carol' && c.route !== 'unreachable')?.route ?? null,
-      verified,
-      lastState,
-      waiting,
-      seconds: ((finishedAt || Date.now()) - started) / 1000,
-      relayedBytes: relayed,
-      uplinkBytes: options.relayUplinkMbit === undefined ? null : qdiscStats(aliceAt.ns, 'eth0').bytes
+      ...download,
+      bobSees: { route: bob.route, via: bob.via },
+      carolSees: { route: carol.route, via: carol.via },
+      msToReach: bob.knownAtMs === null || bob.reachedAtMs === null ? null : bob.reachedAtMs - bob.knownAtMs,
+      firstRoute: bob.firstRoute,
+      relayedBytes: trio.relayedBytes(),
+      bobAnnounced: (labStatus(trio.lab.procs, trio.carol).peers as Array<{ name: string | null, addresses: string[] }>).find(p => p.name === 'bob')?.addresses ?? [],
+      bobPublicHost: trio.at.bob.publicHost,
+      uplinkBytes: options.relayUplinkMbit === undefined ? null : qdiscStats(trio.at.alice.ns, 'eth0').bytes
     }
   } finally {
-    lab.close()
-    fs.rmSync(root, { recursive: true, force: true })
+    trio.close()
   }
 }

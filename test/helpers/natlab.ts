@@ -44,6 +44,8 @@ export interface NatMember {
   middlebox: Middlebox | 'none'
   /** The router's namespace, for NATs. */
   routerNs: string | null
+  /** Where it appears on the public segment (its NAT's address, behind one). */
+  publicHost: string
 }
 
 export class Natlab {
@@ -104,7 +106,7 @@ export class Natlab {
   addPublic (name: string, host = PUBLIC_HOST): NatMember {
     const ns = this.ns(name.slice(0, 3))
     this.attach(ns, 'eth0', host)
-    return { name, ns, host, middlebox: 'none', routerNs: null }
+    return { name, ns, host, middlebox: 'none', routerNs: null, publicHost: host }
   }
 
   /** A member behind a middlebox of the given kind. */
@@ -115,10 +117,11 @@ export class Natlab {
       const host = `${PUBLIC_PREFIX}.${20 + index}`
       this.attach(ns, 'eth0', host)
       this.nft(ns, `table inet qffw {${filterRules('input', null)}\n}`)
-      return { name, ns, host, middlebox, routerNs: null }
+      return { name, ns, host, middlebox, routerNs: null, publicHost: host }
     }
     const router = this.ns(`r${index}`)
-    this.attach(router, 'wan', `${PUBLIC_PREFIX}.${10 + index}`)
+    const publicHost = `${PUBLIC_PREFIX}.${10 + index}`
+    this.attach(router, 'wan', publicHost)
     const lan = `10.${80 + index}.0`
     run(['ip', 'netns', 'add', ns])
     this.namespaces.push(ns)
@@ -137,7 +140,25 @@ export class Natlab {
     oifname "wan" masquerade${middlebox === 'random' ? ' random' : ''}
   }${filterRules('forward', 'lan')}${filterRules('input', 'lan')}
 }`)
-    return { name, ns, host: `${lan}.2`, middlebox, routerNs: router }
+    return { name, ns, host: `${lan}.2`, middlebox, routerNs: router, publicHost }
+  }
+
+  /**
+   * Cuts (or mends) the direct path between two members: `member` drops everything to and
+   * from the other's public address, as a broken path would. Relaying through a third still works.
+   */
+  cutBetween (member: NatMember, other: NatMember, cut: boolean): void {
+    if (!cut) { run(['ip', 'netns', 'exec', member.ns, 'nft', 'delete', 'table', 'ip', 'qfcut']); return }
+    this.nft(member.ns, `table ip qfcut {
+  chain output {
+    type filter hook output priority filter; policy accept;
+    ip daddr ${other.publicHost} drop
+  }
+  chain input {
+    type filter hook input priority filter; policy accept;
+    ip saddr ${other.publicHost} drop
+  }
+}`)
   }
 
   private nft (ns: string, ruleset: string): void {
