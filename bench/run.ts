@@ -59,6 +59,7 @@ try {
   const flood = task('udp-flood', 20 * MiB)
   const api = task('api-load', MiB)
   const caps = task('rate-caps', 0)
+  const paths = task('sim-paths', 32 * MiB)
   // Real kernel bottlenecks (needs root): its own process, one JSON object.
   const links = JSON.parse(execFileSync(process.execPath, [path.join(here, 'links.js')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as { links: unknown, why?: string }
   // Real NATs (needs root and nftables): the same.
@@ -117,6 +118,7 @@ try {
     api_status_daemon_cpu_ms: round(api.daemon_cpu_per_status_ms!, 3),
     rate_cap_download_ratio_10s: round(caps.download_ratio!),
     rate_cap_upload_ratio_10s: round(caps.upload_ratio!),
+    sim_paths_20mbit_32mib_of_link: Object.fromEntries(Object.entries(paths).map(([key, value]) => [key, round(value)])),
     links: links.links ?? links.why,
     nat: nat.nat ?? nat.why,
     node: process.version,

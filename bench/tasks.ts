@@ -80,6 +80,31 @@ async function simSync (dir: string, bytes: number): Promise<Result> {
   }
 }
 
+/**
+ * Focused sync over a simulated 20 Mbit/s path with a 200 ms queue, at 20, 100 and 200 ms
+ * round trips, without loss and with 1% random loss: goodput over the link (simulated time).
+ */
+async function simPaths (dir: string, bytes: number): Promise<Result> {
+  const source = sourceFile(dir, bytes)
+  const result: Result = {}
+  for (const rttMs of [20, 100, 200]) {
+    for (const loss of [0, 0.01]) {
+      const cluster = makeCluster(['alice', 'bob'], { latencyMs: rttMs / 2, loss, bandwidthBps: 20e6, maxQueueMs: 200 }, 5)
+      try {
+        const [alice, bob] = cluster.peers as [typeof cluster.peers[0], typeof cluster.peers[0]]
+        const { fileId } = await alice.node.share(source)
+        bob.node.ingestEvent(alice.node.descriptorEvent(fileId))
+        bob.node.requestFile(fileId)
+        const simulatedMs = cluster.net.runUntil(() => bob.node.progress(fileId).state === 'complete', { maxMs: 3_600_000 })
+        result[`rtt_${rttMs}ms_loss_${loss * 100}pct_of_link`] = (bytes * 8) / (simulatedMs / 1000) / 20e6
+      } finally {
+        cluster.close()
+      }
+    }
+  }
+  return result
+}
+
 /** The two ways to store slices DESIGN.md allows, with the same records. */
 async function storeOptions (dir: string, bytes: number): Promise<Result> {
   const source = sourceFile(dir, bytes)
@@ -213,6 +238,7 @@ const tasks: Record<string, (dir: string, bytes: number) => Promise<Result>> = {
   share,
   copy,
   'sim-sync': simSync,
+  'sim-paths': simPaths,
   'store-options': storeOptions,
   'udp-sync': udpSync,
   'udp-raw': async (_dir, bytes) => await udpRaw(bytes, false),

@@ -99,6 +99,81 @@ test('rate control, background: takes an idle link, and backs off to a trickle w
   assert.ok(focused.deliveredRate > 3 * beside.deliveredRate, `a focused download holds more of the link: ${focused.deliveredRate.toFixed(0)} vs ${beside.deliveredRate.toFixed(0)}`)
 })
 
+/**
+ * The same fluid bottleneck shared with a loss-based TCP flow (CUBIC's window growth, ×0.7 at
+ * most once a round trip on loss) that starts before ours, so that ours first sees the path
+ * with TCP's queue already in it. Returns both flows' shares of the link over the last half.
+ */
+function besideTcp (o: { character: Character, capacity: number, baseRttMs: number, queueLimit: number, seconds: number }): { ours: number, tcp: number } {
+  const control = new RateControl(o.character)
+  const tcpLeadMs = 2_000
+  const cubicC = 0.4
+  const cubicBeta = 0.7
+  let ours = 0
+  let theirs = 0
+  let credit = 0
+  let cwnd = 10
+  let wMax = 0
+  let epochMs = -1
+  let cutMs = -Infinity
+  let oursDelivered = 0
+  let theirsDelivered = 0
+  const total = o.seconds * 1000
+  for (let t = 0; t < total; t++) {
+    const rtt = o.baseRttMs + ((ours + theirs) * 1000) / o.capacity
+    const started = t >= tcpLeadMs
+    if (started) {
+      credit += control.paceRate / 1000
+      const arriving = Math.floor(credit)
+      credit -= arriving
+      ours += arriving
+    }
+    theirs += cwnd / Math.max(1, rtt)
+    const overflow = ours + theirs - o.queueLimit
+    let theirLoss = 0
+    if (overflow > 0) {
+      const ourDrop = (overflow * ours) / (ours + theirs)
+      ours -= ourDrop
+      theirLoss = overflow - ourDrop
+      theirs -= theirLoss
+      if (started) control.onLost(Math.round(ourDrop), t)
+    }
+    const served = Math.min(ours + theirs, o.capacity / 1000)
+    const ourServed = ours + theirs === 0 ? 0 : (served * ours) / (ours + theirs)
+    const theirServed = served - ourServed
+    ours -= ourServed
+    theirs -= theirServed
+    if (started) {
+      control.onDelivered(ourServed, t)
+      if (t % 5 === 0) control.onRtt(rtt, t)
+    }
+    if (theirLoss > 0.5 && t - cutMs > rtt) {
+      wMax = cwnd
+      cwnd = Math.max(2, cwnd * cubicBeta)
+      cutMs = t
+      epochMs = t
+    } else if (epochMs < 0) {
+      cwnd += theirServed
+    } else {
+      const k = Math.cbrt((wMax * (1 - cubicBeta)) / cubicC)
+      const target = cubicC * ((t - epochMs) / 1000 - k) ** 3 + wMax
+      cwnd += Math.max(theirServed / cwnd, ((target - cwnd) * theirServed) / cwnd)
+    }
+    if (t >= total / 2) { oursDelivered += ourServed; theirsDelivered += theirServed }
+  }
+  const measured = (o.capacity * o.seconds) / 2
+  return { ours: oursDelivered / measured, tcp: theirsDelivered / measured }
+}
+
+test('rate control, background: a download that starts while TCP keeps a deep queue full yields to it, though it takes that queue for the path\'s own delay', () => {
+  // 10 and 50 Mbit/s with a 512 KB queue, in slices; the path's own round trip 1 ms.
+  for (const capacity of [1_950, 9_750]) {
+    const run = besideTcp({ character: 'background', capacity, baseRttMs: 1, queueLimit: 1_024, seconds: 40 })
+    assert.ok(run.ours <= 0.15, `${capacity} slices/s: the background download took ${run.ours.toFixed(2)} of the link, TCP ${run.tcp.toFixed(2)}`)
+    assert.ok(run.tcp >= 0.8, `${capacity} slices/s: TCP kept ${run.tcp.toFixed(2)} of the link`)
+  }
+})
+
 function file (key: string, slices: number) {
   const layout = new FileLayout(slices)
   const have = new Bitset(slices)

@@ -110,6 +110,20 @@ test('a file\'s window hashes come from one peer, and a list that does not hash 
   } finally { c.close() }
 })
 
+test('a window-hash answer longer than a small router queue still arrives whole: the lost tail is asked for again, soon', async () => {
+  // 3 ms of queue at 10 Mbit/s holds seven events; the answer for a 12 MiB file is 19.
+  const c = makeCluster(['alice', 'bob'], { latencyMs: 5, bandwidthBps: 10e6, maxQueueMs: 3 })
+  try {
+    const [alice, bob] = c.peers as [SimPeer, SimPeer]
+    const { fileId } = await alice.node.share(makeFile(c.root, 'long-list.bin', 12 * 1024 * 1024, 8))
+    bob.node.ingestEvent(alice.node.descriptorEvent(fileId))
+    bob.node.requestFile(fileId)
+    const tookMs = c.net.runUntil(() => bob.node.progress(fileId).slicesReceived > 0, { maxMs: 5_000 })
+    assert.ok(tookMs <= 1_000, `the first slice came after ${tookMs} ms`)
+    assert.ok(c.net.linkCounters(alice.node.publicKey, bob.node.publicKey).byType.get(EventType.windowHashes)! > 19, 'some of the answer was lost and sent again')
+  } finally { c.close() }
+})
+
 test('a member with bad windows in two files is asked for nothing more, until it is trusted again', async () => {
   const c = makeCluster(['alice', 'mallory', 'bob'], { latencyMs: 5, bandwidthBps: 100e6 })
   try {

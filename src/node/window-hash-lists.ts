@@ -8,6 +8,8 @@ import type { LocalFile } from './local-file.js'
 
 /** How long a peer has to answer for a file's window hashes before another is asked. */
 export const WINDOW_HASHES_RETRY_MS = 500
+/** An answer that stopped short (its tail lost) is asked for again once nothing came for this long. */
+export const WINDOW_HASHES_GAP_MS = 50
 /** A peer that said it has no list (or sent a bad one) is asked again after this. */
 export const NO_LIST_RETRY_MS = 3000
 /** Windows asked for in one request (the answer is at most 273 events). */
@@ -18,9 +20,10 @@ interface PendingList {
   hashes: Uint8Array
   got: Bitset
   missing: number
-  /** The peer asked last, and when. */
+  /** The peer asked last, and when; when its last hashes came. */
   peer: string | null
   askedAtMs: number
+  answeredAtMs: number
   /** Peers that said they do not have the list, or sent one that failed the root, and when. */
   tried: Map<string, number>
 }
@@ -42,10 +45,10 @@ export class WindowHashLists {
     for (const local of files) {
       if (local.windows !== null) { this.pending.delete(local.key); continue }
       let list = this.pending.get(local.key)
-      if (list !== undefined && list.peer !== null && now - list.askedAtMs < WINDOW_HASHES_RETRY_MS) continue
+      if (list !== undefined && list.peer !== null && now - list.askedAtMs < WINDOW_HASHES_RETRY_MS && !stoppedShort(list, now)) continue
       if (list === undefined) {
         const windows = local.layout.windows
-        list = { local, hashes: new Uint8Array(windows * HASH_BYTES), got: new Bitset(windows), missing: windows, peer: null, askedAtMs: -Infinity, tried: new Map() }
+        list = { local, hashes: new Uint8Array(windows * HASH_BYTES), got: new Bitset(windows), missing: windows, peer: null, askedAtMs: -Infinity, answeredAtMs: -Infinity, tried: new Map() }
         this.pending.set(local.key, list)
       }
       const ban = excluded(local.key)
@@ -55,8 +58,13 @@ export class WindowHashLists {
       list.peer = peer
       list.askedAtMs = now
       for (let w = 0; w < local.layout.windows; w += WINDOWS_PER_REQUEST) {
-        if (list.got.countIn(w, Math.min(WINDOWS_PER_REQUEST, local.layout.windows - w)) === Math.min(WINDOWS_PER_REQUEST, local.layout.windows - w)) continue
-        this.ctx.send(peer, encodeWindowHashesRequest({ fileId: local.descriptor.fileId, firstWindow: w, count: WINDOWS_PER_REQUEST }))
+        const end = Math.min(local.layout.windows, w + WINDOWS_PER_REQUEST)
+        // From the first window still missing: an answer that overflowed a small router queue
+        // lost its tail, and asking for the whole of it again would lose the same tail again.
+        let first = w
+        while (first < end && list.got.has(first)) first++
+        if (first === end) continue
+        this.ctx.send(peer, encodeWindowHashesRequest({ fileId: local.descriptor.fileId, firstWindow: first, count: end - first }))
       }
     }
   }
@@ -74,6 +82,7 @@ export class WindowHashLists {
       return
     }
     if (event.firstWindow + count > list.local.layout.windows) { this.ctx.counters.windowHashesUnsolicited++; return }
+    list.answeredAtMs = this.ctx.now()
     for (let k = 0; k < count; k++) {
       const w = event.firstWindow + k
       if (!list.got.add(w)) continue
@@ -107,4 +116,9 @@ export class WindowHashLists {
     local.setWindowHashes(hashes)
     this.pending.delete(local.key)
   }
+}
+
+/** The asked peer's hashes began to come and then stopped, with some still missing. */
+function stoppedShort (list: PendingList, now: number): boolean {
+  return list.answeredAtMs >= list.askedAtMs && now - list.answeredAtMs >= WINDOW_HASHES_GAP_MS
 }

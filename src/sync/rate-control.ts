@@ -49,9 +49,16 @@ const LOSS_THRESHOLD = 0.03
 const LOSS_BACKOFF = 0.85
 /** Below this queueing delay the path shows no queue: a focused download keeps probing upward. */
 const NO_QUEUE_MS = 3
-/** Queueing delay a background download aims to add, and how hard it steers toward it. */
+/**
+ * Queueing delay a background download aims to add at most, and how hard it steers toward it.
+ * On a path whose queue never grows that long (a small router buffer), it aims at half the
+ * largest queueing delay seen lately, and never below BACKGROUND_MIN_TARGET_MS.
+ */
 export const BACKGROUND_TARGET_DELAY_MS = 25
-const BACKGROUND_GAIN = 0.3
+const BACKGROUND_MIN_TARGET_MS = 2
+const BACKGROUND_GAIN = 0.1
+/** The largest queueing delay seen fades by this factor a round. */
+const MAX_QUEUE_FADE = 0.995
 /** Slices that may always be asked for ahead, and the time's worth of the pace beyond the round trip. */
 export const MIN_WINDOW = 64
 const WINDOW_HEADROOM_MS = 60
@@ -79,6 +86,8 @@ export class RateControl {
   private minRttAtMs = -Infinity
   /** Queueing delay of the last round that had a round trip, ms. */
   private queueingDelayMs = 0
+  /** The largest queueing delay seen lately, fading (the size of the path's queue, for a background target). */
+  private maxQueueingDelayMs = 0
 
   constructor (public character: Character = 'focused', private readonly initialRate = INITIAL_RATE) {
     this.rate = initialRate
@@ -162,7 +171,7 @@ export class RateControl {
     const lossy = recentLost / (recentLost + this.recent.reduce((n, r) => n + r.delivered, 0)) > LOSS_THRESHOLD
     // Losses answered once: the next rounds judge what happens after the response.
     if (lossy) this.recent.length = 0
-    if (this.character === 'background') this.steerBackground(lossy)
+    if (this.character === 'background') this.steerBackground(lossy, lost > 0)
     else this.steerFocused(lossy)
     this.rate = Math.min(MAX_RATE, Math.max(MIN_RATE, this.rate))
   }
@@ -205,12 +214,20 @@ export class RateControl {
     this.rate = bandwidth * gain
   }
 
-  private steerBackground (congested: boolean): void {
-    if (congested) {
+  /**
+   * Any loss while the queue is past half the target halves the rate, as LEDBAT does: a
+   * download that starts while another flow keeps the queue full takes that queue for the
+   * path's own delay, and only its losses tell it otherwise. Losses with no queue to show are
+   * noise, unless there are many.
+   */
+  private steerBackground (lossy: boolean, anyLoss: boolean): void {
+    this.maxQueueingDelayMs = Math.max(this.maxQueueingDelayMs * MAX_QUEUE_FADE, this.queueingDelayMs)
+    const target = Math.max(BACKGROUND_MIN_TARGET_MS, Math.min(BACKGROUND_TARGET_DELAY_MS, this.maxQueueingDelayMs / 2))
+    if (lossy || (anyLoss && this.queueingDelayMs >= target / 2)) {
       this.rate *= 0.5
       return
     }
-    const off = (BACKGROUND_TARGET_DELAY_MS - this.queueingDelayMs) / BACKGROUND_TARGET_DELAY_MS
+    const off = (target - this.queueingDelayMs) / target
     const step = Math.max(-0.5, Math.min(BACKGROUND_GAIN, BACKGROUND_GAIN * off))
     // Never more than a probe above what the path delivered lately.
     const ceiling = Math.max(INITIAL_RATE, this.bottleneckRate * 1.5)
