@@ -380,9 +380,9 @@ export class Daemon implements ControlTarget {
       const byPeer = new Map<string, PeerAddress[]>()
       for (const a of node.addresses()) byPeer.set(a.publicKey, [...byPeer.get(a.publicKey) ?? [], { host: a.host, port: a.port }])
       for (const [peer, addresses] of byPeer) transit.setKnownAddresses(fromHex(peer, 32), addresses)
+      if (now - this.observedAnnouncedMs >= OBSERVED_ANNOUNCE_MS) this.announceObserved(node, transit, now)
     }
     transit.tick()
-    if (now - this.observedAnnouncedMs >= OBSERVED_ANNOUNCE_MS) this.announceObserved(node, transit, now)
     node.tick(Date.now())
     transit.flush()
     this.schedulePacing()
