@@ -20,6 +20,11 @@ test('pacer: spreads items at its rate, bursts at most a couple of milliseconds,
   pacer.take(1011, 512, 0)
   assert.ok(pacer.take(2011, 512, 10_000) <= 2)
   assert.equal(new Pacer(0).take(0, 512, 5_000), 5_000, 'no pace asked: everything goes')
+  // Items larger than the bucket's usual depth (five events at a slow pace) still go, at the pace.
+  const slow = new Pacer(300_000)
+  let big = 0
+  for (let t = 0; t <= 1000; t++) big += slow.take(t, 2_560, 1_000)
+  assert.ok(big >= 110 && big <= 120, `${big} items of 2,560 bytes in one second at 300 kB/s`)
 })
 
 interface PathRun { deliveredRate: number, queueDelayMs: number, lossFraction: number, finalRate: number }

@@ -1,4 +1,11 @@
 import { test } from 'node:test'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { Daemon } from '../src/daemon/daemon.js'
+import { initIdentity } from '../src/node/config.js'
+import { freeUdpPort } from '../src/cli/processes.js'
+import { makeFile } from './helpers/sim.js'
 import assert from 'node:assert/strict'
 import { TransitEndpoint } from '../src/net/transit.js'
 import { randomBytes, signKeyPair } from '../src/crypto/index.js'
@@ -274,4 +281,38 @@ test('transit: a peer counts as connected only once traffic went both ways, and 
   // His keepalives get through again: connected again, on the same connection.
   fresh.advance(500); fresh.bob.endpoint.tick(); fresh.pump()
   assert.deepEqual(fresh.alice.endpoint.peers(), [fresh.bob.endpoint.publicKey])
+})
+
+test('with a larger MTU, paced slices leave in full datagrams: as many events as fit, not pairs, even at a slow pace', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-mtu-'))
+  const daemons: Daemon[] = []
+  try {
+    const start = async (name: string, maxDownloadBytesPerS: number | null = null): Promise<Daemon> => {
+      const dir = path.join(root, name)
+      initIdentity(dir, name)
+      const port = await freeUdpPort()
+      const daemon = await Daemon.start({ dir, udpPort: port, httpPort: 0, announce: [{ host: '127.0.0.1', port }], mtu: 3000, voice: 'quiet', limits: { maxUploadBytesPerS: null, maxDownloadBytesPerS } })
+      daemons.push(daemon)
+      return daemon
+    }
+    const alice = await start('alice')
+    // A slow pace: a datagram's worth is due every few milliseconds, and each goes on its own.
+    const bob = await start('bob', 300_000)
+    alice.createNetwork('mtu')
+    bob.join(alice.invite().link)
+    assert.equal(alice.transit!.eventsPerDatagram, 5)
+    const { fileId } = await alice.requireNode().share(makeFile(root, 'big-datagrams.bin', 1024 * 1024, 12))
+    const bobNode = bob.requireNode()
+    for (let i = 0; i < 200 && !bobNode.files().some(f => f.fileId === fileId); i++) await new Promise(resolve => setTimeout(resolve, 50))
+    const before = alice.transit!.stats.datagramsOut
+    bobNode.requestFile(fileId, { priority: 8 })
+    for (let i = 0; i < 600 && bobNode.progress(fileId).state !== 'complete'; i++) await new Promise(resolve => setTimeout(resolve, 50))
+    assert.equal(bobNode.progress(fileId).state, 'complete')
+    const slices = alice.requireNode().stats().slicesSent
+    const datagrams = alice.transit!.stats.datagramsOut - before
+    assert.ok(datagrams <= slices / 4, `${slices} slices went in ${datagrams} datagrams`)
+  } finally {
+    for (const daemon of daemons) await daemon.stop()
+    fs.rmSync(root, { recursive: true, force: true })
+  }
 })

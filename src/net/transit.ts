@@ -76,7 +76,7 @@ export class TransitEndpoint implements Transport {
   private replyVia: Connection | null = null
   /** The connection the last datagram came on (forgotten with it in `drop`). */
   private lastLookup: Connection | null = null
-  private readonly eventsPerDatagram: number
+  readonly eventsPerDatagram: number
   private readonly plain: Uint8Array
   readonly publicKey: string
   private readonly crossing: Crossing

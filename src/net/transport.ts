@@ -13,4 +13,6 @@ export interface Transport {
    * came by). It changes when the peer restarts: what was queued for the old one is not sent.
    */
   session (peer: string): unknown
+  /** How many events one datagram carries (from the MTU); a paced sender releases that many at a time. Absent: 2. */
+  readonly eventsPerDatagram?: number
 }

@@ -152,4 +152,6 @@ export interface NodeContext {
   send: (peer: string, event: Uint8Array) => void
   /** The connection an event to `peer` would take now (see Transport.session). */
   session: (peer: string) => unknown
+  /** Events one datagram carries: a paced sender releases that many together, so each datagram goes full. */
+  eventsPerDatagram: () => number
 }

@@ -36,6 +36,8 @@ export { SYNC_FOLLOW_UP_MS, SYNC_INTERVAL_MS, SYNC_LIMIT } from './ordinary-sync
 const DB_FILE = 'quiet-files.db'
 /** How often accepted slices are made durable and recorded. */
 export const FLUSH_INTERVAL_MS = 50
+/** A transport that does not say how many events a datagram carries is taken to carry two (1400-byte MTU). */
+const DEFAULT_EVENTS_PER_DATAGRAM = 2
 
 /**
  * A quiet-files peer, driven by `tick(tMs)` and by `receive(peer, event)` from a transport.
@@ -85,7 +87,8 @@ export class Node {
       now: clock,
       peers: () => this.transport?.peers() ?? [],
       send: (peer, event) => this.transport?.send(peer, event),
-      session: peer => this.transport?.session(peer)
+      session: peer => this.transport?.session(peer),
+      eventsPerDatagram: () => this.transport?.eventsPerDatagram ?? DEFAULT_EVENTS_PER_DATAGRAM
     }
     this.saves = new Saves(this.ctx)
     this.downloading = new Downloads(this.ctx, options.requester,

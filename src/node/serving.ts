@@ -12,7 +12,6 @@ import type { NodeContext } from './context.js'
 import type { LocalFile } from './local-file.js'
 
 /** Two slice events: what one datagram carries, and what the pace lets go at a time. */
-const PAIR_BYTES = 2 * EVENT_BYTES
 
 /** Window hashes one request is answered with at most (273 events). */
 export const MAX_WINDOW_HASHES_PER_REQUEST = 4096
@@ -105,7 +104,7 @@ export class Serving {
       }
       this.sendDue(peer, out, tMs)
       if (out.head < out.queue.length) {
-        const at = out.pacer.nextAtMs(tMs, PAIR_BYTES)
+        const at = out.pacer.nextAtMs(tMs, this.ctx.eventsPerDatagram() * EVENT_BYTES)
         if (next === null || at < next) next = at
       }
     }
@@ -134,11 +133,15 @@ export class Serving {
     this.sharePaces()
   }
 
-  /** Sends in pairs, a full datagram each: an odd one left over would go alone, in a datagram of its own. */
+  /**
+   * Sends a datagram's worth of events at a time, a full datagram each: a part left over
+   * would go alone, in a datagram of its own.
+   */
   private sendDue (peer: string, out: Outgoing, tMs: number): void {
     const waiting = out.queue.length - out.head
-    const pairs = out.pacer.take(tMs, PAIR_BYTES, Math.ceil(waiting / 2))
-    const n = Math.min(waiting, pairs * 2)
+    const perDatagram = this.ctx.eventsPerDatagram()
+    const datagrams = out.pacer.take(tMs, perDatagram * EVENT_BYTES, Math.ceil(waiting / perDatagram))
+    const n = Math.min(waiting, datagrams * perDatagram)
     for (let i = 0; i < n; i++) this.ctx.send(peer, out.queue[out.head++]!)
     if (out.head === out.queue.length) {
       out.queue.length = 0

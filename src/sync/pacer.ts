@@ -4,7 +4,7 @@
  * in as `tMs`; the caller sends what `take` allows and wakes up at `nextAtMs`.
  */
 
-/** The most a bucket holds: this many milliseconds of its rate, and never less than `MIN_BURST_BYTES`. */
+/** The most a bucket holds: this many milliseconds of its rate, and never less than `MIN_BURST_BYTES` or one item. */
 export const BURST_MS = 2
 /** Two events: one full datagram may always go at once. */
 export const MIN_BURST_BYTES = 1024
@@ -32,13 +32,15 @@ export class Pacer {
     this.rateBytesPerS = Math.max(0, rateBytesPerS)
   }
 
-  private get depth (): number {
-    return Math.max(MIN_BURST_BYTES, (this.rateBytesPerS * BURST_MS) / 1000)
+  private depth (itemBytes: number): number {
+    return Math.max(MIN_BURST_BYTES, itemBytes, (this.rateBytesPerS * BURST_MS) / 1000)
   }
 
-  private refill (tMs: number): void {
+  /** Items of `itemBytes` must fit in the bucket, or none would ever go. */
+  private refill (tMs: number, itemBytes: number): void {
     if (this.lastMs >= 0 && tMs > this.lastMs) {
-      const cap = this.backlogged ? Math.max(this.depth, (this.rateBytesPerS * this.catchUpMs) / 1000) : this.depth
+      const depth = this.depth(itemBytes)
+      const cap = this.backlogged ? Math.max(depth, (this.rateBytesPerS * this.catchUpMs) / 1000) : depth
       this.tokens = Math.min(cap, this.tokens + ((tMs - this.lastMs) * this.rateBytesPerS) / 1000)
     }
     if (tMs > this.lastMs) this.lastMs = tMs
@@ -47,7 +49,7 @@ export class Pacer {
   /** How many items of `itemBytes` may go now (at most `wanted`); they are paid for. */
   take (tMs: number, itemBytes: number, wanted: number): number {
     if (this.rateBytesPerS === 0) return wanted
-    this.refill(tMs)
+    this.refill(tMs, itemBytes)
     const n = Math.min(wanted, Math.floor(this.tokens / itemBytes))
     this.tokens -= n * itemBytes
     this.backlogged = n < wanted
@@ -57,7 +59,7 @@ export class Pacer {
   /** When the next item of `itemBytes` may go (now or later). */
   nextAtMs (tMs: number, itemBytes: number): number {
     if (this.rateBytesPerS === 0) return tMs
-    this.refill(tMs)
+    this.refill(tMs, itemBytes)
     const lacking = itemBytes - this.tokens
     return lacking <= 0 ? tMs : tMs + (lacking * 1000) / this.rateBytesPerS
   }
