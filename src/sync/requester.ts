@@ -117,8 +117,6 @@ interface PeerState {
   /** Smoothed round trip (request → reply) and its variation, TCP style. */
   srttMs: number
   rttVarMs: number
-  requested: number
-  received: number
 }
 
 /**
@@ -203,7 +201,6 @@ export class Requester {
     this.inflight.set(key, request)
     state.order.push(request)
     state.outstanding += limit
-    state.requested += limit
     planned.push(request)
   }
 
@@ -235,7 +232,6 @@ export class Requester {
     if (request === undefined || request.peer !== peer) return this.onLateSlice(peer, fileKey, range, tMs)
     this.lastHit = request
     const state = this.peer(peer)
-    state.received++
     state.lastSliceMs = tMs
     state.control.onDelivered(1, tMs)
     request.answering = true
@@ -269,7 +265,6 @@ export class Requester {
     if (given === undefined || given.peer !== peer || given.untilMs < tMs) return false
     const state = this.peer(peer)
     state.reorderWindowMs = Math.min(MAX_REORDER_WINDOW_MS, state.reorderWindowMs * 2)
-    state.received++
     state.control.onDelivered(1, tMs)
     this.lateSlices++
     return true
@@ -404,7 +399,7 @@ export class Requester {
   private peer (id: string): PeerState {
     let state = this.peers.get(id)
     if (state === undefined) {
-      state = { outstanding: 0, order: [], reorderWindowMs: INITIAL_REORDER_WINDOW_MS, lastSliceMs: -Infinity, control: new RateControl('focused', this.options.initialRate), srttMs: -1, rttVarMs: 0, requested: 0, received: 0 }
+      state = { outstanding: 0, order: [], reorderWindowMs: INITIAL_REORDER_WINDOW_MS, lastSliceMs: -Infinity, control: new RateControl('focused', this.options.initialRate), srttMs: -1, rttVarMs: 0 }
       this.peers.set(id, state)
     }
     return state
