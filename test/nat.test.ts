@@ -71,6 +71,11 @@ test('NAT: a relay holds to its cap, and qf says who is relayed through whom', a
     const shown = trio.lab.procs.qf(trio.bob.ns, 'network', '--dir', trio.bob.dir)
     assert.match(shown, /carol connected through alice \(relayed\) since \d\d:\d\d:\d\d/)
     assert.match(shown, /alice connected directly at 10\.80\.0\.10:7300/)
+    // alice passed the datagrams on without opening them: none of the file's slices reached her node.
+    const aliceStatus = JSON.parse(trio.lab.procs.qf(trio.alice.ns, 'status', '--dir', trio.alice.dir, '--json')) as { stats: Record<string, number>, transit: { relayedBytes: number } }
+    const { slicesAccepted, slicesDuplicate, slicesRejected, slicesUnsolicited } = aliceStatus.stats
+    assert.deepEqual([slicesAccepted, slicesDuplicate, slicesRejected, slicesUnsolicited], [0, 0, 0, 0])
+    assert.ok(aliceStatus.transit.relayedBytes >= MiB, `alice relayed ${aliceStatus.transit.relayedBytes} bytes`)
     const relay = trio.lab.procs.qf(trio.alice.ns, 'status', '--dir', trio.alice.dir)
     assert.match(relay, /relay: on, at most 300(\.0+)? kB\/s for 16 pairs; relaying for 1 pair now, [\d.]+ MiB passed on, \d+ datagrams dropped/)
   } finally {

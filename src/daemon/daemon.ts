@@ -44,8 +44,8 @@ const PACE_CATCH_UP_MS = 3
 const CLOCK_SKEW_LOG_MS = 60_000
 /** Senders refused for their clocks remembered (and shown with the peers) at most. */
 const CLOCK_SKEW_PEERS = 32
-/** How often announced addresses are handed to the transit layer for (re)connecting. */
-const ADDRESS_REFRESH_MS = 1000
+/** How often announced addresses are handed to the transit layer for (re)connecting: a member just heard of is tried within this. */
+const ADDRESS_REFRESH_MS = 250
 /** Addresses peers see us at, announced beside the LAN ones (a port-randomising NAT shows each peer another). */
 const OBSERVED_ANNOUNCED = 2
 /** The observed addresses are announced again, when they changed, at most this often. */
