@@ -107,9 +107,15 @@ export class NatTrio {
     return { fileId: this.lab.procs.qf(this.carol.ns, 'share', source, '--dir', this.carol.dir), source }
   }
 
-  /** bob downloads carol's file with `qf get`, following its progress. */
+  /** bob downloads carol's file with `qf get` once he knows of it, following its progress. */
   async download (file: { fileId: string, source: string }, timeoutMs: number): Promise<Download> {
     const out = path.join(this.root, 'got.bin')
+    // The file reaches bob through whoever he is connected to (alice at least); `qf get` wants a file he knows.
+    for (let i = 0; i < 150; i++) {
+      const files = JSON.parse(await this.lab.procs.qfAsync(this.bob.ns, 'files', '--dir', this.bob.dir, '--json')) as Array<{ fileId: string }>
+      if (files.some(f => f.fileId === file.fileId)) break
+      await sleep(100)
+    }
     const started = Date.now()
     const get = this.lab.procs.spawn(this.bob.ns, [process.execPath, QF_MAIN, 'get', file.fileId, '--dir', this.bob.dir, '--json', '--out', out], { stdout: 'pipe' })
     let lastState = ''
