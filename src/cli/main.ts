@@ -19,7 +19,7 @@ import { isSettled } from '../node/progress.js'
 import type { Progress } from '../node/progress.js'
 import type { DaemonClient } from './client.js'
 import type { PeerAddress } from '../net/transit.js'
-import type { PeerReport } from '../http/status.js'
+import type { LimitsView, PeerReport, RelayReport } from '../http/status.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string, description: string }
 
@@ -239,8 +239,6 @@ command('token', 'print the control API token; --rotate replaces it (open pages 
     print(options.json, { token, rotated: options.rotate === true }, () => options.rotate === true ? `${token}\nthe old token no longer works; open the page again with the link "qf open" prints` : token)
   })
 
-interface LimitsView { max_upload_bytes_per_s: number | null, max_download_bytes_per_s: number | null }
-
 command('limits', 'show the upload and download caps; --max-upload and --max-download change them until the daemon stops')
   .addOption(new Option('--max-upload <rate>', `cap on what it sends to all peers together: ${RATE_SYNTAX}`).argParser(rateOption))
   .addOption(new Option('--max-download <rate>', `cap on what it fetches from all peers together: ${RATE_SYNTAX}`).argParser(rateOption))
@@ -275,8 +273,6 @@ function downloadLines (downloads: Progress[]): string[] {
 }
 
 /** Beside a peer in qf status: windows it supplied that failed their hash. */
-interface RelayReport { enabled: boolean, max_bytes_per_s: number | null, max_channels: number, channels: number, relayed_bytes: number, dropped: number }
-
 /** Whether this node relays for others, within what, and how much it did. */
 function relayLine (relay: RelayReport): string {
   if (!relay.enabled) return 'relay: off (--no-relay)'

@@ -9,14 +9,9 @@ import { isSettled } from '../node/progress.js'
 import { toHex } from '../bytes.js'
 import type { FastifyInstance } from 'fastify'
 import { CONTENT_HEADERS, PAGE_HEADERS, installAccessControl, sendError } from './access.js'
-import { peersOf, statusOf } from './status.js'
+import { limitsView, peersOf, statusOf } from './status.js'
 import type { ControlTarget } from './status.js'
 import type { QuietErrorCode } from '../node/errors.js'
-import type { Limits } from '../node/node.js'
-
-function limitsView (limits: Limits): { max_upload_bytes_per_s: number | null, max_download_bytes_per_s: number | null } {
-  return { max_upload_bytes_per_s: limits.maxUploadBytesPerS, max_download_bytes_per_s: limits.maxDownloadBytesPerS }
-}
 
 /** The lowest cap taken: below it a transfer would crawl past any use (one slice every 0.45 s). */
 export const MIN_RATE_CAP = 1_000

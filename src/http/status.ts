@@ -30,8 +30,17 @@ export interface ControlTarget {
   setLimits: (limits: Limits) => Limits
 }
 
+/** Rate caps as the API shows them: file bytes per second, null for none. */
+export interface LimitsView { max_upload_bytes_per_s: number | null, max_download_bytes_per_s: number | null }
+
+export function limitsView (limits: Limits): LimitsView {
+  return { max_upload_bytes_per_s: limits.maxUploadBytesPerS, max_download_bytes_per_s: limits.maxDownloadBytesPerS }
+}
+
 /** Whether this node relays for members who cannot meet, its caps (null: none), and what it relays now. */
-function relayOf (transit: TransitEndpoint | null): Record<string, unknown> | null {
+export interface RelayReport { enabled: boolean, max_bytes_per_s: number | null, max_channels: number, channels: number, relayed_bytes: number, dropped: number }
+
+function relayOf (transit: TransitEndpoint | null): RelayReport | null {
   if (transit === null) return null
   const limits = transit.relayLimits
   const stats = transit.stats
@@ -58,7 +67,7 @@ export function statusOf (daemon: ControlTarget): Record<string, unknown> {
     peers: peersOf(daemon),
     connections: transit?.connectionCount() ?? 0,
     downloads: node?.downloads() ?? [],
-    limits: { max_upload_bytes_per_s: daemon.limits.maxUploadBytesPerS, max_download_bytes_per_s: daemon.limits.maxDownloadBytesPerS },
+    limits: limitsView(daemon.limits),
     relay: relayOf(transit),
     stats: node?.stats() ?? null,
     transit: transit?.stats ?? null

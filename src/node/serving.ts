@@ -11,8 +11,6 @@ import {
 import type { NodeContext } from './context.js'
 import type { LocalFile } from './local-file.js'
 
-/** Two slice events: what one datagram carries, and what the pace lets go at a time. */
-
 /** Window hashes one request is answered with at most (273 events). */
 export const MAX_WINDOW_HASHES_PER_REQUEST = 4096
 
