@@ -20,7 +20,8 @@ const CELLS: Array<[Middlebox, Middlebox]> = KINDS.flatMap((a, i) => KINDS.slice
 
 function describe (r: PairResult): string {
   return `bob sees carol ${r.bobSees.route}${r.bobSees.via === null ? '' : ` via ${r.bobSees.via}`} after ${r.msToReach ?? '–'} ms, carol sees bob ${r.carolSees.route}; ` +
-    `file ${r.verified ? 'verified' : `not verified (${r.lastState}${r.waiting === null ? '' : `: ${r.waiting}`})`} in ${r.seconds.toFixed(1)} s`
+    `file ${r.verified ? 'verified' : `not verified (${r.lastState}${r.waiting === null ? '' : `: ${r.waiting}`})`} in ${r.seconds.toFixed(1)} s` +
+    (r.diagnosis === null ? '' : `; ${r.diagnosis}`)
 }
 
 test('NAT matrix: every pair exchanges a file; punched pairs connect directly within 2 s, the others through the public member', async t => {

@@ -11,7 +11,7 @@ import { TransitEndpoint } from '../src/net/transit.js'
 import { randomBytes, signKeyPair } from '../src/crypto/index.js'
 import { EVENT_BYTES } from '../src/wire/constants.js'
 import type { PeerAddress, TransitOptions } from '../src/net/transit.js'
-import { CONNECT_DATAGRAM_BYTES, COOKIE_DATAGRAM_BYTES, DatagramKind } from '../src/wire/transit.js'
+import { CONNECT_DATAGRAM_BYTES, COOKIE_DATAGRAM_BYTES, DataOffset, DatagramKind } from '../src/wire/transit.js'
 
 interface Wire { to: string, bytes: Uint8Array, from: PeerAddress }
 
@@ -281,6 +281,27 @@ test('transit: a peer counts as connected only once traffic went both ways, and 
   // His keepalives get through again: connected again, on the same connection.
   fresh.advance(500); fresh.bob.endpoint.tick(); fresh.pump()
   assert.deepEqual(fresh.alice.endpoint.peers(), [fresh.bob.endpoint.publicKey])
+})
+
+test('transit: when both members connect at once, both send on the same one of the two connections', () => {
+  for (const gapMs of [0, 30]) {
+    const { alice, bob, wire, pump, advance } = pair()
+    // Each connect is still on its way when the other is sent: each side hears the other's after sending its own.
+    bob.endpoint.connect(alice.identity.publicKey, alice.address)
+    advance(gapMs)
+    alice.endpoint.connect(bob.identity.publicKey, bob.address)
+    advance(5)
+    pump()
+    assert.equal(alice.endpoint.stats.connectsAccepted, 1)
+    assert.equal(bob.endpoint.stats.connectsAccepted, 1)
+    // Later sends, not answers to anything: each goes on the sender's chosen connection.
+    alice.endpoint.send(bob.endpoint.publicKey, new Uint8Array(EVENT_BYTES).fill(1))
+    bob.endpoint.send(alice.endpoint.publicKey, new Uint8Array(EVENT_BYTES).fill(2))
+    alice.endpoint.flush(); bob.endpoint.flush()
+    const idOf = (to: string): string => Buffer.from(wire.find(w => w.to === to)!.bytes.subarray(DataOffset.connectionId, DataOffset.nonce)).toString('hex')
+    assert.equal(idOf('bob'), idOf('alice'), `connects ${gapMs} ms apart: alice sends on one connection, bob on another`)
+    pump()
+  }
 })
 
 test('with a larger MTU, paced slices leave in full datagrams: as many events as fit, not pairs, even at a slow pace', async () => {

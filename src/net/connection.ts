@@ -65,6 +65,11 @@ export interface Connection {
    */
   twoWay: boolean
   createdAtMs: number
+  /**
+   * When the connecting side made it, by that side's clock (it is in the connect). Both sides
+   * know it, so both rank their connections to each other alike (see `preferredOf`).
+   */
+  stampMs: number
   lastHeardMs: number
   lastSentMs: number
   /** Events waiting to be packed into datagrams. */
@@ -78,9 +83,20 @@ export interface Connection {
   observedSentMs: number
 }
 
-export function newConnection (id: Uint8Array, key: Uint8Array, peerPk: Uint8Array, address: PeerAddress, direction: 0 | 1, now: number): Connection {
+export function newConnection (id: Uint8Array, key: Uint8Array, peerPk: Uint8Array, address: PeerAddress, direction: 0 | 1, now: number, stampMs: number): Connection {
   return {
     id, idHex: toHex(id), key, peer: toHex(peerPk), peerPk, address, direction, sendCounter: 0,
-    replay: new ReplayWindow(), established: false, twoWay: false, createdAtMs: now, lastHeardMs: now, lastSentMs: now, queue: [], probe: null, observedSentMs: -Infinity
+    replay: new ReplayWindow(), established: false, twoWay: false, createdAtMs: now, stampMs, lastHeardMs: now, lastSentMs: now, queue: [], probe: null, observedSentMs: -Infinity
   }
+}
+
+/**
+ * Of two connections between the same two members, the one both send on: the newer by its
+ * connecting side's stamp, the larger id on a tie. Each side judging by its own clock would
+ * disagree whenever both connected at once (each connect arrives after its own was sent), and
+ * each would then send on a connection the other does not.
+ */
+export function preferredOf (a: Connection, b: Connection): Connection {
+  if (a.stampMs !== b.stampMs) return a.stampMs > b.stampMs ? a : b
+  return a.idHex > b.idHex ? a : b
 }

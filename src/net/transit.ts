@@ -1,6 +1,6 @@
 import { ConnectGuard } from './connect-guard.js'
 import { AddressBook, sameAddress } from './address-book.js'
-import { CONNECTION_TTL_MS, CONNECT_FRESHNESS_MS, CONNECT_RETRY_MS, DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS, KEEPALIVE_MS, PATH_CHALLENGE_MS, RESPONSIVE_MS, newConnection } from './connection.js'
+import { CONNECTION_TTL_MS, CONNECT_FRESHNESS_MS, CONNECT_RETRY_MS, DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS, KEEPALIVE_MS, PATH_CHALLENGE_MS, RESPONSIVE_MS, newConnection, preferredOf } from './connection.js'
 import type { Connection, TransitStats } from './connection.js'
 import type { PeerAddress } from './address-book.js'
 import { aeadDecryptInto, aeadEncryptInto, AEAD_KEY_BYTES, keyedHash, openSealed, randomBytes, sealTo } from '../crypto/index.js'
@@ -189,9 +189,9 @@ export class TransitEndpoint implements Transport {
   /** A new connection to the peer and the connect that opens it, sent to `address` or elsewhere. */
   private connectDatagram (peerPk: Uint8Array, address: PeerAddress): { connection: Connection, datagram: Uint8Array } {
     const now = this.options.now()
-    const connection = this.newConnection(randomBytes(16), randomBytes(AEAD_KEY_BYTES), peerPk, address, 0, now)
+    const connection = this.newConnection(randomBytes(16), randomBytes(AEAD_KEY_BYTES), peerPk, address, 0, now, Math.floor(now))
     const partial = {
-      connectionId: connection.id, createdAtMs: Math.floor(now), ttlMs: CONNECTION_TTL_MS,
+      connectionId: connection.id, createdAtMs: connection.stampMs, ttlMs: CONNECTION_TTL_MS,
       senderPk: this.options.identity.publicKey, recipientPk: peerPk, networkId: this.options.networkId
     }
     const body = encodeConnectBody({ ...partial, transitKey: connection.key, proof: keyedHash(connectProofInput(partial), this.options.networkKey) }, this.options.identity.secretKey)
@@ -281,7 +281,7 @@ export class TransitEndpoint implements Transport {
     const idHex = toHex(connect.connectionId)
     if (this.seenConnects.has(idHex) || this.connections.has(idHex)) { this.own.connectsReplayed++; return }
     this.seenConnects.set(idHex, connect.createdAtMs + 2 * CONNECT_FRESHNESS_MS)
-    const connection = this.newConnection(connect.connectionId, connect.transitKey, connect.senderPk, from, 1, now)
+    const connection = this.newConnection(connect.connectionId, connect.transitKey, connect.senderPk, from, 1, now, connect.createdAtMs)
     this.establish(connection)
     this.own.connectsAccepted++
     // The accept: an empty data datagram, smaller than the connect that asked for it.
@@ -403,8 +403,8 @@ export class TransitEndpoint implements Transport {
     return found
   }
 
-  private newConnection (id: Uint8Array, key: Uint8Array, peerPk: Uint8Array, address: PeerAddress, direction: 0 | 1, now: number): Connection {
-    const connection = newConnection(id, key, peerPk, address, direction, now)
+  private newConnection (id: Uint8Array, key: Uint8Array, peerPk: Uint8Array, address: PeerAddress, direction: 0 | 1, now: number, stampMs: number): Connection {
+    const connection = newConnection(id, key, peerPk, address, direction, now, stampMs)
     this.connections.set(connection.idHex, connection)
     return connection
   }
@@ -412,7 +412,7 @@ export class TransitEndpoint implements Transport {
   private establish (connection: Connection): void {
     connection.established = true
     const current = this.current.get(connection.peer)
-    if (current === undefined || current.createdAtMs <= connection.createdAtMs) this.current.set(connection.peer, connection)
+    if (current === undefined || preferredOf(current, connection) === connection) this.current.set(connection.peer, connection)
     // The next attempt, after a restart or a cut, goes first to the address that answered.
     this.addresses.answered(connection.peerPk, connection.address)
   }

@@ -145,6 +145,20 @@ export class NatTrio {
     return { verified, lastState, waiting, seconds: ((finishedAt || Date.now()) - started) / 1000 }
   }
 
+  /**
+   * What bob and carol counted, for a cell that failed: bob's download, the connects each
+   * accepted from the others, and the slices carol sent and dropped unsent.
+   */
+  diagnosis (): string {
+    const bob = labStatus(this.lab.procs, this.bob)
+    const carol = labStatus(this.lab.procs, this.carol)
+    const download = (bob.downloads as Array<{ slicesReceived: number, slicesTotal: number, state: string }>)[0]
+    return `bob holds ${download?.slicesReceived ?? 0}/${download?.slicesTotal ?? '?'} slices (${download?.state ?? 'no download'}); ` +
+      `connects accepted: bob ${bob.transit?.connectsAccepted}, carol ${carol.transit?.connectsAccepted}; ` +
+      `carol answered ${carol.stats?.requestsAnswered} requests, sent ${carol.stats?.slicesSent} slices, dropped ${carol.stats?.slicesUnsent} unsent; ` +
+      `bob accepted ${bob.stats?.slicesAccepted}, duplicates ${bob.stats?.slicesDuplicate}, unsolicited ${bob.stats?.slicesUnsolicited}`
+  }
+
   /** Bytes alice relayed so far. */
   relayedBytes (): number {
     return Number(labStatus(this.lab.procs, this.alice).transit?.relayedBytes ?? 0)
@@ -178,6 +192,8 @@ export interface PairResult extends Download {
   /** The addresses bob announced, as carol knows them, and where bob appears on the public segment. */
   bobAnnounced: string[]
   bobPublicHost: string
+  /** For a file not verified: what each side counted (see `NatTrio.diagnosis`). */
+  diagnosis: string | null
 }
 
 /** One cell of the NAT matrix: carol shares a file, bob downloads it; how each reached the other, how long it took, whether the file is whole. */
@@ -198,7 +214,8 @@ export async function natPair (options: PairOptions): Promise<PairResult> {
       relayedBytes: trio.relayedBytes(),
       bobAnnounced: (labStatus(trio.lab.procs, trio.carol).peers as Array<{ name: string | null, addresses: string[] }>).find(p => p.name === 'bob')?.addresses ?? [],
       bobPublicHost: trio.at.bob.publicHost,
-      uplinkBytes: options.relayUplinkMbit === undefined ? null : qdiscStats(trio.at.alice.ns, 'eth0').bytes
+      uplinkBytes: options.relayUplinkMbit === undefined ? null : qdiscStats(trio.at.alice.ns, 'eth0').bytes,
+      diagnosis: download.verified ? null : trio.diagnosis()
     }
   } finally {
     trio.close()
