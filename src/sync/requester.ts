@@ -1,6 +1,10 @@
 import { RateControl } from './rate-control.js'
+import { INITIAL_REORDER_WINDOW_MS, LATE_SLICE_MS, giveUpReason, markOvertaken, sampleRtt, widenReorderWindow } from './loss-detection.js'
 import type { Character } from './rate-control.js'
+import type { InFlight, LossTimes, PeerState, PlannedRequest } from './loss-detection.js'
 import type { FileLayout } from '../files/windows.js'
+
+export type { PlannedRequest } from './loss-detection.js'
 
 /** One wanted file as the requester sees it, in priority order. */
 export interface RequestableFile {
@@ -18,63 +22,9 @@ export interface RequestableFile {
   character?: Character
 }
 
-export interface PlannedRequest {
-  peer: string
-  fileKey: string
-  range: number
-  firstSlice: number
-  rangeLength: number
-  /** Slices asked for (the missing ones), also the request's limit. */
-  limit: number
-  requestId: number
-  /** Slices per second the peer is asked to pace its answers at. */
-  paceRate: number
-}
-
-interface InFlight extends PlannedRequest {
-  sentAtMs: number
-  lastActivityMs: number
-  /** The peer began to answer: its reply or one of its slices arrived. */
-  answering: boolean
-  /** Slices still expected: `limit` until the reply says how many are coming. */
-  outstanding: number
-  /** What the reply announced, once it arrived. */
-  expected?: number
-  /** Slices of it that arrived. */
-  arrived: number
-  /** When slices of a later request to the same peer began to arrive; undefined before. */
-  overtakenAtMs?: number
-  /**
-   * Slices of a request to the same peer for the same range, given up on lately: if they come
-   * late they look like this one's own, so this many of its arrivals prove nothing about the
-   * requests before it.
-   */
-  lateBudget: number
-}
-
-/**
- * A peer answers its requests in order, so slices of a later request mean an earlier one's
- * missing slices were lost: once this many arrived, and the peer's reorder window passed
- * (as RACK does for TCP). The window grows each time a slice given up for lost arrives after all.
- */
-export const REORDER_SLICES = 4
-export const INITIAL_REORDER_WINDOW_MS = 5
-export const MAX_REORDER_WINDOW_MS = 250
-/** Slices of a request given up on are still taken when they arrive this soon after. */
-export const LATE_SLICE_MS = 2_000
-
-export interface RequesterOptions {
+export interface RequesterOptions extends LossTimes {
   /** The pace a new peer's path starts from, slices per second (see RateControl). */
   initialRate: number
-  minTimeoutMs: number
-  maxTimeoutMs: number
-  /**
-   * A peer answers a peer's requests in order, paced. So the oldest request it began to answer
-   * that has then been quiet this long (or four datagrams' time at the pace, if longer) is
-   * drained: what it still lacks is lost, found in a round trip instead of a timeout. (The
-   * grace covers datagrams the network reorders a little.)
-   */
-  drainGraceMs: number
   /** How long a peer that answered "I have none of that" is not asked for that range again. */
   lackBackoffMs: number
   /** How often `expire` is called; a longer gap is a local stall. */
@@ -103,20 +53,6 @@ export interface PathReport {
   queueingDelayMs: number
   windowSlices: number
   inFlightSlices: number
-}
-
-interface PeerState {
-  outstanding: number
-  /** Its requests in flight, oldest first: the order it answers them in. */
-  order: InFlight[]
-  reorderWindowMs: number
-  /** When its last slice arrived, for any request. */
-  lastSliceMs: number
-  /** The path's congestion control: the pace to ask for and the window of slices ahead. */
-  control: RateControl
-  /** Smoothed round trip (request → reply) and its variation, TCP style. */
-  srttMs: number
-  rttVarMs: number
 }
 
 /**
@@ -209,7 +145,7 @@ export class Requester {
     const request = this.inflight.get(rangeKey(fileKey, range))
     if (request === undefined || request.peer !== peer || request.requestId !== requestId) return
     const state = this.peer(peer)
-    this.sampleRtt(state, tMs - request.sentAtMs)
+    sampleRtt(state, tMs - request.sentAtMs)
     state.control.onRtt(tMs - request.sentAtMs, tMs)
     request.answering = true
     request.lastActivityMs = tMs
@@ -241,18 +177,9 @@ export class Requester {
       request.outstanding--
       state.outstanding--
     }
-    if (state.order[0] !== request && request.arrived >= REORDER_SLICES + request.lateBudget) this.overtaken(state, request, tMs)
+    markOvertaken(state, request, tMs)
     if (request.outstanding === 0) this.finish(request, 0, tMs)
     return true
-  }
-
-  /** Slices of `request` keep coming: what its peer still owes on earlier requests is lost once the reorder window passes. */
-  private overtaken (state: PeerState, request: InFlight, tMs: number): void {
-    for (const older of state.order) {
-      if (older === request) break
-      // Requests sent together may reach the peer in any order: only earlier ones are overtaken.
-      if (older.sentAtMs < request.sentAtMs) older.overtakenAtMs ??= tMs
-    }
   }
 
   /**
@@ -264,7 +191,7 @@ export class Requester {
     const given = this.givenUp.get(key)
     if (given === undefined || given.peer !== peer || given.untilMs < tMs) return false
     const state = this.peer(peer)
-    state.reorderWindowMs = Math.min(MAX_REORDER_WINDOW_MS, state.reorderWindowMs * 2)
+    widenReorderWindow(state)
     state.control.onDelivered(1, tMs)
     this.lateSlices++
     return true
@@ -284,15 +211,9 @@ export class Requester {
     let expired = 0
     for (const request of [...this.inflight.values()]) {
       const state = this.peer(request.peer)
-      const quietMs = tMs - request.lastActivityMs
-      // A peer answers in order: only its oldest request can have been drained, and only
-      // while the peer sends nothing at all (slices of later ones mean it was overtaken).
-      const drained = request.answering && state.order[0] === request && Math.min(quietMs, tMs - state.lastSliceMs) >= this.drainGraceMs(state)
-      const overtaken = request.overtakenAtMs !== undefined && tMs - request.overtakenAtMs >= state.reorderWindowMs
-      // Never answered, and the peer silent too: while it sends, the request waits its turn or is overtaken.
-      const timedOut = !request.answering && Math.min(quietMs, tMs - state.lastSliceMs) >= this.timeoutMs(state)
-      if (drained || overtaken || timedOut) {
-        this.givenUpBy[drained ? 'drained' : overtaken ? 'overtaken' : 'timedOut']++
+      const reason = giveUpReason(request, state, tMs, this.options)
+      if (reason !== null) {
+        this.givenUpBy[reason]++
         state.outstanding -= request.outstanding
         this.finish(request, request.outstanding, tMs)
         expired++
@@ -405,16 +326,6 @@ export class Requester {
     return state
   }
 
-  private sampleRtt (state: PeerState, rttMs: number): void {
-    if (state.srttMs < 0) {
-      state.srttMs = rttMs
-      state.rttVarMs = rttMs / 2
-    } else {
-      state.rttVarMs = 0.75 * state.rttVarMs + 0.25 * Math.abs(state.srttMs - rttMs)
-      state.srttMs = 0.875 * state.srttMs + 0.125 * rttMs
-    }
-  }
-
   /** Whether the peer said lately that it has none of some part of the file we asked it for. */
   saidLacking (peer: string, fileKey: string, tMs: number): boolean {
     const prefix = `${peer}|${fileKey}:`
@@ -427,16 +338,6 @@ export class Requester {
     const window = state.control.window
     const own = state.control.paceRate
     return paceRate >= own ? window : Math.max(MIN_REQUEST_SLICES, Math.ceil((window * paceRate) / own))
-  }
-
-  /** Four datagrams' time at the pace asked for, and never less than the configured grace. */
-  private drainGraceMs (state: PeerState): number {
-    return Math.max(this.options.drainGraceMs, (4 * 2 * 1000) / state.control.paceRate)
-  }
-
-  private timeoutMs (state: PeerState): number {
-    const base = state.srttMs < 0 ? 1000 : state.srttMs + 4 * state.rttVarMs
-    return Math.min(this.options.maxTimeoutMs, Math.max(this.options.minTimeoutMs, base))
   }
 
   private takeRequestId (): number {

@@ -1,0 +1,129 @@
+import type { RateControl } from './rate-control.js'
+
+/**
+ * When a request's missing slices count as lost. A peer answers one peer's requests in order,
+ * paced, so a request is given up on in one of three ways (as RACK does for TCP, with time
+ * instead of sequence numbers):
+ *
+ * - overtaken: slices of a later request arrived, and the peer's reorder window passed;
+ * - drained: the oldest request began to be answered, then the peer went quiet;
+ * - timed out: never answered while the peer sent nothing at all.
+ *
+ * Pure: the requester keeps the state and calls these with the time.
+ */
+
+/** Slices of a later request that show an earlier one's missing slices were lost (once the reorder window passed). */
+export const REORDER_SLICES = 4
+export const INITIAL_REORDER_WINDOW_MS = 5
+export const MAX_REORDER_WINDOW_MS = 250
+/** Slices of a request given up on are still taken when they arrive this soon after. */
+export const LATE_SLICE_MS = 2_000
+
+export interface PlannedRequest {
+  peer: string
+  fileKey: string
+  range: number
+  firstSlice: number
+  rangeLength: number
+  /** Slices asked for (the missing ones), also the request's limit. */
+  limit: number
+  requestId: number
+  /** Slices per second the peer is asked to pace its answers at. */
+  paceRate: number
+}
+
+export interface InFlight extends PlannedRequest {
+  sentAtMs: number
+  lastActivityMs: number
+  /** The peer began to answer: its reply or one of its slices arrived. */
+  answering: boolean
+  /** Slices still expected: `limit` until the reply says how many are coming. */
+  outstanding: number
+  /** What the reply announced, once it arrived. */
+  expected?: number
+  /** Slices of it that arrived. */
+  arrived: number
+  /** When slices of a later request to the same peer began to arrive; undefined before. */
+  overtakenAtMs?: number
+  /**
+   * Slices of a request to the same peer for the same range, given up on lately: if they come
+   * late they look like this one's own, so this many of its arrivals prove nothing about the
+   * requests before it.
+   */
+  lateBudget: number
+}
+
+export interface PeerState {
+  outstanding: number
+  /** Its requests in flight, oldest first: the order it answers them in. */
+  order: InFlight[]
+  reorderWindowMs: number
+  /** When its last slice arrived, for any request. */
+  lastSliceMs: number
+  /** The path's congestion control: the pace to ask for and the window of slices ahead. */
+  control: RateControl
+  /** Smoothed round trip (request → reply) and its variation, TCP style. */
+  srttMs: number
+  rttVarMs: number
+}
+
+export interface LossTimes {
+  minTimeoutMs: number
+  maxTimeoutMs: number
+  /**
+   * The oldest request a peer began to answer that has then been quiet this long (or four
+   * datagrams' time at the pace, if longer) is drained: what it still lacks is lost, found in
+   * a round trip instead of a timeout. (The grace covers datagrams the network reorders a little.)
+   */
+  drainGraceMs: number
+}
+
+export type GiveUpReason = 'drained' | 'overtaken' | 'timedOut'
+
+/** Whether, and why, `request` is given up on at `tMs`. */
+export function giveUpReason (request: InFlight, state: PeerState, tMs: number, times: LossTimes): GiveUpReason | null {
+  const quietMs = tMs - request.lastActivityMs
+  // Only the peer's oldest request can have been drained, and only while the peer sends
+  // nothing at all (slices of later ones mean it was overtaken).
+  if (request.answering && state.order[0] === request && Math.min(quietMs, tMs - state.lastSliceMs) >= drainGraceMs(state, times)) return 'drained'
+  if (request.overtakenAtMs !== undefined && tMs - request.overtakenAtMs >= state.reorderWindowMs) return 'overtaken'
+  // Never answered, and the peer silent too: while it sends, the request waits its turn or is overtaken.
+  if (!request.answering && Math.min(quietMs, tMs - state.lastSliceMs) >= timeoutMs(state, times)) return 'timedOut'
+  return null
+}
+
+/** Slices of `request` keep coming: what its peer still owes on earlier requests is lost once the reorder window passes. */
+export function markOvertaken (state: PeerState, request: InFlight, tMs: number): void {
+  if (state.order[0] === request || request.arrived < REORDER_SLICES + request.lateBudget) return
+  for (const older of state.order) {
+    if (older === request) break
+    // Requests sent together may reach the peer in any order: only earlier ones are overtaken.
+    if (older.sentAtMs < request.sentAtMs) older.overtakenAtMs ??= tMs
+  }
+}
+
+/** A slice given up for lost arrived after all: the loss was called too soon, so the reorder window grows. */
+export function widenReorderWindow (state: PeerState): void {
+  state.reorderWindowMs = Math.min(MAX_REORDER_WINDOW_MS, state.reorderWindowMs * 2)
+}
+
+/** A request's round trip (sent to reply), smoothed as TCP does. */
+export function sampleRtt (state: PeerState, rttMs: number): void {
+  if (state.srttMs < 0) {
+    state.srttMs = rttMs
+    state.rttVarMs = rttMs / 2
+  } else {
+    state.rttVarMs = 0.75 * state.rttVarMs + 0.25 * Math.abs(state.srttMs - rttMs)
+    state.srttMs = 0.875 * state.srttMs + 0.125 * rttMs
+  }
+}
+
+/** Four datagrams' time at the pace asked for, and never less than the configured grace. */
+function drainGraceMs (state: PeerState, times: LossTimes): number {
+  return Math.max(times.drainGraceMs, (4 * 2 * 1000) / state.control.paceRate)
+}
+
+function timeoutMs (state: PeerState, times: LossTimes): number {
+  const base = state.srttMs < 0 ? 1000 : state.srttMs + 4 * state.rttVarMs
+  return Math.min(times.maxTimeoutMs, Math.max(times.minTimeoutMs, base))
+}
