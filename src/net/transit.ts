@@ -3,14 +3,12 @@ import { AddressBook, sameAddress } from './address-book.js'
 import { CONNECTION_TTL_MS, CONNECT_FRESHNESS_MS, CONNECT_RETRY_MS, DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS, KEEPALIVE_MS, PATH_CHALLENGE_MS, RESPONSIVE_MS, newConnection, preferredOf } from './connection.js'
 import type { Connection, TransitStats } from './connection.js'
 import type { PeerAddress } from './address-book.js'
-import { aeadDecryptInto, aeadEncryptInto, AEAD_KEY_BYTES, keyedHash, openSealed, randomBytes, sealTo } from '../crypto/index.js'
+import { AEAD_KEY_BYTES, randomBytes } from '../crypto/index.js'
 import { bytesEqual, toHex } from '../bytes.js'
+import { openConnect, openData, sealConnect, sealData } from './sealing.js'
 import { EVENT_BYTES } from '../wire/constants.js'
 import { WireError } from '../wire/errors.js'
-import {
-  CONNECT_DATAGRAM_BYTES, ConnectMacOffset, DATA_OVERHEAD_BYTES, DataOffset, DatagramKind, PATH_TOKEN_BYTES,
-  connectProofInput, dataNonce, decodeConnectBody, encodeConnectBody, readDataCounter
-} from '../wire/transit.js'
+import { CONNECT_DATAGRAM_BYTES, DATA_OVERHEAD_BYTES, DataOffset, DatagramKind, PATH_TOKEN_BYTES } from '../wire/transit.js'
 import type { ConnectGuardOptions } from './connect-guard.js'
 import type { KeyPair } from '../crypto/index.js'
 import type { Transport } from './transport.js'
@@ -190,14 +188,7 @@ export class TransitEndpoint implements Transport {
   private connectDatagram (peerPk: Uint8Array, address: PeerAddress): { connection: Connection, datagram: Uint8Array } {
     const now = this.options.now()
     const connection = this.newConnection(randomBytes(16), randomBytes(AEAD_KEY_BYTES), peerPk, address, 0, now, Math.floor(now))
-    const partial = {
-      connectionId: connection.id, createdAtMs: connection.stampMs, ttlMs: CONNECTION_TTL_MS,
-      senderPk: this.options.identity.publicKey, recipientPk: peerPk, networkId: this.options.networkId
-    }
-    const body = encodeConnectBody({ ...partial, transitKey: connection.key, proof: keyedHash(connectProofInput(partial), this.options.networkKey) }, this.options.identity.secretKey)
-    const datagram = new Uint8Array(CONNECT_DATAGRAM_BYTES)
-    datagram[0] = DatagramKind.connect
-    datagram.set(sealTo(body, peerPk), 1)
+    const datagram = sealConnect(this.options, peerPk, connection.id, connection.key, connection.stampMs)
     this.guard.stamp(datagram, peerPk, address)
     return { connection, datagram }
   }
@@ -254,30 +245,17 @@ export class TransitEndpoint implements Transport {
     if (reply !== undefined) this.output(reply, from)
     if (verdict !== 'pass') return
     this.own.connectsOpened++
-    const body = openSealed(bytes.subarray(1, ConnectMacOffset.mac1), this.options.identity.publicKey, this.options.identity.secretKey)
-    if (body === null) { this.own.connectsRejected++; return }
-    let connect
-    try {
-      connect = decodeConnectBody(body)
-    } catch (err) {
-      if (!(err instanceof WireError)) throw err
-      this.own.connectsRejected++
-      return
-    }
     const now = this.options.now()
-    const proof = keyedHash(connectProofInput(connect), this.options.networkKey)
-    if (!bytesEqual(connect.recipientPk, this.options.identity.publicKey) || !bytesEqual(connect.networkId, this.options.networkId) ||
-        !bytesEqual(proof, connect.proof) || bytesEqual(connect.senderPk, this.options.identity.publicKey)) {
+    const opened = openConnect(bytes, this.options, now)
+    if ('refused' in opened) {
       this.own.connectsRejected++
+      if (opened.refused === 'skewed') {
+        this.own.connectsClockSkewed++
+        this.options.onClockSkew?.(toHex(opened.senderPk), opened.skewMs)
+      }
       return
     }
-    const skewMs = connect.createdAtMs - now
-    if (Math.abs(skewMs) > CONNECT_FRESHNESS_MS) {
-      this.own.connectsRejected++
-      this.own.connectsClockSkewed++
-      this.options.onClockSkew?.(toHex(connect.senderPk), skewMs)
-      return
-    }
+    const { connect } = opened
     const idHex = toHex(connect.connectionId)
     if (this.seenConnects.has(idHex) || this.connections.has(idHex)) { this.own.connectsReplayed++; return }
     this.seenConnects.set(idHex, connect.createdAtMs + 2 * CONNECT_FRESHNESS_MS)
@@ -302,15 +280,10 @@ export class TransitEndpoint implements Transport {
   private open (bytes: Uint8Array, payloadOk: (length: number) => boolean): { connection: Connection, plain: Uint8Array } | null {
     const connection = this.connectionOf(bytes.subarray(DataOffset.connectionId, DataOffset.nonce))
     if (connection === undefined) { this.own.unknownConnection++; return null }
-    const nonce = bytes.subarray(DataOffset.nonce, DataOffset.ciphertext)
-    const counter = readDataCounter(nonce)
-    const length = bytes.length - DATA_OVERHEAD_BYTES
-    if (counter < 0 || nonce[0] === connection.direction || !payloadOk(length)) { this.own.malformed++; return null }
-    // A plain Uint8Array view even when the socket gave a Buffer: `slice()` downstream must copy.
-    const plain = new Uint8Array(bytes.buffer, bytes.byteOffset + DataOffset.ciphertext, length)
-    const ok = aeadDecryptInto(plain, plain, bytes.subarray(DataOffset.ciphertext + length), nonce, connection.key, bytes.subarray(0, DataOffset.ciphertext))
-    if (!ok) { this.own.undecryptable++; return null }
-    if (!connection.replay.accept(counter)) { this.own.replayedDatagrams++; return null }
+    const plain = openData(bytes, connection, payloadOk)
+    if (plain === 'malformed') { this.own.malformed++; return null }
+    if (plain === 'undecryptable') { this.own.undecryptable++; return null }
+    if (plain === 'replayed') { this.own.replayedDatagrams++; return null }
     connection.lastHeardMs = this.options.now()
     return { connection, plain }
   }
@@ -443,14 +416,7 @@ export class TransitEndpoint implements Transport {
 
   /** Seals `payload` on the connection (events, or a path token) and sends it, by default to its address. */
   private sendData (connection: Connection, payload: Uint8Array, kind: number = DatagramKind.data, to: PeerAddress = connection.address): void {
-    // From Node's buffer pool: no allocation of its own per datagram. Every byte is written below.
-    const datagram = Buffer.allocUnsafe(DATA_OVERHEAD_BYTES + payload.length)
-    datagram[DataOffset.kind] = kind
-    datagram.set(connection.id, DataOffset.connectionId)
-    dataNonce(connection.direction, connection.sendCounter++, datagram.subarray(DataOffset.nonce, DataOffset.ciphertext))
-    aeadEncryptInto(datagram.subarray(DataOffset.ciphertext, DataOffset.ciphertext + payload.length),
-      datagram.subarray(DataOffset.ciphertext + payload.length), payload,
-      datagram.subarray(DataOffset.nonce, DataOffset.ciphertext), connection.key, datagram.subarray(0, DataOffset.ciphertext))
+    const datagram = sealData(connection, payload, kind)
     connection.lastSentMs = this.options.now()
     this.output(datagram, to)
   }
