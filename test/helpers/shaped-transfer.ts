@@ -38,8 +38,17 @@ export interface ShapedTransferResult {
   busyRttMs: number | null
   /** The TCP flow's rate in the seconds the transfer ran, Mbit/s (median). */
   tcpBesideMbit: number | null
+  /**
+   * What bob's congestion control made of the path while the file came (medians of samples
+   * every two seconds): the bottleneck rate it measured, as a share of the link (frames
+   * included), its minimum round trip, and the queueing delay it saw.
+   */
+  seen: { bottleneckOfLink: number, minRttMs: number, queueingDelayMs: number } | null
   complete: boolean
 }
+
+/** Bytes on the wire per slice: a 1,123-byte frame carries two. */
+const FRAME_BYTES_PER_SLICE = 1123 / 2
 
 /**
  * alice (behind the bottleneck's sending side) shares a file; bob fetches it at `priority`;
@@ -68,6 +77,13 @@ export async function shapedTransfer (spec: LinkSpec, options: ShapedTransferOpt
     // qf get in bob's namespace prints a JSON line of progress as it goes.
     const get = lab.spawn(lab.nsB, [process.execPath, QF_MAIN, 'get', fileId, '--dir', bob.dir, '--priority', String(options.priority), '--json', '--out', path.join(root, 'got.bin')], { stdout: 'pipe' })
     const busy = options.ping === true ? pingTimes(lab, 3) : null
+    const seen: Array<{ bottleneckSlicesPerS: number, minRttMs: number | null, queueingDelayMs: number }> = []
+    const watch = setInterval(() => {
+      lab.qfAsync(lab.nsB, 'status', '--dir', bob.dir, '--json').then(out => {
+        const path = (JSON.parse(out) as { peers: Array<{ path: typeof seen[0] | null }> }).peers[0]?.path
+        if (path !== null && path !== undefined && finishedAt === 0) seen.push(path)
+      }, () => {})
+    }, 2_000)
     let finishedAt = 0
     let lastState = ''
     let pending = ''
@@ -88,6 +104,7 @@ export async function shapedTransfer (spec: LinkSpec, options: ShapedTransferOpt
       new Promise<void>(resolve => { giveUp = setTimeout(resolve, 600_000) })
     ])
     clearTimeout(giveUp)
+    clearInterval(watch)
     const startSecond = tcp !== null ? 2 : 0
     const seconds = ((finishedAt || Date.now()) - started) / 1000
     const after = lab.stats()
@@ -109,6 +126,13 @@ export async function shapedTransfer (spec: LinkSpec, options: ShapedTransferOpt
       idleRttMs: idle.length > 0 ? median(idle) : null,
       busyRttMs: busyTimes.length > 0 ? median(busyTimes) : null,
       tcpBesideMbit: duringTransfer.length > 0 ? median(duringTransfer) * 8 / 1e6 : null,
+      seen: seen.length === 0
+        ? null
+        : {
+            bottleneckOfLink: median(seen.map(p => p.bottleneckSlicesPerS)) * FRAME_BYTES_PER_SLICE * 8 / (spec.rateMbit * 1e6),
+            minRttMs: median(seen.map(p => p.minRttMs ?? 0)),
+            queueingDelayMs: median(seen.map(p => p.queueingDelayMs))
+          },
       complete: finishedAt > 0
     }
   } finally {
