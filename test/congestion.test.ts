@@ -217,3 +217,24 @@ test('requester: slices of a later request show an earlier one lost once the reo
   assert.ok(requester.peerStats('p')!.reorderWindowMs > windowBefore)
   assert.equal(requester.onSlice('q', 'f', early.range, 31), false, 'from a peer not asked it is still refused')
 })
+
+test('requester: while slices of a request given up keep coming, the next one is not called drained', () => {
+  const requester = new Requester({ initialRate: 20_000, expectedTickMs: 10 })
+  const f = file('f', 20_000)
+  const [first, next] = requester.plan([f], ['p'], 0)
+  assert.ok(first !== undefined && next !== undefined)
+  requester.onReply('p', 'f', first.range, first.requestId, first.limit, 1)
+  requester.onSlice('p', 'f', first.range, 2)
+  // The first goes quiet and is drained; the next was answered but its slices wait behind it.
+  let t = 2
+  while (requester.givenUpBy.drained === 0 && t < 200) requester.expire(t += 10)
+  assert.equal(requester.givenUpBy.drained, 1)
+  requester.onReply('p', 'f', next.range, next.requestId, next.limit, t)
+  // The first's slices come after all, one every 10 ms, for 150 ms: the peer is busy sending.
+  for (let i = 0; i < 15; i++) {
+    t += 10
+    assert.equal(requester.onSlice('p', 'f', first.range, t), true, 'a late slice is taken')
+    requester.expire(t)
+  }
+  assert.equal(requester.givenUpBy.drained, 1, 'the next request was drained while the peer was still sending')
+})

@@ -192,6 +192,10 @@ export class Requester {
     if (given === undefined || given.peer !== peer || given.untilMs < tMs) return false
     const state = this.peer(peer)
     widenReorderWindow(state)
+    // The peer is sending: what it still owes on the requests after is not drained meanwhile.
+    // (Else slices it queued twice keep it busy, each quiet spell between them asks for more
+    // again, and its queue fills with slices this node already has.)
+    state.lastSliceMs = tMs
     state.control.onDelivered(1, tMs)
     this.lateSlices++
     return true
