@@ -272,7 +272,6 @@ function downloadLines (downloads: Progress[]): string[] {
   return lines.length === 0 ? ['  none'] : lines
 }
 
-/** Beside a peer in qf status: windows it supplied that failed their hash. */
 /** Whether this node relays for others, within what, and how much it did. */
 function relayLine (relay: RelayReport): string {
   if (!relay.enabled) return 'relay: off (--no-relay)'
@@ -292,6 +291,7 @@ function routeText (p: Pick<PeerReport, 'route' | 'via' | 'since_ms' | 'relay_re
   return `unreachable${since}${said.length === 0 ? '' : ` (${said.join('; ')})`}`
 }
 
+/** Beside a peer in qf status: windows it supplied that failed their hash. */
 function badWindowsNote (p: { bad_windows: number, trusted: boolean }): string {
   if (p.bad_windows === 0) return ''
   return `  ! supplied ${p.bad_windows} bad window${p.bad_windows === 1 ? '' : 's'}${p.trusted ? '' : '; not asked for anything (qf peer trust KEY to change that)'}`

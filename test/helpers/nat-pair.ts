@@ -5,7 +5,7 @@ import crypto from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { QF_MAIN, sleep } from '../../src/cli/processes.js'
 import { Natlab } from './natlab.js'
-import { labStatus, qdiscStats, startLabDaemon } from './netlab.js'
+import { labStatus, qdiscStats, startLabDaemon, untilListed } from './netlab.js'
 import type { Middlebox, NatMember } from './natlab.js'
 import type { LabDaemon } from './netlab.js'
 import type { ChildProcess } from 'node:child_process'
@@ -111,11 +111,7 @@ export class NatTrio {
   async download (file: { fileId: string, source: string }, timeoutMs: number): Promise<Download> {
     const out = path.join(this.root, 'got.bin')
     // The file reaches bob through whoever he is connected to (alice at least); `qf get` wants a file he knows.
-    for (let i = 0; i < 150; i++) {
-      const files = JSON.parse(await this.lab.procs.qfAsync(this.bob.ns, 'files', '--dir', this.bob.dir, '--json')) as Array<{ fileId: string }>
-      if (files.some(f => f.fileId === file.fileId)) break
-      await sleep(100)
-    }
+    await untilListed(this.lab.procs, this.bob, file.fileId, 15_000)
     const started = Date.now()
     const get = this.lab.procs.spawn(this.bob.ns, [process.execPath, QF_MAIN, 'get', file.fileId, '--dir', this.bob.dir, '--json', '--out', out], { stdout: 'pipe' })
     let lastState = ''

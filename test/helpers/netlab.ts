@@ -202,6 +202,19 @@ export function labStatus (lab: LabProcesses, daemon: LabDaemon): any {
   return JSON.parse(lab.qf(daemon.ns, 'status', '--dir', daemon.dir, '--json'))
 }
 
+/**
+ * Waits until `daemon` lists the file (it came by sync from a peer), polling `qf files` without
+ * blocking the event loop; gives up quietly after about `timeoutMs` (what follows then fails
+ * with its own message).
+ */
+export async function untilListed (lab: LabProcesses, daemon: LabDaemon, fileId: string, timeoutMs: number): Promise<void> {
+  for (let i = 0; i < timeoutMs / 100; i++) {
+    const files = JSON.parse(await lab.qfAsync(daemon.ns, 'files', '--dir', daemon.dir, '--json')) as Array<{ fileId: string }>
+    if (files.some(f => f.fileId === fileId)) return
+    await sleep(100)
+  }
+}
+
 const TCP_FLOW = path.join(path.dirname(fileURLToPath(import.meta.url)), 'tcp-flow.js')
 
 /**

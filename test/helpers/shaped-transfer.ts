@@ -1,12 +1,14 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { QF_MAIN, sleep } from '../../src/cli/processes.js'
-import { Netlab, labStatus, median, pingTimes, startLabPair, tcpFlow } from './netlab.js'
+import { Netlab, labStatus, median, pingTimes, startLabPair, tcpFlow, untilListed } from './netlab.js'
 import { makeFile } from './sim.js'
 import type { LinkSpec } from './netlab.js'
 
-/** File bytes per frame on the wire: two 450-byte slices in a 1,123-byte Ethernet frame. */
-export const QF_FRAMING_CEILING = 900 / 1123
+/** A full qf datagram on the wire: two 512-byte events, 57 bytes of transit, IP, UDP and Ethernet headers. */
+const FRAME_BYTES = 1123
+/** File bytes per frame on the wire: two 450-byte slices in one frame. */
+export const QF_FRAMING_CEILING = 900 / FRAME_BYTES
 
 export interface ShapedTransferOptions {
   sizeBytes: number
@@ -47,8 +49,8 @@ export interface ShapedTransferResult {
   complete: boolean
 }
 
-/** Bytes on the wire per slice: a 1,123-byte frame carries two. */
-const FRAME_BYTES_PER_SLICE = 1123 / 2
+/** Bytes on the wire per slice: a frame carries two. */
+const FRAME_BYTES_PER_SLICE = FRAME_BYTES / 2
 
 /**
  * alice (behind the bottleneck's sending side) shares a file; bob fetches it at `priority`;
@@ -63,11 +65,7 @@ export async function shapedTransfer (spec: LinkSpec, options: ShapedTransferOpt
     const { alice, bob } = pair
     const source = makeFile(root, 'shaped.bin', options.sizeBytes, 5)
     const fileId = lab.qf(lab.nsA, 'share', source, '--dir', alice.dir)
-    for (let i = 0; i < 100; i++) {
-      const files = JSON.parse(lab.qf(lab.nsB, 'files', '--dir', bob.dir, '--json')) as Array<{ fileId: string }>
-      if (files.some(f => f.fileId === fileId)) break
-      await sleep(100)
-    }
+    await untilListed(lab, bob, fileId, 10_000)
     const idle = options.ping === true ? await pingTimes(lab, 1) : []
     const tcp = options.tcpSeconds !== undefined ? tcpFlow(lab, options.tcpSeconds) : null
     if (tcp !== null) await sleep(2_000)
