@@ -118,9 +118,13 @@ export function sampleRtt (state: PeerState, rttMs: number): void {
   }
 }
 
-/** Four datagrams' time at the pace asked for, and never less than the configured grace. */
+/**
+ * Four datagrams' time at the pace asked for, never less than the configured grace, and never
+ * less than the reorder window: slices called lost that came late show the peer's slices can
+ * pause that long behind other traffic in a queue (a TCP flow's burst) and still come.
+ */
 function drainGraceMs (state: PeerState, times: LossTimes): number {
-  return Math.max(times.drainGraceMs, (4 * 2 * 1000) / state.control.paceRate)
+  return Math.max(times.drainGraceMs, (4 * 2 * 1000) / state.control.paceRate, state.reorderWindowMs)
 }
 
 function timeoutMs (state: PeerState, times: LossTimes): number {

@@ -8,8 +8,10 @@
  * Two characters, chosen by the download's priority:
  * - `focused` measures the bottleneck rate and the minimum round trip as BBR does: pace at the
  *   highest delivery rate seen lately, probe a quarter above it one round in eight and drain a
- *   quarter below the next, so the queue stays near empty yet a fair share is held against TCP.
- *   It starts by doubling each round until the delivery rate stops growing.
+ *   quarter below the next, so the queue stays near empty. It starts by doubling each round
+ *   until the delivery rate stops growing. A loss while the queue is near full (another flow
+ *   fills it) caps the pace at 0.7 of what was delivered, and the cap grows back as TCP's
+ *   window does, so a TCP flow beside it keeps its share.
  * - `background` keeps the queueing delay it adds near a target, as LEDBAT does: it takes an
  *   idle link, and backs off to a trickle when other traffic fills the queue.
  */
@@ -28,6 +30,12 @@ export const MIN_STARTUP_ROUND_MS = 10
 export const MAX_ROUND_MS = 250
 /** The bottleneck rate is the highest delivery rate of this many rounds. */
 export const BANDWIDTH_ROUNDS = 10
+/**
+ * After startup a delivery rate is measured over this many rounds, not one: the receiver reads
+ * its socket in batches, so one short round's count swings by a batch, and the highest of ten
+ * such rounds sat well above the link itself.
+ */
+export const SAMPLE_ROUNDS = 3
 /**
  * The minimum round trip is kept this long before a higher one may replace it: long, so that
  * a queue another flow keeps full is not mistaken for the path's own delay.
@@ -59,9 +67,34 @@ const BACKGROUND_MIN_TARGET_MS = 2
 const BACKGROUND_GAIN = 0.1
 /** The largest queueing delay seen fades by this factor a round. */
 const MAX_QUEUE_FADE = 0.995
-/** Slices that may always be asked for ahead, and the time's worth of the pace beyond the round trip. */
+/**
+ * A focused download's loss cap: on a loss while the queue is near full (at least this part
+ * of the deepest queue seen lately, which fades slowly: a path's buffer seldom changes), the
+ * pace is capped at LOSS_CAP_CUT of the delivery rate, at most once a loss episode.
+ */
+const FULL_QUEUE_FRACTION = 0.5
+const QUEUE_DEPTH_FADE = 0.999
+export const LOSS_CAP_CUT = 0.7
+/**
+ * The cap then grows as TCP's window would (one slice per round trip, each round trip), and
+ * never slower than this part of the cut level a second, so that one loss on a long path does
+ * not cost it for half a minute.
+ */
+const LOSS_CAP_MIN_REGROWTH = 0.1
+/** While no queue shows, the cap grows this much a round: the path has room. */
+const LOSS_CAP_FREE_REGROWTH = 1.1
+/** Below this part of the minimum round trip (and NO_QUEUE_MS), a queue is noise in the round trips. */
+const NO_QUEUE_RTT_FRACTION = 0.1
+/** Slices that may always be asked for ahead. */
 export const MIN_WINDOW = 64
-const WINDOW_HEADROOM_MS = 60
+/**
+ * The time's worth of the pace asked for beyond two round trips. Short once cruising: what the
+ * window allows beyond the path's own round trip sits in the bottleneck's queue, and a deep
+ * queue held that full leaves a TCP flow beside it only what is left. Longer while starting,
+ * when the round trip and the rate are still being found.
+ */
+const WINDOW_HEADROOM_MS = 20
+const STARTUP_WINDOW_HEADROOM_MS = 60
 
 type Phase = 'startup' | 'drain' | 'cruise'
 
@@ -76,6 +109,8 @@ export class RateControl {
   private roundMinRttMs = Infinity
   /** Delivered and lost slices of recent rounds, newest last. */
   private readonly recent: Array<{ delivered: number, lost: number }> = []
+  /** Slices delivered and time taken by the last SAMPLE_ROUNDS rounds, newest last. */
+  private readonly spans: Array<{ delivered: number, ms: number }> = []
   private cycle = 0
   private plateauRounds = 0
   private drainRounds = 0
@@ -88,6 +123,15 @@ export class RateControl {
   private queueingDelayMs = 0
   /** The largest queueing delay seen lately, fading (the size of the path's queue, for a background target). */
   private maxQueueingDelayMs = 0
+  /** The same, fading slowly: how deep the path's queue gets when full. */
+  private queueDepthMs = 0
+  /** Smoothed round trip, ms, as TCP's. */
+  private srttMs = -1
+  /** The pace a focused download may not pass since a loss showed a full queue; Infinity when none. */
+  private lossCap = Infinity
+  private capBeforeCut = Infinity
+  private cutLevel = 0
+  private cutAtMs = -Infinity
 
   constructor (public character: Character = 'focused', private readonly initialRate = INITIAL_RATE) {
     this.rate = initialRate
@@ -112,7 +156,18 @@ export class RateControl {
       this.minRttAtMs = tMs
     }
     if (rttMs < this.roundMinRttMs) this.roundMinRttMs = rttMs
+    this.srttMs = this.srttMs < 0 ? rttMs : this.srttMs + (rttMs - this.srttMs) / 8
     this.advance(tMs)
+  }
+
+  /**
+   * A slice reported lost came after all: if the loss cap was cut for it lately, the cut
+   * answered no congestion (a pause behind another flow's burst), so it is taken back.
+   */
+  onSpuriousLoss (tMs: number): void {
+    if (tMs - this.cutAtMs > 4 * Math.max(this.srttMs, MAX_ROUND_MS)) return
+    this.lossCap = Math.max(this.lossCap, this.capBeforeCut)
+    this.cutAtMs = -Infinity
   }
 
   /** The rate to ask the sender to pace at, slices per second. */
@@ -123,7 +178,8 @@ export class RateControl {
   /** Slices that may be asked for and not yet arrived: the rate over a round trip and some headroom. */
   get window (): number {
     const rtt = Number.isFinite(this.minRttMs) ? this.minRttMs : 100
-    return Math.max(MIN_WINDOW, Math.ceil((this.rate * (2 * rtt + WINDOW_HEADROOM_MS)) / 1000))
+    const headroom = this.phase === 'startup' ? STARTUP_WINDOW_HEADROOM_MS : WINDOW_HEADROOM_MS
+    return Math.max(MIN_WINDOW, Math.ceil((this.rate * (2 * rtt + headroom)) / 1000))
   }
 
   /** The bottleneck rate estimate (slices per second), 0 before the first round. */
@@ -163,7 +219,9 @@ export class RateControl {
     this.roundMinRttMs = Infinity
     // A round in which nothing was asked for says nothing about the path.
     if (delivered + lost === 0) return
-    this.samples.push(deliveryRate)
+    this.spans.push({ delivered, ms: elapsed })
+    if (this.spans.length > SAMPLE_ROUNDS) this.spans.shift()
+    this.samples.push(this.phase === 'startup' ? deliveryRate : spanRate(this.spans))
     if (this.samples.length > BANDWIDTH_ROUNDS) this.samples.shift()
     this.recent.push({ delivered, lost })
     if (this.recent.length > LOSS_ROUNDS) this.recent.shift()
@@ -171,8 +229,10 @@ export class RateControl {
     const lossy = recentLost / (recentLost + this.recent.reduce((n, r) => n + r.delivered, 0)) > LOSS_THRESHOLD
     // Losses answered once: the next rounds judge what happens after the response.
     if (lossy) this.recent.length = 0
+    this.maxQueueingDelayMs = Math.max(this.maxQueueingDelayMs * MAX_QUEUE_FADE, this.queueingDelayMs)
+    this.queueDepthMs = Math.max(this.queueDepthMs * QUEUE_DEPTH_FADE, this.queueingDelayMs)
     if (this.character === 'background') this.steerBackground(lossy, lost > 0)
-    else this.steerFocused(lossy)
+    else this.steerFocused(lossy, lost > 0, elapsed, tMs)
     this.rate = Math.min(MAX_RATE, Math.max(MIN_RATE, this.rate))
   }
 
@@ -181,7 +241,7 @@ export class RateControl {
    * one are noise (a radio link, a lossy hop), and backing off for them would starve the
    * transfer for nothing.
    */
-  private steerFocused (lossy: boolean): void {
+  private steerFocused (lossy: boolean, anyLoss: boolean, elapsedMs: number, tMs: number): void {
     const bandwidth = this.bottleneckRate
     const queued = this.queueingDelayMs >= NO_QUEUE_MS
     const congested = lossy && queued
@@ -211,7 +271,30 @@ export class RateControl {
     // No queue and no loss lately: the path has room, so probe every round.
     else if (!queued && this.steadyRounds === 0) gain = Math.max(gain, CYCLE_GAINS[0]!)
     if (this.steadyRounds > 0) this.steadyRounds--
-    this.rate = bandwidth * gain
+    this.capByLoss(anyLoss, elapsedMs, tMs)
+    this.rate = Math.min(bandwidth * gain, this.lossCap)
+  }
+
+  /**
+   * Losses from a queue near full mean another flow fills it (this one's own window keeps its
+   * queue short): capped as TCP would be, the pace leaves that flow its share. One cut per
+   * episode: losses found within two round trips and a loss judgement of the cut belong to it.
+   */
+  private capByLoss (anyLoss: boolean, elapsedMs: number, tMs: number): void {
+    const srtt = Math.max(1, this.srttMs)
+    const full = this.queueingDelayMs >= Math.max(NO_QUEUE_MS, FULL_QUEUE_FRACTION * this.queueDepthMs)
+    if (anyLoss && full && tMs - this.cutAtMs >= 2 * srtt + LOSS_ROUNDS * this.roundMs) {
+      this.capBeforeCut = this.lossCap
+      this.lossCap = Math.min(this.lossCap, spanRate(this.spans)) * LOSS_CAP_CUT
+      this.cutLevel = this.lossCap
+      this.cutAtMs = tMs
+      return
+    }
+    if (!Number.isFinite(this.lossCap)) return
+    const noQueue = this.queueingDelayMs < Math.max(NO_QUEUE_MS, NO_QUEUE_RTT_FRACTION * this.minRttMs)
+    if (noQueue) this.lossCap *= LOSS_CAP_FREE_REGROWTH
+    else this.lossCap += Math.max((elapsedMs * 1000) / (srtt * srtt), (LOSS_CAP_MIN_REGROWTH * this.cutLevel * elapsedMs) / 1000)
+    if (this.lossCap > 2 * this.bottleneckRate) this.lossCap = Infinity
   }
 
   /**
@@ -221,7 +304,6 @@ export class RateControl {
    * noise, unless there are many.
    */
   private steerBackground (lossy: boolean, anyLoss: boolean): void {
-    this.maxQueueingDelayMs = Math.max(this.maxQueueingDelayMs * MAX_QUEUE_FADE, this.queueingDelayMs)
     const target = Math.max(BACKGROUND_MIN_TARGET_MS, Math.min(BACKGROUND_TARGET_DELAY_MS, this.maxQueueingDelayMs / 2))
     if (lossy || (anyLoss && this.queueingDelayMs >= target / 2)) {
       this.rate *= 0.5
@@ -233,4 +315,12 @@ export class RateControl {
     const ceiling = Math.max(INITIAL_RATE, this.bottleneckRate * 1.5)
     this.rate = Math.min(ceiling, this.rate * (1 + step))
   }
+}
+
+/** Slices per second delivered over `spans`. */
+function spanRate (spans: Array<{ delivered: number, ms: number }>): number {
+  let delivered = 0
+  let ms = 0
+  for (const span of spans) { delivered += span.delivered; ms += span.ms }
+  return (delivered * 1000) / ms
 }

@@ -184,7 +184,8 @@ export class Requester {
 
   /**
    * A slice of a request given up on lately: it was asked for, so it is taken; and the loss
-   * was called too soon, so the peer's reorder window grows.
+   * was called too soon, so the peer's reorder window grows and the congestion control takes
+   * back what it did for that loss.
    */
   private onLateSlice (peer: string, fileKey: string, range: number, tMs: number): boolean {
     const key = rangeKey(fileKey, range)
@@ -192,6 +193,7 @@ export class Requester {
     if (given === undefined || given.peer !== peer || given.untilMs < tMs) return false
     const state = this.peer(peer)
     widenReorderWindow(state)
+    state.control.onSpuriousLoss(tMs)
     // The peer is sending: what it still owes on the requests after is not drained meanwhile.
     // (Else slices it queued twice keep it busy, each quiet spell between them asks for more
     // again, and its queue fills with slices this node already has.)
