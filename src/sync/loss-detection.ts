@@ -60,11 +60,8 @@ export interface PeerState {
   reorderWindowMs: number
   /** When its last slice arrived, for any request. */
   lastSliceMs: number
-  /** The path's congestion control: the pace to ask for and the window of slices ahead. */
+  /** The path's congestion control: the pace to ask for, the window of slices ahead, and the round trip. */
   control: RateControl
-  /** Smoothed round trip (request → reply) and its variation, TCP style. */
-  srttMs: number
-  rttVarMs: number
 }
 
 export interface LossTimes {
@@ -107,17 +104,6 @@ export function widenReorderWindow (state: PeerState): void {
   state.reorderWindowMs = Math.min(MAX_REORDER_WINDOW_MS, state.reorderWindowMs * 2)
 }
 
-/** A request's round trip (sent to reply), smoothed as TCP does. */
-export function sampleRtt (state: PeerState, rttMs: number): void {
-  if (state.srttMs < 0) {
-    state.srttMs = rttMs
-    state.rttVarMs = rttMs / 2
-  } else {
-    state.rttVarMs = 0.75 * state.rttVarMs + 0.25 * Math.abs(state.srttMs - rttMs)
-    state.srttMs = 0.875 * state.srttMs + 0.125 * rttMs
-  }
-}
-
 /**
  * Four datagrams' time at the pace asked for, never less than the configured grace, and never
  * less than the reorder window: slices called lost that came late show the peer's slices can
@@ -128,6 +114,7 @@ function drainGraceMs (state: PeerState, times: LossTimes): number {
 }
 
 function timeoutMs (state: PeerState, times: LossTimes): number {
-  const base = state.srttMs < 0 ? 1000 : state.srttMs + 4 * state.rttVarMs
+  const srtt = state.control.smoothedRtt
+  const base = srtt === null ? 1000 : srtt + 4 * state.control.rttVariation
   return Math.min(times.maxTimeoutMs, Math.max(times.minTimeoutMs, base))
 }

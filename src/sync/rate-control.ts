@@ -125,8 +125,9 @@ export class RateControl {
   private maxQueueingDelayMs = 0
   /** The same, fading slowly: how deep the path's queue gets when full. */
   private queueDepthMs = 0
-  /** Smoothed round trip, ms, as TCP's. */
+  /** Smoothed round trip and its variation, ms, as TCP's. */
   private srttMs = -1
+  private rttVarMs = 0
   /** The pace a focused download may not pass since a loss showed a full queue; Infinity when none. */
   private lossCap = Infinity
   private capBeforeCut = Infinity
@@ -156,7 +157,13 @@ export class RateControl {
       this.minRttAtMs = tMs
     }
     if (rttMs < this.roundMinRttMs) this.roundMinRttMs = rttMs
-    this.srttMs = this.srttMs < 0 ? rttMs : this.srttMs + (rttMs - this.srttMs) / 8
+    if (this.srttMs < 0) {
+      this.srttMs = rttMs
+      this.rttVarMs = rttMs / 2
+    } else {
+      this.rttVarMs = 0.75 * this.rttVarMs + 0.25 * Math.abs(this.srttMs - rttMs)
+      this.srttMs = 0.875 * this.srttMs + 0.125 * rttMs
+    }
     this.advance(tMs)
   }
 
@@ -185,6 +192,15 @@ export class RateControl {
   /** The bottleneck rate estimate (slices per second), 0 before the first round. */
   get bottleneckRate (): number {
     return this.samples.length === 0 ? 0 : Math.max(...this.samples)
+  }
+
+  /** The round trip smoothed as TCP does, and its variation (for timeouts); null before the first. */
+  get smoothedRtt (): number | null {
+    return this.srttMs < 0 ? null : this.srttMs
+  }
+
+  get rttVariation (): number {
+    return this.rttVarMs
   }
 
   get minRtt (): number | null {

@@ -1,5 +1,5 @@
 import { RateControl } from './rate-control.js'
-import { INITIAL_REORDER_WINDOW_MS, LATE_SLICE_MS, giveUpReason, markOvertaken, sampleRtt, widenReorderWindow } from './loss-detection.js'
+import { INITIAL_REORDER_WINDOW_MS, LATE_SLICE_MS, giveUpReason, markOvertaken, widenReorderWindow } from './loss-detection.js'
 import type { Character } from './rate-control.js'
 import type { InFlight, LossTimes, PeerState, PlannedRequest } from './loss-detection.js'
 import type { FileLayout } from '../files/windows.js'
@@ -145,7 +145,6 @@ export class Requester {
     const request = this.inflight.get(rangeKey(fileKey, range))
     if (request === undefined || request.peer !== peer || request.requestId !== requestId) return
     const state = this.peer(peer)
-    sampleRtt(state, tMs - request.sentAtMs)
     state.control.onRtt(tMs - request.sentAtMs, tMs)
     request.answering = true
     request.lastActivityMs = tMs
@@ -326,7 +325,7 @@ export class Requester {
   private peer (id: string): PeerState {
     let state = this.peers.get(id)
     if (state === undefined) {
-      state = { outstanding: 0, order: [], reorderWindowMs: INITIAL_REORDER_WINDOW_MS, lastSliceMs: -Infinity, control: new RateControl('focused', this.options.initialRate), srttMs: -1, rttVarMs: 0 }
+      state = { outstanding: 0, order: [], reorderWindowMs: INITIAL_REORDER_WINDOW_MS, lastSliceMs: -Infinity, control: new RateControl('focused', this.options.initialRate) }
       this.peers.set(id, state)
     }
     return state
