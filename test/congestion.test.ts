@@ -263,17 +263,23 @@ test('requester: slices of a later request show an earlier one lost once the reo
   assert.equal(requester.onSlice('q', 'f', early.range, 31), false, 'from a peer not asked it is still refused')
 })
 
-test('requester: while slices of a request given up keep coming, the next one is not called drained', () => {
+/** Two requests to one peer; the first is answered, then goes quiet and is drained. */
+function drainFirstOfTwo () {
   const requester = new Requester({ initialRate: 20_000, expectedTickMs: 10 })
-  const f = file('f', 20_000)
-  const [first, next] = requester.plan([f], ['p'], 0)
+  const [first, next] = requester.plan([file('f', 20_000)], ['p'], 0)
   assert.ok(first !== undefined && next !== undefined)
   requester.onReply('p', 'f', first.range, first.requestId, first.limit, 1)
   requester.onSlice('p', 'f', first.range, 2)
-  // The first goes quiet and is drained; the next was answered but its slices wait behind it.
   let t = 2
   while (requester.givenUpBy.drained === 0 && t < 200) requester.expire(t += 10)
   assert.equal(requester.givenUpBy.drained, 1)
+  return { requester, first, next, drainedAtMs: t }
+}
+
+test('requester: while slices of a request given up keep coming, the next one is not called drained', () => {
+  // The first is drained; the next was answered but its slices wait behind it.
+  const { requester, first, next, drainedAtMs } = drainFirstOfTwo()
+  let t = drainedAtMs
   requester.onReply('p', 'f', next.range, next.requestId, next.limit, t)
   // The first's slices come after all, one every 10 ms, for 150 ms: the peer is busy sending.
   for (let i = 0; i < 15; i++) {
@@ -285,15 +291,8 @@ test('requester: while slices of a request given up keep coming, the next one is
 })
 
 test('requester: once slices called lost came late, a pause that long behind other traffic does not drain the next request', () => {
-  const requester = new Requester({ initialRate: 20_000, expectedTickMs: 10 })
-  const f = file('f', 20_000)
-  const [first, next] = requester.plan([f], ['p'], 0)
-  assert.ok(first !== undefined && next !== undefined)
-  requester.onReply('p', 'f', first.range, first.requestId, first.limit, 1)
-  requester.onSlice('p', 'f', first.range, 2)
-  let t = 2
-  while (requester.givenUpBy.drained === 0 && t < 200) requester.expire(t += 10)
-  assert.equal(requester.givenUpBy.drained, 1)
+  const { requester, first, next, drainedAtMs } = drainFirstOfTwo()
+  let t = drainedAtMs
   // Its slices come after all, after pauses of 150 ms: a queue shared with a burstier flow.
   for (let i = 0; i < 5; i++) {
     for (let pause = 0; pause < 150; pause += 10) requester.expire(t += 10)
