@@ -149,7 +149,8 @@ test('pause, resume and cancel through the CLI against running daemons', async (
     assert.equal(cancelled.bytesReceived, 0)
     const result = await get2.exited
     assert.notEqual(result.code, 0)
-    assert.match(result.stderr, /cancelled/)
+    // The same words as when it was cancelled while qf get waited for the daemon.
+    assert.match(result.stderr, /second\.bin: the download was cancelled/)
     assert.equal(fs.existsSync(path.join(net.root, 'second.out')), false)
     assert.deepEqual(partialsOf(path.join(net.root, 'second.out')), [], 'the partial save is removed')
     assert.equal(fs.existsSync(path.join(bob.dir, 'slices', `${second}.slc`)), false, 'partial slices deleted')

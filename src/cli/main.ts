@@ -371,6 +371,8 @@ command('get <file_id>', 'download a file with a live progress bar and save it o
       }
     }
     const done = final
+    // Cancelled while this command followed it, or while it waited for the daemon: one message.
+    if (done.state === 'cancelled') throw new CliError(`${done.name}: the download was cancelled`)
     if (done.state !== 'complete') throw new CliError(`${done.name}: download ${done.state}${done.reason === null ? '' : `: ${done.reason}`}`)
     const saved = done.saves.find(save => save.path === out)
     if (saved?.state !== 'saved') throw new CliError(saved?.error ?? `${done.name}: the file was not saved`)
