@@ -356,9 +356,8 @@ command('get <file_id>', 'download a file with a live progress bar and save it o
       try {
         if (!asked) {
           // Someone may have cancelled it while this command waited for the daemon: that stands.
-          if (again && (await client.call<Progress>('GET', `/api/files/${id}/status`)).state === 'cancelled') {
-            throw new CliError(`${initial.name}: the download was cancelled`)
-          }
+          const now = again ? await client.call<Progress>('GET', `/api/files/${id}/status`) : null
+          if (now?.state === 'cancelled') { final = now; break }
           await ask(again)
         }
         asked = true
@@ -371,7 +370,7 @@ command('get <file_id>', 'download a file with a live progress bar and save it o
       }
     }
     const done = final
-    // Cancelled while this command followed it, or while it waited for the daemon: one message.
+    // Cancelled while this command followed it, or while it waited for the daemon.
     if (done.state === 'cancelled') throw new CliError(`${done.name}: the download was cancelled`)
     if (done.state !== 'complete') throw new CliError(`${done.name}: download ${done.state}${done.reason === null ? '' : `: ${done.reason}`}`)
     const saved = done.saves.find(save => save.path === out)
