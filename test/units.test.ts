@@ -18,6 +18,8 @@ import { CiphertextVerifier } from '../src/files/verify.js'
 import { SLICE_RECORD_BYTES } from '../src/wire/slice.js'
 import { EVENTS_INTERVAL_MS, ProgressFeed } from '../src/http/progress-feed.js'
 import type { Progress } from '../src/node/progress.js'
+import { DaemonVoice } from '../src/daemon/voice.js'
+import type { Node } from '../src/node/node.js'
 
 function file (key: string, slices: number, have = new Bitset(slices)): RequestableFile & { have: Bitset } {
   const layout = new FileLayout(slices)
@@ -191,4 +193,28 @@ test('whole-file check: window hashes over the records, the root over them; one 
   const bad = new CiphertextVerifier(slices, slices * 450)
   bad.update(damaged)
   assert.deepEqual(bad.check(root), { ok: false, reason: 'root hash does not match the ciphertext' })
+})
+
+test('daemon voice: a peer\'s file listed and fetched between two looks is said as theirs, and as downloaded', () => {
+  const lines: string[] = []
+  const voice = new DaemonVoice('normal', line => lines.push(line))
+  let files: Array<Partial<Progress>> = []
+  const sharers = new Map([['mine', 'me'], ['theirs', 'alice-key']])
+  const node = {
+    publicKey: 'me',
+    members: () => [{ publicKey: 'alice-key', name: 'alice' }],
+    files: () => files,
+    descriptorInfo: (fileId: string) => ({ sharedBy: sharers.get(fileId)! })
+  } as unknown as Node
+  voice.look(node, new Map())
+  files = [
+    { fileId: 'mine', name: 'own.txt', bytesTotal: 10, state: 'complete' },
+    { fileId: 'theirs', name: 'notes.txt', bytesTotal: 20, state: 'complete' }
+  ]
+  voice.look(node, new Map())
+  assert.deepEqual(lines, [
+    'quiet-files: shared own.txt (10 B, mine)',
+    'quiet-files: alice shared notes.txt (20 B, theirs)',
+    'quiet-files: downloaded notes.txt, verified'
+  ])
 })

@@ -51,15 +51,26 @@ export class DaemonVoice {
         if (this.level === 'verbose' && this.primed && state === 'active') this.say(`${file.name}: ${file.percent.toFixed(1)}%, ${formatMiB(file.speedBytesPerSecond)}/s`)
         continue
       }
-      const line = this.describe(file, before, nameOf(node.descriptorInfo(file.fileId).sharedBy))
-      if (line !== null) this.say(line)
+      const sharedBy = node.descriptorInfo(file.fileId).sharedBy
+      for (const line of this.describe(file, before, sharedBy === node.publicKey ? null : nameOf(sharedBy))) this.say(line)
     }
     this.primed = true
   }
 
-  private describe (file: Progress, before: string | undefined, sharer: string): string | null {
+  /** `sharer`: the member who shared it, null for this node. */
+  private describe (file: Progress, before: string | undefined, sharer: string | null): string[] {
     const what = `${file.name} (${formatMiB(file.bytesTotal)}, ${file.fileId})`
-    if (before === undefined) return file.state === 'complete' ? `shared ${what}` : `${sharer} shared ${what}`
+    if (before !== undefined) {
+      const line = this.change(file, before, what)
+      return line === null ? [] : [line]
+    }
+    if (sharer === null) return [`shared ${what}`]
+    // A small file may be listed and fetched between two looks: both are news.
+    const since = file.state === 'available' ? null : this.change(file, 'available', what)
+    return since === null ? [`${sharer} shared ${what}`] : [`${sharer} shared ${what}`, since]
+  }
+
+  private change (file: Progress, before: string, what: string): string | null {
     switch (file.state) {
       case 'queued': case 'active':
         if (before === 'paused') return `resumed ${file.name}`
