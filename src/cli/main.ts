@@ -11,7 +11,7 @@ import { toHex } from '../bytes.js'
 import { CliError, DaemonUnreachable, daemonClient } from './client.js'
 import { sleep } from './processes.js'
 import { formatRate, parseRate, RATE_SYNTAX } from './rates.js'
-import { Daemon, pageUrl, parseHostPort } from '../daemon/daemon.js'
+import { pageUrl, parseHostPort } from '../daemon/addresses.js'
 import { formatBytes, formatEta, formatSpeed, table } from './format.js'
 import { MAX_ADDRESSES_PER_PEER } from '../net/transit.js'
 import { DEFAULT_RELAY_LIMITS } from '../net/relay.js'
@@ -115,6 +115,8 @@ command('daemon', 'run the node in the foreground')
     const limits = { maxUploadBytesPerS: options.maxUpload || null, maxDownloadBytesPerS: options.maxDownload || null }
     // "off" for the relay's rate: no cap of its own (the relay is still on; --no-relay turns it off).
     const relay = { enabled: options.relay, maxBytesPerS: options.relayMaxRate || Infinity, maxChannels: options.relayMaxChannels }
+    // Loaded here only: the daemon's modules (the store, the HTTP server) would slow every other command's start.
+    const { Daemon } = await import('../daemon/daemon.js')
     const daemon = await Daemon.start({ dir, udpPort: options.port, httpPort: options.http, announce: options.announce, mtu: options.mtu, voice, limits, relay })
     console.log(`quiet-files daemon for ${dir}`)
     console.log(`  public key  ${toHex(daemon.identity.publicKey)}`)

@@ -51,11 +51,6 @@ const OBSERVED_ANNOUNCED = 2
 /** The observed addresses are announced again, when they changed, at most this often. */
 const OBSERVED_ANNOUNCE_MS = 5_000
 
-/** The page's address, token included: the one link a person opens (`qf open` prints it). */
-export function pageUrl (port: number, token: string): string {
-  return `http://127.0.0.1:${port}/?token=${token}`
-}
-
 /** A bind that fails because the port is taken says which port and which option changes it. */
 async function portInUse<T> (binding: Promise<T>, what: string, option: string): Promise<T> {
   try {
@@ -73,13 +68,6 @@ export function defaultHosts (): string[] {
     for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) hosts.add(a.address)
   }
   return hosts.size === 0 ? ['127.0.0.1'] : [...hosts].slice(0, MAX_ADDRESSES_PER_PEER)
-}
-
-export function parseHostPort (text: string): PeerAddress {
-  const match = /^(.+):(\d{1,5})$/.exec(text)
-  const port = match === null ? 0 : Number(match[2])
-  if (match === null || port < 1 || port > 65535) throw new QuietError('invalid_argument', `expected HOST:PORT, got "${text}"`)
-  return { host: match[1]!, port }
 }
 
 /**
