@@ -308,3 +308,19 @@ test('requester: once slices called lost came late, a pause that long behind oth
   for (let at = t + 160; at <= t + window + 100; at += 10) requester.expire(at)
   assert.equal(requester.givenUpBy.drained, 2, 'a longer silence still drains it')
 })
+
+test('requester: near a file\'s end a range is asked for whole, past the window; elsewhere the window cuts a request short', () => {
+  const window = new RateControl().window
+  // The window of a new path is about one range. Of a file of four ranges, all but the last
+  // two are here, and of the third all but 400 slices.
+  const tail = file('tail', 2_000)
+  const third = tail.layout.rangeStart(2)
+  for (let i = 0; i < third + tail.layout.rangeLength(2) - 400; i++) tail.have.add(i)
+  const asked = new Requester().plan([tail], ['p'], 0)
+  assert.deepEqual(asked.map(r => [r.range, r.limit]), [[2, 400], [3, tail.layout.rangeLength(3)]], `the last range asked for whole, though the window is ${window}`)
+  // In the middle of a file, the window cuts the second request short.
+  const long = file('long', 100 * 500)
+  for (let i = 0; i < long.layout.rangeLength(0) - 400; i++) long.have.add(i)
+  const [first, second] = new Requester().plan([long], ['p'], 0)
+  assert.deepEqual([first?.limit, second?.limit], [400, window - 400], `mid-file, with a window of ${window}`)
+})

@@ -31,6 +31,18 @@ export interface RequesterOptions extends LossTimes {
   expectedTickMs: number
 }
 
+/** Ranges looked at past a range to tell whether the file's end is near. */
+const NEAR_END_RANGES = 64
+
+/** Whether the ranges after `r` miss at most `slices` slices in all (looking at NEAR_END_RANGES of them at most). */
+function nearEnd (file: RequestableFile, r: number, slices: number): boolean {
+  const ranges = file.layout.rangeCount
+  if (ranges - r - 1 > NEAR_END_RANGES) return false
+  let missing = 0
+  for (let later = r + 1; later < ranges && missing <= slices; later++) missing += file.missing(later)
+  return missing <= slices
+}
+
 /** The fewest slices a request asks for when more are missing: fewer would cost more in requests than they carry. */
 export const MIN_REQUEST_SLICES = 32
 
@@ -126,8 +138,12 @@ export class Requester {
     const state = this.peer(peer)
     const paceRate = this.paceFor(state, peerIds.length)
     // A range is asked for whole when the window has room, else in part: the window, not the
-    // range size, decides how much is on its way.
-    const limit = Math.min(missing, Math.max(MIN_REQUEST_SLICES, this.windowFor(state, paceRate) - state.outstanding))
+    // range size, decides how much is on its way. Except near the file's end: the part left
+    // could be asked for only once this request is answered, a round trip with nothing else
+    // on the way, while the pace keeps what is asked ahead from flooding the path anyway.
+    const window = this.windowFor(state, paceRate)
+    const room = Math.max(MIN_REQUEST_SLICES, window - state.outstanding)
+    const limit = missing <= room || nearEnd(file, r, window) ? missing : room
     const request: InFlight = {
       peer, fileKey: file.key, range: r, firstSlice: file.layout.rangeStart(r), rangeLength: file.layout.rangeLength(r),
       limit, requestId: this.takeRequestId(), sentAtMs: tMs, lastActivityMs: tMs, outstanding: limit,
