@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Pacer } from '../src/sync/pacer.js'
+import { FINE_TIMER_CATCH_UP_MS, Pacer } from '../src/sync/pacer.js'
+import { EVENT_BYTES } from '../src/wire/constants.js'
 import { MIN_RATE, RateControl } from '../src/sync/rate-control.js'
 import { Requester } from '../src/sync/requester.js'
 import { FileLayout } from '../src/files/windows.js'
@@ -102,6 +103,41 @@ test('rate control, background: takes an idle link, and backs off to a trickle w
   assert.ok(beside.finalRate <= 2 * MIN_RATE * 10, `asks for ${beside.finalRate}/s`)
   const focused = runPath({ character: 'focused', capacity: 10_000, baseRttMs: 20, queueLimit: 1_000, otherRate: 10_000, seconds: 20 })
   assert.ok(focused.deliveredRate > 3 * beside.deliveredRate, `a focused download holds more of the link: ${focused.deliveredRate.toFixed(0)} vs ${beside.deliveredRate.toFixed(0)}`)
+})
+
+test('rate control, focused: on a queue too shallow for its probes, their losses teach a smaller step; little is dropped', () => {
+  // 50 Mbit/s in slices behind a 32 KB queue (58 slices, 5 ms): a probe of a quarter above
+  // the link for a round overflows it.
+  const run = runPath({ character: 'focused', capacity: 11_132, baseRttMs: 1, queueLimit: 58, seconds: 20 })
+  assert.ok(run.deliveredRate >= 0.95 * 11_132, `${(run.deliveredRate / 11_132).toFixed(3)} of the link`)
+  assert.ok(run.lossFraction <= 0.01, `${(run.lossFraction * 100).toFixed(2)}% dropped`)
+  // Random loss on a deep queue is not a probe overflowing it: the step stays, the link stays full.
+  const lossy = runPath({ character: 'focused', capacity: 10_000, baseRttMs: 20, queueLimit: 1_000, randomLoss: 0.01, seconds: 20 })
+  assert.ok(lossy.deliveredRate >= 0.97 * 10_000, `1% random loss: ${(lossy.deliveredRate / 10_000).toFixed(3)} of the link`)
+})
+
+test('rate control, focused: a raised pace that reaches the sender only a round trip and a tick later does not end startup early', () => {
+  // A fast path (1 ms) where each pace asked for takes effect 30 ms later, as it does when
+  // requests leave on a 10 ms tick: three short startup rounds pass before deliveries grow.
+  const capacity = 11_000
+  const control = new RateControl('focused')
+  const asked: number[] = []
+  let queue = 0
+  let credit = 0
+  for (let t = 0; control.state === 'startup' && t < 3_000; t++) {
+    asked.push(control.paceRate)
+    credit += asked[Math.max(0, t - 30)]! / 1000
+    const arriving = Math.floor(credit)
+    credit -= arriving
+    queue += arriving
+    if (queue > 58) { control.onLost(Math.round(queue - 58), t); queue = 58 }
+    const served = Math.min(queue, capacity / 1000)
+    queue -= served
+    control.onDelivered(served, t)
+    if (t % 2 === 0) control.onRtt(1 + (queue * 1000) / capacity, t)
+  }
+  assert.notEqual(control.state, 'startup')
+  assert.ok(control.bottleneckRate >= 0.8 * capacity, `startup ended at ${control.bottleneckRate.toFixed(0)} slices/s of ${capacity}`)
 })
 
 /**
@@ -215,6 +251,8 @@ test('rate control, focused: a loss from a full queue caps the pace, and the cut
   assert.ok(bandwidth >= 900 && highestPace(20) >= bandwidth, `cruises at ${bandwidth}/s`)
   // A loss while the queue is at its deepest: the pace is capped well below the delivery rate.
   control.onLost(5, t)
+  // Acted on when its round closes (a round is 25 ms here).
+  run(t + 25, () => 20)
   // (The cap then grows back as TCP's window would: a slice per round trip, each round trip.)
   const capped = highestPace(20, 100)
   assert.ok(capped <= 0.85 * bandwidth, `after a loss from a full queue: at most ${capped}/s of ${bandwidth}`)
@@ -323,4 +361,65 @@ test('requester: near a file\'s end a range is asked for whole, past the window;
   for (let i = 0; i < long.layout.rangeLength(0) - 400; i++) long.have.add(i)
   const [first, second] = new Requester().plan([long], ['p'], 0)
   assert.deepEqual([first?.limit, second?.limit], [400, window - 400], `mid-file, with a window of ${window}`)
+})
+
+/**
+ * A fast path (1 ms) to a sender whose event loop comes late: it runs every 1 ms plus a random
+ * wait (exponential, `stallMs` on average) and paces with the daemon's pacer; the requester
+ * sends requests on a 10 ms tick. Returns the part of the bottleneck the last second delivered.
+ */
+function lateSender (stallMs: number, catchUpMs: number, capacity = 11_000): number {
+  const f = file('f', 200_000)
+  const requester = new Requester()
+  const pacer = new Pacer(0, catchUpMs)
+  let seed = 11
+  const random = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+  const requests: Array<{ at: number, request: ReturnType<Requester['plan']>[number] }> = []
+  const arrivals: Array<{ at: number, range: number, slice?: number, requestId?: number, sending?: number }> = []
+  const queued: Array<{ range: number, slice: number }> = []
+  const onLink: Array<{ range: number, slice: number }> = []
+  let linkCredit = 0
+  let senderAt = 0
+  let lastSecond = 0
+  const totalMs = 3_000
+  for (let t = 0; t < totalMs; t++) {
+    for (let i = 0; i < arrivals.length;) {
+      const a = arrivals[i]!
+      if (a.at > t) { i++; continue }
+      arrivals.splice(i, 1)
+      if (a.slice === undefined) requester.onReply('p', 'f', a.range, a.requestId!, a.sending!, t)
+      else if (!f.have.has(a.slice)) {
+        f.have.add(a.slice)
+        requester.onSlice('p', 'f', a.range, t)
+        if (t >= totalMs - 1_000) lastSecond++
+      }
+    }
+    requester.expire(t)
+    if (t % 10 === 0) for (const request of requester.plan([f], ['p'], t)) requests.push({ at: t + 0.5, request })
+    linkCredit = Math.min(linkCredit + capacity / 1000, capacity / 1000 + 1)
+    while (linkCredit >= 1 && onLink.length > 0) { arrivals.push({ at: t + 0.5, ...onLink.shift()! }); linkCredit-- }
+    if (t < senderAt) continue
+    senderAt = t + 1 + Math.floor(-Math.log(1 - random()) * stallMs)
+    for (let i = 0; i < requests.length;) {
+      const { at, request } = requests[i]!
+      if (at > t) { i++; continue }
+      requests.splice(i, 1)
+      let sending = 0
+      for (let s = request.firstSlice; s < request.firstSlice + request.rangeLength && sending < request.limit; s++) {
+        if (!f.have.has(s)) { queued.push({ range: request.range, slice: s }); sending++ }
+      }
+      arrivals.push({ at: t + 0.5, range: request.range, requestId: request.requestId, sending })
+      pacer.setRate(request.paceRate * EVENT_BYTES)
+    }
+    const n = pacer.take(t, EVENT_BYTES, queued.length)
+    for (let k = 0; k < n; k++) onLink.push(queued.shift()!)
+  }
+  return lastSecond / capacity
+}
+
+test('pacer and requester: a sender whose event loop comes late keeps its pace, and is not asked for less and less', () => {
+  // Late by 2 ms on average. Making up too little of each wait, it would deliver less than
+  // asked; the requester paces by what arrives, so it would ask for less, and less.
+  const delivered = lateSender(2, FINE_TIMER_CATCH_UP_MS)
+  assert.ok(delivered >= 0.9, `${delivered.toFixed(3)} of the bottleneck`)
 })

@@ -19,6 +19,7 @@ import type { Identity, NetworkConfig } from '../node/config.js'
 import type { PeerAddress } from '../net/transit.js'
 import type { RelayLimits } from '../net/relay.js'
 import type { UdpSocket } from '../net/udp.js'
+import { FINE_TIMER_CATCH_UP_MS } from '../sync/pacer.js'
 import type { FastifyInstance } from 'fastify'
 
 export interface DaemonOptions {
@@ -38,8 +39,6 @@ export interface DaemonOptions {
 }
 
 export const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600_000
-/** The daemon paces on a fine timer: a late one makes up little at once (small bursts for small queues). */
-const PACE_CATCH_UP_MS = 3
 /** Connects refused for a member's clock are logged at most this often, in all. */
 const CLOCK_SKEW_LOG_MS = 60_000
 /** Senders refused for their clocks remembered (and shown with the peers) at most. */
@@ -249,7 +248,7 @@ export class Daemon implements ControlTarget {
       onClockSkew: (peer, skewMs) => this.noteClockSkew(peer, skewMs),
       relay: this.options.relay
     })
-    this.node = Node.open({ dataDir: this.options.dir, identity: this.identity, networkKey: network.networkKey, transport: this.transit, startMs: Date.now(), backgroundSync: true, limits: this.currentLimits, paceCatchUpMs: PACE_CATCH_UP_MS })
+    this.node = Node.open({ dataDir: this.options.dir, identity: this.identity, networkKey: network.networkKey, transport: this.transit, startMs: Date.now(), backgroundSync: true, limits: this.currentLimits, paceCatchUpMs: FINE_TIMER_CATCH_UP_MS })
     const dropped = this.node.droppedLegacyFiles
     if (dropped.length > 0) console.error(`quiet-files: dropped ${dropped.length} file${dropped.length === 1 ? '' : 's'} shared before verified windows (file hashing v2), which no member can check any more; share ${dropped.length === 1 ? 'it' : 'them'} again: ${dropped.join(', ')}`)
     this.announced = this.announceAddresses

@@ -8,8 +8,9 @@
  * Two characters, chosen by the download's priority:
  * - `focused` measures the bottleneck rate and the minimum round trip as BBR does: pace at the
  *   highest delivery rate seen lately, probe a quarter above it one round in eight and drain a
- *   quarter below the next, so the queue stays near empty. It starts by doubling each round
- *   until the delivery rate stops growing. A loss while the queue is near full (another flow
+ *   quarter below the next, so the queue stays near empty; on a queue too shallow for such a
+ *   probe, its losses teach a smaller step. It starts by doubling each round until the
+ *   delivery rate stops growing. A loss while the queue is near full (another flow
  *   fills it) caps the pace at 0.7 of what was delivered, and the cap grows back as TCP's
  *   window does, so a TCP flow beside it keeps its share.
  * - `background` keeps the queueing delay it adds near a target, as LEDBAT does: it takes an
@@ -43,6 +44,13 @@ export const SAMPLE_ROUNDS = 3
 export const MIN_RTT_WINDOW_MS = 30_000
 /** Startup ends when three rounds in a row grew the delivery rate by less than this. */
 const STARTUP_GROWTH = 1.25
+const STARTUP_PLATEAU_ROUNDS = 3
+/**
+ * A round that did not grow while the path shows no queue and no loss counts this much of
+ * one: a pace raised reaches the sender only with the next requests, a round trip and a tick
+ * later, so short rounds on a fast path do not grow yet; a bottleneck reached would show a queue.
+ */
+const QUIET_PLATEAU_WEIGHT = 0.5
 /** 2/ln 2, as BBR: the rate doubles each round once deliveries follow it. */
 const STARTUP_GAIN = 2.89
 const DRAIN_GAIN = 0.5
@@ -50,6 +58,17 @@ const MAX_DRAIN_ROUNDS = 8
 const STEADY_ROUNDS_AFTER_LOSS = 16
 /** One round in eight probes above the bottleneck rate, the next drains what it queued. */
 const CYCLE_GAINS = [1.25, 0.75, 1, 1, 1, 1, 1, 1]
+/**
+ * A probe steps a quarter above the estimate at most, and its drain as far below; a probe
+ * that loses slices (a queue too shallow for it) halves the next one's step, down to this.
+ * One that loses less lets the next step this much further.
+ */
+const MIN_PROBE_STEP = 0.03
+const PROBE_STEP_GROWTH = 1.25
+/** A probe's losses are those found within this many rounds after it: a drained request reports them a round or two late. */
+const PROBE_LOSS_ROUNDS = 2
+/** More than this part lost over a probe and those rounds: the probe overflowed the queue (less is noise on the path). */
+const PROBE_LOSS_FRACTION = 0.02
 /** Loss is judged over this many rounds (a drained request reports its losses at once). */
 const LOSS_ROUNDS = 4
 /** More than this lost over those rounds is congestion: the estimate is lowered. */
@@ -133,6 +152,14 @@ export class RateControl {
   private capBeforeCut = Infinity
   private cutLevel = 0
   private cutAtMs = -Infinity
+  /** Whether the round under way is paced above the estimate. */
+  private probing = false
+  /** Rounds until the last probe's losses are all in (0: none waited for), and what those rounds lost and delivered so far. */
+  private probeRoundsLeft = 0
+  private probeLost = 0
+  private probeDelivered = 0
+  /** How far above the estimate the next probe goes. */
+  private probeStep = CYCLE_GAINS[0]! - 1
 
   constructor (public character: Character = 'focused', private readonly initialRate = INITIAL_RATE) {
     this.rate = initialRate
@@ -235,6 +262,7 @@ export class RateControl {
     this.roundMinRttMs = Infinity
     // A round in which nothing was asked for says nothing about the path.
     if (delivered + lost === 0) return
+    this.learnProbe(delivered, lost)
     this.spans.push({ delivered, ms: elapsed })
     if (this.spans.length > SAMPLE_ROUNDS) this.spans.shift()
     this.samples.push(this.phase === 'startup' ? deliveryRate : spanRate(this.spans))
@@ -265,7 +293,7 @@ export class RateControl {
       if (bandwidth >= this.startupBest * STARTUP_GROWTH) {
         this.startupBest = bandwidth
         this.plateauRounds = 0
-      } else if (++this.plateauRounds >= 3) {
+      } else if ((this.plateauRounds += queued || anyLoss ? 1 : QUIET_PLATEAU_WEIGHT) >= STARTUP_PLATEAU_ROUNDS) {
         this.phase = 'drain'
       }
       if (congested) this.phase = 'drain'
@@ -278,17 +306,49 @@ export class RateControl {
       this.phase = 'cruise'
     }
     this.cycle = (this.cycle + 1) % CYCLE_GAINS.length
-    let gain = CYCLE_GAINS[this.cycle]!
+    let gain = this.probeSized(CYCLE_GAINS[this.cycle]!)
     // Losses without a queue to show: a queue too small to see, or noise. Either way probing
     // goes back to one round in eight for a while.
     if (lossy && !queued) this.steadyRounds = STEADY_ROUNDS_AFTER_LOSS
     // A queue and losses: the bottleneck is full; below what it delivers, to drain it.
     if (congested) gain = Math.min(gain, LOSS_BACKOFF)
     // No queue and no loss lately: the path has room, so probe every round.
-    else if (!queued && this.steadyRounds === 0) gain = Math.max(gain, CYCLE_GAINS[0]!)
+    else if (!queued && this.steadyRounds === 0) gain = Math.max(gain, this.probeSized(CYCLE_GAINS[0]!))
     if (this.steadyRounds > 0) this.steadyRounds--
     this.capByLoss(anyLoss, elapsedMs, tMs)
     this.rate = Math.min(bandwidth * gain, this.lossCap)
+    this.probing = this.rate > bandwidth
+  }
+
+  /** A probe's gain above one, and the drain's below, are the step losses have taught. */
+  private probeSized (gain: number): number {
+    if (gain === 1) return gain
+    return gain > 1 ? 1 + this.probeStep : 1 - this.probeStep
+  }
+
+  /**
+   * After each probe's losses are in (those of the round that just closed and the next
+   * PROBE_LOSS_ROUNDS; while probing every round, of each such stretch): a probe that lost
+   * more than PROBE_LOSS_FRACTION overflowed the queue, so the next one steps half as far
+   * and probing goes back to one round in eight for a while; one that lost less steps
+   * further, up to the full step.
+   */
+  private learnProbe (delivered: number, lost: number): void {
+    if (this.probeRoundsLeft === 0 && this.probing) this.probeRoundsLeft = PROBE_LOSS_ROUNDS + 1
+    if (this.probeRoundsLeft === 0) return
+    this.probeLost += lost
+    this.probeDelivered += delivered
+    if (--this.probeRoundsLeft > 0) return
+    const full = CYCLE_GAINS[0]! - 1
+    if (this.probeLost > PROBE_LOSS_FRACTION * (this.probeLost + this.probeDelivered)) {
+      this.probeStep = Math.max(MIN_PROBE_STEP, this.probeStep / 2)
+      // The path had no room for it: back to probing one round in eight for a while.
+      this.steadyRounds = STEADY_ROUNDS_AFTER_LOSS
+    } else {
+      this.probeStep = Math.min(full, this.probeStep * PROBE_STEP_GROWTH)
+    }
+    this.probeLost = 0
+    this.probeDelivered = 0
   }
 
   /**
