@@ -28,15 +28,18 @@ test('pacer: spreads items at its rate, bursts at most a couple of milliseconds,
   assert.ok(big >= 110 && big <= 120, `${big} items of 2,560 bytes in one second at 300 kB/s`)
 })
 
-interface PathRun { deliveredRate: number, queueDelayMs: number, lossFraction: number, finalRate: number }
+interface PathRun { deliveredRate: number, queueDelayMs: number, lossFraction: number, finalRate: number, estimateAtStartupEnd: number | null }
 
 /**
  * A bottleneck as a fluid, one millisecond at a time: the controller's pace and another flow
  * share a FIFO queue of `queueLimit` slices drained at `capacity` slices/s; the round trip is
- * `baseRttMs` plus the queue's delay. Returns what the controller's flow got over the last half.
+ * `baseRttMs` plus the queue's delay; a pace asked for takes effect `paceLagMs` later.
+ * Returns what the controller's flow got over the last half, and its estimate when startup ended.
  */
-function runPath (o: { character: Character, capacity: number, baseRttMs: number, queueLimit: number, randomLoss?: number, otherRate?: number, seconds: number }): PathRun {
+function runPath (o: { character: Character, capacity: number, baseRttMs: number, queueLimit: number, randomLoss?: number, otherRate?: number, paceLagMs?: number, seconds: number }): PathRun {
   const control = new RateControl(o.character)
+  const asked: number[] = []
+  let estimateAtStartupEnd: number | null = null
   let ours = 0
   let others = 0
   let credit = 0
@@ -50,7 +53,8 @@ function runPath (o: { character: Character, capacity: number, baseRttMs: number
   const total = o.seconds * 1000
   for (let t = 0; t < total; t++) {
     const measuring = t >= total / 2
-    credit += control.paceRate / 1000
+    asked.push(control.paceRate)
+    credit += asked[Math.max(0, t - (o.paceLagMs ?? 0))]! / 1000
     const arriving = Math.floor(credit)
     credit -= arriving
     ours += arriving
@@ -74,8 +78,9 @@ function runPath (o: { character: Character, capacity: number, baseRttMs: number
     if (randomLost > 0) control.onLost(random() < randomLost ? 1 : 0, t)
     if (t % 5 === 0) control.onRtt(o.baseRttMs + queueDelayMs, t)
     if (measuring) { delivered += ourServed; delaySum += queueDelayMs; samples++ }
+    if (estimateAtStartupEnd === null && control.state !== 'startup') estimateAtStartupEnd = control.bottleneckRate
   }
-  return { deliveredRate: delivered / (o.seconds / 2), queueDelayMs: delaySum / samples, lossFraction: lost / Math.max(1, sent), finalRate: control.paceRate }
+  return { deliveredRate: delivered / (o.seconds / 2), queueDelayMs: delaySum / samples, lossFraction: lost / Math.max(1, sent), finalRate: control.paceRate, estimateAtStartupEnd }
 }
 
 test('rate control, focused: fills a bottleneck without a standing queue, and random loss does not starve it', () => {
@@ -119,25 +124,9 @@ test('rate control, focused: on a queue too shallow for its probes, their losses
 test('rate control, focused: a raised pace that reaches the sender only a round trip and a tick later does not end startup early', () => {
   // A fast path (1 ms) where each pace asked for takes effect 30 ms later, as it does when
   // requests leave on a 10 ms tick: three short startup rounds pass before deliveries grow.
-  const capacity = 11_000
-  const control = new RateControl('focused')
-  const asked: number[] = []
-  let queue = 0
-  let credit = 0
-  for (let t = 0; control.state === 'startup' && t < 3_000; t++) {
-    asked.push(control.paceRate)
-    credit += asked[Math.max(0, t - 30)]! / 1000
-    const arriving = Math.floor(credit)
-    credit -= arriving
-    queue += arriving
-    if (queue > 58) { control.onLost(Math.round(queue - 58), t); queue = 58 }
-    const served = Math.min(queue, capacity / 1000)
-    queue -= served
-    control.onDelivered(served, t)
-    if (t % 2 === 0) control.onRtt(1 + (queue * 1000) / capacity, t)
-  }
-  assert.notEqual(control.state, 'startup')
-  assert.ok(control.bottleneckRate >= 0.8 * capacity, `startup ended at ${control.bottleneckRate.toFixed(0)} slices/s of ${capacity}`)
+  const run = runPath({ character: 'focused', capacity: 11_000, baseRttMs: 1, queueLimit: 58, paceLagMs: 30, seconds: 3 })
+  assert.ok(run.estimateAtStartupEnd !== null, 'startup ended')
+  assert.ok(run.estimateAtStartupEnd >= 0.8 * 11_000, `startup ended at ${run.estimateAtStartupEnd.toFixed(0)} slices/s of 11000`)
 })
 
 /**

@@ -56,13 +56,17 @@ const STARTUP_GAIN = 2.89
 const DRAIN_GAIN = 0.5
 const MAX_DRAIN_ROUNDS = 8
 const STEADY_ROUNDS_AFTER_LOSS = 16
-/** One round in eight probes above the bottleneck rate, the next drains what it queued. */
-const CYCLE_GAINS = [1.25, 0.75, 1, 1, 1, 1, 1, 1]
+/**
+ * One round in eight probes above the bottleneck rate (+1), the next drains what it queued
+ * (-1), each by the probe's step.
+ */
+const CYCLE = [1, -1, 0, 0, 0, 0, 0, 0]
 /**
  * A probe steps a quarter above the estimate at most, and its drain as far below; a probe
- * that loses slices (a queue too shallow for it) halves the next one's step, down to this.
- * One that loses less lets the next step this much further.
+ * that loses slices (a queue too shallow for it) halves the next one's step, down to the
+ * least. One that loses less lets the next step this much further.
  */
+const MAX_PROBE_STEP = 0.25
 const MIN_PROBE_STEP = 0.03
 const PROBE_STEP_GROWTH = 1.25
 /** A probe's losses are those found within this many rounds after it: a drained request reports them a round or two late. */
@@ -159,7 +163,7 @@ export class RateControl {
   private probeLost = 0
   private probeDelivered = 0
   /** How far above the estimate the next probe goes. */
-  private probeStep = CYCLE_GAINS[0]! - 1
+  private probeStep = MAX_PROBE_STEP
 
   constructor (public character: Character = 'focused', private readonly initialRate = INITIAL_RATE) {
     this.rate = initialRate
@@ -305,25 +309,19 @@ export class RateControl {
       if (queued && ++this.drainRounds < MAX_DRAIN_ROUNDS) { this.rate = bandwidth * DRAIN_GAIN; return }
       this.phase = 'cruise'
     }
-    this.cycle = (this.cycle + 1) % CYCLE_GAINS.length
-    let gain = this.probeSized(CYCLE_GAINS[this.cycle]!)
+    this.cycle = (this.cycle + 1) % CYCLE.length
+    let gain = 1 + CYCLE[this.cycle]! * this.probeStep
     // Losses without a queue to show: a queue too small to see, or noise. Either way probing
     // goes back to one round in eight for a while.
     if (lossy && !queued) this.steadyRounds = STEADY_ROUNDS_AFTER_LOSS
     // A queue and losses: the bottleneck is full; below what it delivers, to drain it.
     if (congested) gain = Math.min(gain, LOSS_BACKOFF)
     // No queue and no loss lately: the path has room, so probe every round.
-    else if (!queued && this.steadyRounds === 0) gain = Math.max(gain, this.probeSized(CYCLE_GAINS[0]!))
+    else if (!queued && this.steadyRounds === 0) gain = Math.max(gain, 1 + this.probeStep)
     if (this.steadyRounds > 0) this.steadyRounds--
     this.capByLoss(anyLoss, elapsedMs, tMs)
     this.rate = Math.min(bandwidth * gain, this.lossCap)
     this.probing = this.rate > bandwidth
-  }
-
-  /** A probe's gain above one, and the drain's below, are the step losses have taught. */
-  private probeSized (gain: number): number {
-    if (gain === 1) return gain
-    return gain > 1 ? 1 + this.probeStep : 1 - this.probeStep
   }
 
   /**
@@ -339,13 +337,12 @@ export class RateControl {
     this.probeLost += lost
     this.probeDelivered += delivered
     if (--this.probeRoundsLeft > 0) return
-    const full = CYCLE_GAINS[0]! - 1
     if (this.probeLost > PROBE_LOSS_FRACTION * (this.probeLost + this.probeDelivered)) {
       this.probeStep = Math.max(MIN_PROBE_STEP, this.probeStep / 2)
       // The path had no room for it: back to probing one round in eight for a while.
       this.steadyRounds = STEADY_ROUNDS_AFTER_LOSS
     } else {
-      this.probeStep = Math.min(full, this.probeStep * PROBE_STEP_GROWTH)
+      this.probeStep = Math.min(MAX_PROBE_STEP, this.probeStep * PROBE_STEP_GROWTH)
     }
     this.probeLost = 0
     this.probeDelivered = 0
