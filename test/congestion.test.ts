@@ -195,6 +195,23 @@ function besideTcp (o: { character: Character, capacity: number, baseRttMs: numb
   return { ours: oursDelivered / measured, tcp: theirsDelivered / measured }
 }
 
+test('rate control, background: grows by time, not by round, so short rounds on a fast path do not make it a flood', () => {
+  // A path that takes all it is given: a 1 ms round trip, no queue, no loss.
+  const control = new RateControl('background')
+  let t = 0
+  for (; t <= 500; t++) {
+    control.onDelivered(Math.round(control.paceRate / 1000), t)
+    if (t % 5 === 0) control.onRtt(1, t)
+  }
+  // A tenth per 100 ms at most: five such steps in half a second.
+  const bound = 2_000 * 1.1 ** 5 * 1.05
+  assert.ok(control.paceRate <= bound, `after 500 ms: ${control.paceRate}/s, more than ${bound.toFixed(0)}`)
+  assert.equal(control.state, 'cruise', 'a background download has no startup')
+  // Still fills an idle link: 10,000 slices/s with a 1 ms round trip, most of it within 5 s.
+  const idle = runPath({ character: 'background', capacity: 10_000, baseRttMs: 1, queueLimit: 1_000, seconds: 10 })
+  assert.ok(idle.deliveredRate >= 9_000, `idle link: ${idle.deliveredRate.toFixed(0)} slices/s of 10,000`)
+})
+
 test('rate control, background: a download that starts while TCP keeps a deep queue full yields to it, though it takes that queue for the path\'s own delay', () => {
   // 10 and 50 Mbit/s with a 512 KB queue, in slices; the path's own round trip 1 ms.
   for (const capacity of [1_950, 9_750]) {

@@ -14,7 +14,8 @@
  *   fills it) caps the pace at 0.7 of what was delivered, and the cap grows back as TCP's
  *   window does, so a TCP flow beside it keeps its share.
  * - `background` keeps the queueing delay it adds near a target, as LEDBAT does: it takes an
- *   idle link, and backs off to a trickle when other traffic fills the queue.
+ *   idle link, growing by time and without a startup, and backs off to a trickle when other
+ *   traffic fills the queue.
  */
 
 export type Character = 'focused' | 'background'
@@ -87,7 +88,13 @@ const NO_QUEUE_MS = 3
  */
 export const BACKGROUND_TARGET_DELAY_MS = 25
 const BACKGROUND_MIN_TARGET_MS = 2
+/**
+ * Below the target it grows at most this part a BACKGROUND_GROWTH_MS, however short its
+ * rounds: a few times slower than a focused download's probes, so another flow that starts
+ * beside it shows its queue before the background download has taken the room.
+ */
 const BACKGROUND_GAIN = 0.1
+const BACKGROUND_GROWTH_MS = 100
 /** The largest queueing delay seen fades by this factor a round. */
 const MAX_QUEUE_FADE = 0.995
 /**
@@ -279,7 +286,7 @@ export class RateControl {
     if (lossy) this.recent.length = 0
     this.maxQueueingDelayMs = Math.max(this.maxQueueingDelayMs * MAX_QUEUE_FADE, this.queueingDelayMs)
     this.queueDepthMs = Math.max(this.queueDepthMs * QUEUE_DEPTH_FADE, this.queueingDelayMs)
-    if (this.character === 'background') this.steerBackground(lossy, lost > 0)
+    if (this.character === 'background') this.steerBackground(lossy, lost > 0, elapsed)
     else this.steerFocused(lossy, lost > 0, elapsed, tMs)
     this.rate = Math.min(MAX_RATE, Math.max(MIN_RATE, this.rate))
   }
@@ -376,14 +383,17 @@ export class RateControl {
    * path's own delay, and only its losses tell it otherwise. Losses with no queue to show are
    * noise, unless there are many.
    */
-  private steerBackground (lossy: boolean, anyLoss: boolean): void {
+  private steerBackground (lossy: boolean, anyLoss: boolean, elapsedMs: number): void {
+    // No startup: its rounds are a cruising download's, and it grows by time, not by doubling.
+    this.phase = 'cruise'
     const target = Math.max(BACKGROUND_MIN_TARGET_MS, Math.min(BACKGROUND_TARGET_DELAY_MS, this.maxQueueingDelayMs / 2))
     if (lossy || (anyLoss && this.queueingDelayMs >= target / 2)) {
       this.rate *= 0.5
       return
     }
     const off = (target - this.queueingDelayMs) / target
-    const step = Math.max(-0.5, Math.min(BACKGROUND_GAIN, BACKGROUND_GAIN * off))
+    // Backing off is not slowed: a queue past the target is answered each round.
+    const step = off >= 0 ? BACKGROUND_GAIN * Math.min(1, elapsedMs / BACKGROUND_GROWTH_MS) * off : Math.max(-0.5, BACKGROUND_GAIN * off)
     // Never more than a probe above what the path delivered lately.
     const ceiling = Math.max(INITIAL_RATE, this.bottleneckRate * 1.5)
     this.rate = Math.min(ceiling, this.rate * (1 + step))
