@@ -3,9 +3,12 @@
  * link, goodput against the link and qf's framing ceiling, what the sender put on the link,
  * queue drops, duplicates, the queueing delay a ping sees, and what a TCP flow keeps beside
  * a focused and a background download. Needs root. Prints one JSON object.
+ * TCP beside qf is measured twice: with the machine's own congestion control, its sender
+ * behind the same `tbf` as qf's; and with CUBIC (Linux's default, which fills a queue until
+ * it overflows) past a router in a third namespace, as across the internet.
  *   node dist/bench/links.js [--quick]
  */
-import { Netlab } from '../test/helpers/netlab.js'
+import { Netlab, defaultCongestionControl } from '../test/helpers/netlab.js'
 import { shapedTransfer, tcpAlone } from '../test/helpers/shaped-transfer.js'
 import type { LinkSpec } from '../test/helpers/netlab.js'
 
@@ -36,6 +39,10 @@ export async function measureLinks (quick = false): Promise<Array<Record<string,
     const tcpSeconds = Math.ceil(alone.seconds * 1.5) + 4
     const besideFocused = await shapedTransfer(spec, { sizeBytes: size, priority: FOCUSED, tcpSeconds })
     const besideBackground = await shapedTransfer(spec, { sizeBytes: size, priority: BACKGROUND, tcpSeconds })
+    const pastRouter: LinkSpec = { ...spec, router: true, tcp: 'cubic' }
+    const cubicAlone = await tcpAlone(pastRouter)
+    const cubicBesideFocused = await shapedTransfer(pastRouter, { sizeBytes: size, priority: FOCUSED, tcpSeconds })
+    const cubicBesideBackground = await shapedTransfer(pastRouter, { sizeBytes: size, priority: BACKGROUND, tcpSeconds })
     rows.push({
       link: alone.link,
       file_mib: size / MiB,
@@ -62,7 +69,14 @@ export async function measureLinks (quick = false): Promise<Array<Record<string,
       focused_beside_tcp_queueing_delay_ms: round(besideFocused.seen?.queueingDelayMs ?? null, 1),
       tcp_beside_background_of_link: round((besideBackground.tcpBesideMbit ?? 0) / spec.rateMbit),
       qf_background_beside_tcp_of_link: round(besideBackground.ofLink),
-      complete: alone.complete && besideFocused.complete && besideBackground.complete
+      cubic_past_router_alone_of_link: round(cubicAlone / spec.rateMbit),
+      cubic_past_router_beside_focused_of_link: round((cubicBesideFocused.tcpBesideMbit ?? 0) / spec.rateMbit),
+      qf_focused_beside_cubic_of_link: round(cubicBesideFocused.ofLink),
+      focused_beside_cubic_min_rtt_ms: round(cubicBesideFocused.seen?.minRttMs ?? null, 1),
+      focused_beside_cubic_queueing_delay_ms: round(cubicBesideFocused.seen?.queueingDelayMs ?? null, 1),
+      cubic_past_router_beside_background_of_link: round((cubicBesideBackground.tcpBesideMbit ?? 0) / spec.rateMbit),
+      qf_background_beside_cubic_of_link: round(cubicBesideBackground.ofLink),
+      complete: alone.complete && besideFocused.complete && besideBackground.complete && cubicBesideFocused.complete && cubicBesideBackground.complete
     })
   }
   return rows
@@ -73,6 +87,6 @@ if (process.argv[1]?.endsWith('links.js') === true) {
   if (missing !== null) {
     console.log(JSON.stringify({ links: null, why: missing }))
   } else {
-    console.log(JSON.stringify({ links: await measureLinks(process.argv.includes('--quick')) }, null, 2))
+    console.log(JSON.stringify({ tcp_congestion_control: defaultCongestionControl(), links: await measureLinks(process.argv.includes('--quick')) }, null, 2))
   }
 }

@@ -61,7 +61,7 @@ try {
   const caps = task('rate-caps', 0)
   const paths = task('sim-paths', 32 * MiB)
   // Real kernel bottlenecks (needs root): its own process, one JSON object.
-  const links = JSON.parse(execFileSync(process.execPath, [path.join(here, 'links.js')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as { links: unknown, why?: string }
+  const links = JSON.parse(execFileSync(process.execPath, [path.join(here, 'links.js')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as { links: unknown, tcp_congestion_control?: string, why?: string }
   // Real NATs (needs root and nftables): the same.
   const nat = JSON.parse(execFileSync(process.execPath, [path.join(here, 'nat.js')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as { nat: unknown, why?: string }
   const middle = <T>(items: T[], key: (item: T) => number): T => [...items].sort((a, b) => key(a) - key(b))[Math.floor(items.length / 2)]!
@@ -119,6 +119,7 @@ try {
     rate_cap_download_ratio_10s: round(caps.download_ratio!),
     rate_cap_upload_ratio_10s: round(caps.upload_ratio!),
     sim_paths_20mbit_32mib_of_link: Object.fromEntries(Object.entries(paths).map(([key, value]) => [key, round(value)])),
+    links_tcp_congestion_control: links.tcp_congestion_control ?? null,
     links: links.links ?? links.why,
     nat: nat.nat ?? nat.why,
     node: process.version,

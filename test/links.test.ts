@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Netlab } from './helpers/netlab.js'
+import { Netlab, median, pingTimes, tcpFlow } from './helpers/netlab.js'
 import { shapedTransfer } from './helpers/shaped-transfer.js'
 
 const MiB = 1024 * 1024
@@ -20,4 +20,22 @@ test('a shaped 10 Mbit/s link with a 512 KB queue: the file is not sent twice, a
   assert.ok(result.sentOverMinimum <= 1.1, `the sender put ${result.sentOverMinimum.toFixed(2)}× the least its framing needs on the link`)
   assert.ok(result.busyRttMs !== null && result.idleRttMs !== null)
   assert.ok(result.busyRttMs - result.idleRttMs <= 100, `the queue added ${(result.busyRttMs - result.idleRttMs).toFixed(0)} ms`)
+})
+
+test('the lab\'s router: CUBIC from a, past the bottleneck on a bridge between a and b, fills the queue as across the internet', async () => {
+  const lab = Netlab.create({ rateMbit: 10, queueBytes: 128 * KB, router: true, tcp: 'cubic' })
+  try {
+    const idle = median(await pingTimes(lab, 1))
+    const flow = tcpFlow(lab, 6)
+    await new Promise(resolve => setTimeout(resolve, 3_000))
+    const busy = median(await pingTimes(lab, 2))
+    const perSecond = await flow
+    // 128 KB at 10 Mbit/s is about 105 ms of queue; a flow that keeps its queue short (BBR, or
+    // any TCP whose own qdisc is the bottleneck) adds a few milliseconds.
+    assert.ok(busy - idle >= 50, `the queue added ${(busy - idle).toFixed(1)} ms`)
+    assert.ok(median(perSecond.slice(1)) * 8 / 1e6 >= 9, `TCP carried ${perSecond.join(', ')} bytes a second`)
+    assert.ok(lab.stats().drops > 0, 'the full queue dropped')
+  } finally {
+    lab.close()
+  }
 })

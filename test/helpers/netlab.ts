@@ -17,6 +17,19 @@ export interface LinkSpec {
   rateMbit: number
   /** The tbf queue (its `limit`), bytes. */
   queueBytes: number
+  /**
+   * The bottleneck sits on a bridge in a third namespace between a and b, as a home router's
+   * uplink does, instead of on a's own veth. On a's own device Linux's TCP keeps only about a
+   * millisecond of its pacing rate queued (TCP small queues count what its socket has in the
+   * local qdisc), so it never fills the queue; past a router it fills it as across the internet.
+   */
+  router?: boolean
+  /**
+   * The congestion control of TCP flows from a (the anchor beside qf), e.g. `cubic`, Linux's
+   * default and the common one, which fills a queue until it overflows; by default the
+   * machine's own (`bbr` on some, which keeps a queue short).
+   */
+  tcp?: string
 }
 
 export const HOST_A = '10.77.0.1'
@@ -90,14 +103,23 @@ export class LabProcesses {
 export class Netlab extends LabProcesses {
   readonly nsA: string
   readonly nsB: string
+  private readonly nsRouter: string | null
   private readonly vethA: string
+  private readonly vethB: string
+  /** Where the tbf sits: a's veth, or the router's port toward b. */
+  private readonly bottleneck: { ns: string, dev: string }
   private closed = false
 
-  private constructor (readonly spec: LinkSpec, tag: string) {
-    super([`qfa${tag}`, `qfb${tag}`])
+  private constructor (readonly spec: LinkSpec, private readonly tag: string) {
+    const namespaces = [`qfa${tag}`, `qfb${tag}`]
+    if (spec.router === true) namespaces.push(`qfr${tag}`)
+    super(namespaces)
     this.nsA = `qfa${tag}`
     this.nsB = `qfb${tag}`
+    this.nsRouter = spec.router === true ? `qfr${tag}` : null
     this.vethA = `qfva${tag}`
+    this.vethB = `qfvb${tag}`
+    this.bottleneck = this.nsRouter === null ? { ns: this.nsA, dev: this.vethA } : { ns: this.nsRouter, dev: `qfrb${tag}` }
   }
 
   /** Whether this process may build namespaces (it must be root, with `ip` and `tc` installed). */
@@ -119,37 +141,69 @@ export class Netlab extends LabProcesses {
   }
 
   private build (): void {
-    const vethB = this.vethA.replace('qfva', 'qfvb')
     run(['ip', 'netns', 'add', this.nsA])
     run(['ip', 'netns', 'add', this.nsB])
-    run(['ip', 'link', 'add', this.vethA, 'netns', this.nsA, 'type', 'veth', 'peer', 'name', vethB, 'netns', this.nsB])
-    for (const [ns, dev, host] of [[this.nsA, this.vethA, HOST_A], [this.nsB, vethB, HOST_B]] as const) {
+    if (this.nsRouter === null) {
+      run(['ip', 'link', 'add', this.vethA, 'netns', this.nsA, 'type', 'veth', 'peer', 'name', this.vethB, 'netns', this.nsB])
+    } else {
+      // a and b on one bridge in the router's namespace: the same addresses, one hop between.
+      const ns = this.nsRouter
+      const bridge = `qfbr${this.tag}`
+      run(['ip', 'netns', 'add', ns])
+      run(['ip', 'link', 'add', this.vethA, 'netns', this.nsA, 'type', 'veth', 'peer', 'name', `qfra${this.tag}`, 'netns', ns])
+      run(['ip', 'link', 'add', this.vethB, 'netns', this.nsB, 'type', 'veth', 'peer', 'name', `qfrb${this.tag}`, 'netns', ns])
+      run(['ip', '-n', ns, 'link', 'add', bridge, 'type', 'bridge'])
+      for (const dev of [`qfra${this.tag}`, `qfrb${this.tag}`]) {
+        run(['ip', '-n', ns, 'link', 'set', dev, 'master', bridge])
+        run(['ip', '-n', ns, 'link', 'set', dev, 'up'])
+      }
+      run(['ip', '-n', ns, 'link', 'set', bridge, 'up'])
+    }
+    for (const [ns, dev, host] of [[this.nsA, this.vethA, HOST_A], [this.nsB, this.vethB, HOST_B]] as const) {
       run(['ip', '-n', ns, 'addr', 'add', `${host}/24`, 'dev', dev])
       run(['ip', '-n', ns, 'link', 'set', dev, 'up'])
       run(['ip', '-n', ns, 'link', 'set', 'lo', 'up'])
     }
     this.shape(this.spec)
+    if (this.spec.tcp !== undefined) useCongestionControl(this.nsA, this.spec.tcp)
   }
 
   /** (Re)shapes a's egress. */
   shape (spec: LinkSpec): void {
-    run(['tc', '-n', this.nsA, 'qdisc', 'replace', 'dev', this.vethA, 'root', 'tbf',
+    run(['tc', '-n', this.bottleneck.ns, 'qdisc', 'replace', 'dev', this.bottleneck.dev, 'root', 'tbf',
       'rate', `${spec.rateMbit}mbit`, 'burst', String(BURST_BYTES), 'limit', String(spec.queueBytes)])
   }
 
   /** What a's bottleneck has passed and dropped so far. */
   stats (): QdiscStats {
-    return qdiscStats(this.nsA, this.vethA)
+    return qdiscStats(this.bottleneck.ns, this.bottleneck.dev)
   }
 
   close (): void {
     if (this.closed) return
     this.closed = true
     this.kill()
-    for (const ns of [this.nsA, this.nsB]) {
-      try { run(['ip', 'netns', 'del', ns]) } catch {}
+    for (const ns of [this.nsA, this.nsB, this.nsRouter]) {
+      if (ns !== null) try { run(['ip', 'netns', 'del', ns]) } catch {}
     }
   }
+}
+
+/**
+ * Sets TCP's congestion control inside `ns`. A namespace may choose only among the algorithms
+ * the machine allows (`reno` and the default, usually), so the one asked for is added to that
+ * list first: a change to the machine, but one that only widens a choice.
+ */
+function useCongestionControl (ns: string, algorithm: string): void {
+  const allowedKey = 'net.ipv4.tcp_allowed_congestion_control'
+  const allowed = run(['sysctl', '-n', allowedKey]).trim().split(/\s+/)
+  if (!allowed.includes(algorithm)) run(['sysctl', '-qw', `${allowedKey}=${[...allowed, algorithm].join(' ')}`])
+  run(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.tcp_congestion_control=${algorithm}`])
+}
+
+/** The machine's own TCP congestion control, which a namespace starts with. */
+export function defaultCongestionControl (): string {
+  return run(['sysctl', '-n', 'net.ipv4.tcp_congestion_control']).trim()
 }
 
 /** What a tbf qdisc has passed and dropped so far. */
