@@ -203,8 +203,8 @@ test('rate control, background: grows by time, not by round, so short rounds on 
     control.onDelivered(Math.round(control.paceRate / 1000), t)
     if (t % 5 === 0) control.onRtt(1, t)
   }
-  // A tenth per 100 ms at most: five such steps in half a second.
-  const bound = 2_000 * 1.1 ** 5 * 1.05
+  // A tenth per 200 ms at most: two and a half such steps in half a second.
+  const bound = 2_000 * 1.1 ** 2.5 * 1.05
   assert.ok(control.paceRate <= bound, `after 500 ms: ${control.paceRate}/s, more than ${bound.toFixed(0)}`)
   assert.equal(control.state, 'cruise', 'a background download has no startup')
   // Still fills an idle link: 10,000 slices/s with a 1 ms round trip, most of it within 5 s.

@@ -94,7 +94,7 @@ const BACKGROUND_MIN_TARGET_MS = 2
  * beside it shows its queue before the background download has taken the room.
  */
 const BACKGROUND_GAIN = 0.1
-const BACKGROUND_GROWTH_MS = 100
+const BACKGROUND_GROWTH_MS = 200
 /** The largest queueing delay seen fades by this factor a round. */
 const MAX_QUEUE_FADE = 0.995
 /**
