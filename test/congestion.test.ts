@@ -227,9 +227,9 @@ test('rate control, focused: beside TCP, on shallow and deep queues at 10 and 50
     for (const queueLimit of [64, 1_024]) {
       const run = besideTcp({ character: 'focused', capacity, baseRttMs: 1, queueLimit, seconds: 40 })
       const where = `${capacity} slices/s, a queue of ${queueLimit}: focused ${run.ours.toFixed(2)}, TCP ${run.tcp.toFixed(2)}`
-      // 0.4 is the aim; on the deep 50 Mbit/s queue TCP keeps 0.38 in this model, which has
-      // no window (on real links the window's short headroom leaves it more).
-      assert.ok(run.tcp >= (capacity === 9_750 && queueLimit === 1_024 ? 0.35 : 0.4), `TCP starved: ${where}`)
+      // After both flows lose, TCP regrows for seconds: a cap that took the queue they both
+      // drained for room to grow into left TCP 0.38 on the deep 50 Mbit/s queue.
+      assert.ok(run.tcp >= 0.42, `TCP starved: ${where}`)
       assert.ok(run.ours >= 0.25, `the focused download gave up its share: ${where}`)
     }
   }

@@ -111,8 +111,13 @@ export const LOSS_CAP_CUT = 0.7
  * not cost it for half a minute.
  */
 const LOSS_CAP_MIN_REGROWTH = 0.1
-/** While no queue shows, the cap grows this much a round: the path has room. */
+/**
+ * While no queue shows, the cap grows this much a round: the path has room. Not within
+ * LOSS_CAP_HOLD_MS of a cut: a TCP flow that lost too drains the queue by backing off and
+ * regrows for seconds, so an empty queue then shows its pause, not room.
+ */
 const LOSS_CAP_FREE_REGROWTH = 1.1
+const LOSS_CAP_HOLD_MS = 1_000
 /** Below this part of the minimum round trip (and NO_QUEUE_MS), a queue is noise in the round trips. */
 const NO_QUEUE_RTT_FRACTION = 0.1
 /** Slices that may always be asked for ahead. */
@@ -372,7 +377,7 @@ export class RateControl {
     }
     if (!Number.isFinite(this.lossCap)) return
     const noQueue = this.queueingDelayMs < Math.max(NO_QUEUE_MS, NO_QUEUE_RTT_FRACTION * this.minRttMs)
-    if (noQueue) this.lossCap *= LOSS_CAP_FREE_REGROWTH
+    if (noQueue && tMs - this.cutAtMs > LOSS_CAP_HOLD_MS) this.lossCap *= LOSS_CAP_FREE_REGROWTH
     else this.lossCap += Math.max((elapsedMs * 1000) / (srtt * srtt), (LOSS_CAP_MIN_REGROWTH * this.cutLevel * elapsedMs) / 1000)
     if (this.lossCap > 2 * this.bottleneckRate) this.lossCap = Infinity
   }
