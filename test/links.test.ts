@@ -2,6 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Netlab, median, pingTimes, tcpFlow } from './helpers/netlab.js'
 import { shapedTransfer } from './helpers/shaped-transfer.js'
+import { sleep } from '../src/cli/processes.js'
 
 const MiB = 1024 * 1024
 const KB = 1024
@@ -27,7 +28,7 @@ test('the lab\'s router: CUBIC from a, past the bottleneck on a bridge between a
   try {
     const idle = median(await pingTimes(lab, 1))
     const flow = tcpFlow(lab, 6)
-    await new Promise(resolve => setTimeout(resolve, 3_000))
+    await sleep(3_000)
     const busy = median(await pingTimes(lab, 2))
     const perSecond = await flow
     // 128 KB at 10 Mbit/s is about 105 ms of queue; a flow that keeps its queue short (BBR, or

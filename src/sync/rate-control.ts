@@ -117,7 +117,7 @@ const LOSS_CAP_MIN_REGROWTH = 0.1
  * regrows for seconds, so an empty queue then shows its pause, not room.
  */
 const LOSS_CAP_FREE_REGROWTH = 1.1
-const LOSS_CAP_HOLD_MS = 1_000
+const LOSS_CAP_HOLD_MS = 500
 /** Below this part of the minimum round trip (and NO_QUEUE_MS), a queue is noise in the round trips. */
 const NO_QUEUE_RTT_FRACTION = 0.1
 /** Slices that may always be asked for ahead. */

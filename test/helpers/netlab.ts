@@ -9,9 +9,9 @@ import type { ChildProcess } from 'node:child_process'
 
 /**
  * A real bottleneck between two hosts, as root: network namespaces `a` and `b` joined by a
- * veth pair, and `a`'s egress shaped with `tc tbf` (a rate and a bounded queue). Traffic from
- * a to b crosses the bottleneck; b to a does not. Everything is deleted by `close`, also after
- * a failure.
+ * veth pair (or through a router's namespace), and the way from a to b shaped with `tc tbf`
+ * (a rate and a bounded queue). Traffic from a to b crosses the bottleneck; b to a does not.
+ * Everything is deleted by `close`, also after a failure.
  */
 export interface LinkSpec {
   rateMbit: number
@@ -19,9 +19,9 @@ export interface LinkSpec {
   queueBytes: number
   /**
    * The bottleneck sits on a bridge in a third namespace between a and b, as a home router's
-   * uplink does, instead of on a's own veth. On a's own device Linux's TCP keeps only about a
-   * millisecond of its pacing rate queued (TCP small queues count what its socket has in the
-   * local qdisc), so it never fills the queue; past a router it fills it as across the internet.
+   * uplink does, instead of on a's own veth. On a's own device TCP small queues bound what a
+   * socket may have in its host's qdisc, so TCP from a holds only part of a deep queue and
+   * does not overflow it; past a router it fills it as across the internet.
    */
   router?: boolean
   /**
@@ -168,7 +168,7 @@ export class Netlab extends LabProcesses {
     if (this.spec.tcp !== undefined) useCongestionControl(this.nsA, this.spec.tcp)
   }
 
-  /** (Re)shapes a's egress. */
+  /** (Re)shapes the way from a to b. */
   shape (spec: LinkSpec): void {
     run(['tc', '-n', this.bottleneck.ns, 'qdisc', 'replace', 'dev', this.bottleneck.dev, 'root', 'tbf',
       'rate', `${spec.rateMbit}mbit`, 'burst', String(BURST_BYTES), 'limit', String(spec.queueBytes)])
