@@ -189,21 +189,24 @@ export class Netlab extends LabProcesses {
   }
 }
 
+const CONGESTION_CONTROL = '/proc/sys/net/ipv4/tcp_congestion_control'
+const ALLOWED_CONGESTION_CONTROL = '/proc/sys/net/ipv4/tcp_allowed_congestion_control'
+
 /**
  * Sets TCP's congestion control inside `ns`. A namespace may choose only among the algorithms
  * the machine allows (`reno` and the default, usually), so the one asked for is added to that
  * list first: a change to the machine, but one that only widens a choice.
  */
 function useCongestionControl (ns: string, algorithm: string): void {
-  const allowedKey = 'net.ipv4.tcp_allowed_congestion_control'
-  const allowed = run(['sysctl', '-n', allowedKey]).trim().split(/\s+/)
-  if (!allowed.includes(algorithm)) run(['sysctl', '-qw', `${allowedKey}=${[...allowed, algorithm].join(' ')}`])
-  run(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.tcp_congestion_control=${algorithm}`])
+  const allowed = fs.readFileSync(ALLOWED_CONGESTION_CONTROL, 'utf8').trim().split(/\s+/)
+  if (!allowed.includes(algorithm)) fs.writeFileSync(ALLOWED_CONGESTION_CONTROL, [...allowed, algorithm].join(' '))
+  // /proc/sys/net shows the namespace of the process that reads it.
+  run(['ip', 'netns', 'exec', ns, 'sh', '-c', `echo ${algorithm} > ${CONGESTION_CONTROL}`])
 }
 
 /** The machine's own TCP congestion control, which a namespace starts with. */
 export function defaultCongestionControl (): string {
-  return run(['sysctl', '-n', 'net.ipv4.tcp_congestion_control']).trim()
+  return fs.readFileSync(CONGESTION_CONTROL, 'utf8').trim()
 }
 
 /** What a tbf qdisc has passed and dropped so far. */
