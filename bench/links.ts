@@ -11,6 +11,7 @@
 import { Netlab, defaultCongestionControl } from '../test/helpers/netlab.js'
 import { shapedTransfer, tcpAlone } from '../test/helpers/shaped-transfer.js'
 import type { LinkSpec } from '../test/helpers/netlab.js'
+import type { ShapedTransferResult } from '../test/helpers/shaped-transfer.js'
 
 const MiB = 1024 * 1024
 const KB = 1024
@@ -43,6 +44,8 @@ export async function measureLinks (quick = false): Promise<Array<Record<string,
     const cubicAlone = await tcpAlone(pastRouter)
     const cubicBesideFocused = await shapedTransfer(pastRouter, { sizeBytes: size, priority: FOCUSED, tcpSeconds })
     const cubicBesideBackground = await shapedTransfer(pastRouter, { sizeBytes: size, priority: BACKGROUND, tcpSeconds })
+    /** What the TCP flow beside a transfer kept, as a fraction of the link. */
+    const tcpKept = (beside: ShapedTransferResult): number | null => round((beside.tcpBesideMbit ?? 0) / spec.rateMbit)
     rows.push({
       link: alone.link,
       file_mib: size / MiB,
@@ -60,23 +63,23 @@ export async function measureLinks (quick = false): Promise<Array<Record<string,
       queueing_delay_added_ms: alone.busyRttMs === null || alone.idleRttMs === null ? null : round(alone.busyRttMs - alone.idleRttMs, 1),
       tcp_alone_mbit: round(tcpOnly, 2),
       tcp_alone_of_link: round(tcpOnly / spec.rateMbit),
-      tcp_beside_focused_of_link: round((besideFocused.tcpBesideMbit ?? 0) / spec.rateMbit),
+      tcp_beside_focused_of_link: tcpKept(besideFocused),
       qf_focused_beside_tcp_of_link: round(besideFocused.ofLink),
       // What the focused download's congestion control made of the path beside TCP: a
       // bottleneck above the link's own rate (1.0) is an overestimate it then paces at.
       focused_beside_tcp_measured_bottleneck_of_link: round(besideFocused.seen?.bottleneckOfLink ?? null),
       focused_beside_tcp_min_rtt_ms: round(besideFocused.seen?.minRttMs ?? null, 1),
       focused_beside_tcp_queueing_delay_ms: round(besideFocused.seen?.queueingDelayMs ?? null, 1),
-      tcp_beside_background_of_link: round((besideBackground.tcpBesideMbit ?? 0) / spec.rateMbit),
+      tcp_beside_background_of_link: tcpKept(besideBackground),
       qf_background_beside_tcp_of_link: round(besideBackground.ofLink),
       cubic_past_router_alone_of_link: round(cubicAlone / spec.rateMbit),
-      cubic_past_router_beside_focused_of_link: round((cubicBesideFocused.tcpBesideMbit ?? 0) / spec.rateMbit),
+      cubic_past_router_beside_focused_of_link: tcpKept(cubicBesideFocused),
       qf_focused_beside_cubic_of_link: round(cubicBesideFocused.ofLink),
       focused_beside_cubic_min_rtt_ms: round(cubicBesideFocused.seen?.minRttMs ?? null, 1),
       focused_beside_cubic_queueing_delay_ms: round(cubicBesideFocused.seen?.queueingDelayMs ?? null, 1),
-      cubic_past_router_beside_background_of_link: round((cubicBesideBackground.tcpBesideMbit ?? 0) / spec.rateMbit),
+      cubic_past_router_beside_background_of_link: tcpKept(cubicBesideBackground),
       qf_background_beside_cubic_of_link: round(cubicBesideBackground.ofLink),
-      complete: alone.complete && besideFocused.complete && besideBackground.complete && cubicBesideFocused.complete && cubicBesideBackground.complete
+      complete: [alone, besideFocused, besideBackground, cubicBesideFocused, cubicBesideBackground].every(r => r.complete)
     })
   }
   return rows

@@ -374,7 +374,8 @@ test('requester: near a file\'s end a range is asked for whole, past the window;
  * wait (exponential, `stallMs` on average) and paces with the daemon's pacer; the requester
  * sends requests on a 10 ms tick. Returns the part of the bottleneck the last second delivered.
  */
-function lateSender (stallMs: number, catchUpMs: number, capacity = 11_000): number {
+function lateSender (stallMs: number, catchUpMs: number): number {
+  const capacity = 11_000
   const f = file('f', 200_000)
   const requester = new Requester()
   const pacer = new Pacer(0, catchUpMs)

@@ -54,7 +54,7 @@ export interface QdiscStats {
 export class LabProcesses {
   private readonly children = new Set<ChildProcess>()
 
-  constructor (private readonly namespaces: string[] = []) {}
+  constructor (protected readonly namespaces: string[] = []) {}
 
   /** A namespace whose leftover processes `kill` also ends. */
   adopt (ns: string): void {
@@ -111,12 +111,11 @@ export class Netlab extends LabProcesses {
   private closed = false
 
   private constructor (readonly spec: LinkSpec, private readonly tag: string) {
-    const namespaces = [`qfa${tag}`, `qfb${tag}`]
-    if (spec.router === true) namespaces.push(`qfr${tag}`)
-    super(namespaces)
+    super()
     this.nsA = `qfa${tag}`
     this.nsB = `qfb${tag}`
     this.nsRouter = spec.router === true ? `qfr${tag}` : null
+    for (const ns of [this.nsA, this.nsB, this.nsRouter]) if (ns !== null) this.adopt(ns)
     this.vethA = `qfva${tag}`
     this.vethB = `qfvb${tag}`
     this.bottleneck = this.nsRouter === null ? { ns: this.nsA, dev: this.vethA } : { ns: this.nsRouter, dev: `qfrb${tag}` }
@@ -149,11 +148,13 @@ export class Netlab extends LabProcesses {
       // a and b on one bridge in the router's namespace: the same addresses, one hop between.
       const ns = this.nsRouter
       const bridge = `qfbr${this.tag}`
+      // The port toward b is the bottleneck.
+      const ports = [`qfra${this.tag}`, this.bottleneck.dev]
       run(['ip', 'netns', 'add', ns])
-      run(['ip', 'link', 'add', this.vethA, 'netns', this.nsA, 'type', 'veth', 'peer', 'name', `qfra${this.tag}`, 'netns', ns])
-      run(['ip', 'link', 'add', this.vethB, 'netns', this.nsB, 'type', 'veth', 'peer', 'name', `qfrb${this.tag}`, 'netns', ns])
+      run(['ip', 'link', 'add', this.vethA, 'netns', this.nsA, 'type', 'veth', 'peer', 'name', ports[0]!, 'netns', ns])
+      run(['ip', 'link', 'add', this.vethB, 'netns', this.nsB, 'type', 'veth', 'peer', 'name', ports[1]!, 'netns', ns])
       run(['ip', '-n', ns, 'link', 'add', bridge, 'type', 'bridge'])
-      for (const dev of [`qfra${this.tag}`, `qfrb${this.tag}`]) {
+      for (const dev of ports) {
         run(['ip', '-n', ns, 'link', 'set', dev, 'master', bridge])
         run(['ip', '-n', ns, 'link', 'set', dev, 'up'])
       }
@@ -183,8 +184,8 @@ export class Netlab extends LabProcesses {
     if (this.closed) return
     this.closed = true
     this.kill()
-    for (const ns of [this.nsA, this.nsB, this.nsRouter]) {
-      if (ns !== null) try { run(['ip', 'netns', 'del', ns]) } catch {}
+    for (const ns of this.namespaces) {
+      try { run(['ip', 'netns', 'del', ns]) } catch {}
     }
   }
 }
