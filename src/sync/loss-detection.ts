@@ -55,6 +55,8 @@ export interface InFlight extends PlannedRequest {
 
 export interface PeerState {
   outstanding: number
+  /** The pace of the latest request sent to it: the one it keeps to. */
+  sentPace: number
   /** Its requests in flight, oldest first: the order it answers them in. */
   order: InFlight[]
   reorderWindowMs: number

@@ -18,6 +18,8 @@
  *   traffic fills the queue.
  */
 
+import { LossCap } from './loss-cap.js'
+
 export type Character = 'focused' | 'background'
 
 /** Rates are in slices per second. */
@@ -33,11 +35,13 @@ export const MAX_ROUND_MS = 250
 /** The bottleneck rate is the highest delivery rate of this many rounds. */
 export const BANDWIDTH_ROUNDS = 10
 /**
- * After startup a delivery rate is measured over this many rounds, not one: the receiver reads
- * its socket in batches, so one short round's count swings by a batch, and the highest of ten
- * such rounds sat well above the link itself.
+ * After startup a delivery rate is measured over the latest rounds that span this long, not
+ * over one short round: the receiver reads its socket in batches, so one 25 ms round's count
+ * swings by a batch, and the highest of ten such rounds sat well above the link itself. Not
+ * longer: a probe's round diluted by the rounds around it would lift the estimate by only a
+ * part of what the probe found.
  */
-export const SAMPLE_ROUNDS = 3
+export const SAMPLE_MS = 3 * MIN_ROUND_MS
 /**
  * The minimum round trip is kept this long before a higher one may replace it: long, so that
  * a queue another flow keeps full is not mistaken for the path's own delay.
@@ -46,6 +50,18 @@ export const MIN_RTT_WINDOW_MS = 30_000
 /** Startup ends when three rounds in a row grew the delivery rate by less than this. */
 const STARTUP_GROWTH = 1.25
 const STARTUP_PLATEAU_ROUNDS = 3
+/** A path this long (ms) or longer, and a startup round delivering less than this part of the round before's pace: see fellShort. */
+const LONG_PATH_MS = 50
+const STARTUP_SHORTFALL = 0.8
+/**
+ * Two startup rounds that did not grow the delivery rate and saw this much queueing delay end
+ * startup, as HyStart does: the bottleneck is reached, and each round more at startup's pace
+ * would only fill its queue (on a long path, past its end). Not less: a simulated path's
+ * round trips jitter by a tick of 5 ms. Not one round: a receiver that stalls for a moment
+ * (a disk flush) shows as much on a fast path.
+ */
+const STARTUP_QUEUE_MS = 8
+const STARTUP_QUEUE_ROUNDS = 2
 /**
  * A round that did not grow while the path shows no queue and no loss counts this much of
  * one: a pace raised reaches the sender only with the next requests, a round trip and a tick
@@ -98,26 +114,11 @@ const BACKGROUND_GROWTH_MS = 200
 /** The largest queueing delay seen fades by this factor a round. */
 const MAX_QUEUE_FADE = 0.995
 /**
- * A focused download's loss cap: on a loss while the queue is near full (at least this part
- * of the deepest queue seen lately, which fades slowly: a path's buffer seldom changes), the
- * pace is capped at LOSS_CAP_CUT of the delivery rate, at most once a loss episode.
+ * The queue is near full (for the loss cap, see LossCap) at this part of the deepest queue
+ * seen lately, which fades slowly: a path's buffer seldom changes.
  */
 const FULL_QUEUE_FRACTION = 0.5
 const QUEUE_DEPTH_FADE = 0.999
-export const LOSS_CAP_CUT = 0.7
-/**
- * The cap then grows as TCP's window would (one slice per round trip, each round trip), and
- * never slower than this part of the cut level a second, so that one loss on a long path does
- * not cost it for half a minute.
- */
-const LOSS_CAP_MIN_REGROWTH = 0.1
-/**
- * While no queue shows, the cap grows this much a round: the path has room. Not within
- * LOSS_CAP_HOLD_MS of a cut: a TCP flow that lost too drains the queue by backing off and
- * regrows for seconds, so an empty queue then shows its pause, not room.
- */
-const LOSS_CAP_FREE_REGROWTH = 1.1
-const LOSS_CAP_HOLD_MS = 500
 /** Below this part of the minimum round trip (and NO_QUEUE_MS), a queue is noise in the round trips. */
 const NO_QUEUE_RTT_FRACTION = 0.1
 /** Slices that may always be asked for ahead. */
@@ -144,10 +145,12 @@ export class RateControl {
   private roundMinRttMs = Infinity
   /** Delivered and lost slices of recent rounds, newest last. */
   private readonly recent: Array<{ delivered: number, lost: number }> = []
-  /** Slices delivered and time taken by the last SAMPLE_ROUNDS rounds, newest last. */
-  private readonly spans: Array<{ delivered: number, ms: number }> = []
+  /** Slices delivered and time taken by the rounds of the latest SAMPLE_MS, newest last. */
+  private readonly spans: Span[] = []
   private cycle = 0
   private plateauRounds = 0
+  /** Of those, the rounds that showed STARTUP_QUEUE_MS of queue. */
+  private queuedPlateauRounds = 0
   private drainRounds = 0
   /** Rounds left in which a path without a queue is probed only one round in eight. */
   private steadyRounds = 0
@@ -163,11 +166,10 @@ export class RateControl {
   /** Smoothed round trip and its variation, ms, as TCP's. */
   private srttMs = -1
   private rttVarMs = 0
-  /** The pace a focused download may not pass since a loss showed a full queue; Infinity when none. */
-  private lossCap = Infinity
-  private capBeforeCut = Infinity
-  private cutLevel = 0
-  private cutAtMs = -Infinity
+  /** The pace a focused download may not pass since a loss showed a full queue. */
+  private readonly lossCap = new LossCap()
+  /** The pace of the startup round before the one under way. */
+  private previousPace = 0
   /** Whether the round under way is paced above the estimate. */
   private probing = false
   /** Rounds until the last probe's losses are all in (0: none waited for), and what those rounds lost and delivered so far. */
@@ -181,9 +183,10 @@ export class RateControl {
     this.rate = initialRate
   }
 
-  /** `n` slices arrived. */
-  onDelivered (n: number, tMs: number): void {
+  /** `n` slices arrived; `inFlight` are still asked for and on their way (when known). */
+  onDelivered (n: number, tMs: number, inFlight?: number): void {
     this.roundDelivered += n
+    if (this.phase === 'drain' && inFlight !== undefined && inFlight <= (this.bottleneckRate * this.minRttMs) / 1000) this.endDrain()
     this.advance(tMs)
   }
 
@@ -210,14 +213,9 @@ export class RateControl {
     this.advance(tMs)
   }
 
-  /**
-   * A slice reported lost came after all: if the loss cap was cut for it lately, the cut
-   * answered no congestion (a pause behind another flow's burst), so it is taken back.
-   */
+  /** A slice reported lost came after all: a loss cap cut for it lately is taken back. */
   onSpuriousLoss (tMs: number): void {
-    if (tMs - this.cutAtMs > 4 * Math.max(this.srttMs, MAX_ROUND_MS)) return
-    this.lossCap = Math.max(this.lossCap, this.capBeforeCut)
-    this.cutAtMs = -Infinity
+    this.lossCap.onSpuriousLoss(tMs, 4 * Math.max(this.srttMs, MAX_ROUND_MS))
   }
 
   /** The rate to ask the sender to pace at, slices per second. */
@@ -258,6 +256,21 @@ export class RateControl {
     return this.phase
   }
 
+  /** Whether the queue is within the noise of the round trips. */
+  private get queueLooksEmpty (): boolean {
+    return this.queueingDelayMs < Math.max(NO_QUEUE_MS, NO_QUEUE_RTT_FRACTION * this.minRttMs)
+  }
+
+  /**
+   * On a long path (a round trip many ticks long, so a pace asked for is in force at the sender
+   * half a round trip later, and what it sends arrives in the next round), a startup round
+   * that delivered well short of the round before's pace met the bottleneck: more rounds of
+   * doubling would only fill its queue.
+   */
+  private fellShort (delivered: number, elapsedMs: number): boolean {
+    return this.minRttMs >= LONG_PATH_MS && (delivered * 1000) / elapsedMs < STARTUP_SHORTFALL * this.previousPace
+  }
+
   private get roundMs (): number {
     const rtt = Number.isFinite(this.minRttMs) ? this.minRttMs : 0
     return Math.min(MAX_ROUND_MS, Math.max(this.phase === 'startup' ? MIN_STARTUP_ROUND_MS : MIN_ROUND_MS, rtt))
@@ -280,7 +293,7 @@ export class RateControl {
     if (delivered + lost === 0) return
     this.learnProbe(delivered, lost)
     this.spans.push({ delivered, ms: elapsed })
-    if (this.spans.length > SAMPLE_ROUNDS) this.spans.shift()
+    while (this.spans.length > 1 && spanMs(this.spans) - this.spans[0]!.ms >= SAMPLE_MS) this.spans.shift()
     this.samples.push(this.phase === 'startup' ? deliveryRate : spanRate(this.spans))
     if (this.samples.length > BANDWIDTH_ROUNDS) this.samples.shift()
     this.recent.push({ delivered, lost })
@@ -292,7 +305,7 @@ export class RateControl {
     this.maxQueueingDelayMs = Math.max(this.maxQueueingDelayMs * MAX_QUEUE_FADE, this.queueingDelayMs)
     this.queueDepthMs = Math.max(this.queueDepthMs * QUEUE_DEPTH_FADE, this.queueingDelayMs)
     if (this.character === 'background') this.steerBackground(lossy, lost > 0, elapsed)
-    else this.steerFocused(lossy, lost > 0, elapsed, tMs)
+    else this.steerFocused(lossy, delivered, lost, elapsed, tMs)
     this.rate = Math.min(MAX_RATE, Math.max(MIN_RATE, this.rate))
   }
 
@@ -301,7 +314,8 @@ export class RateControl {
    * one are noise (a radio link, a lossy hop), and backing off for them would starve the
    * transfer for nothing.
    */
-  private steerFocused (lossy: boolean, anyLoss: boolean, elapsedMs: number, tMs: number): void {
+  private steerFocused (lossy: boolean, delivered: number, lost: number, elapsedMs: number, tMs: number): void {
+    const anyLoss = lost > 0
     const bandwidth = this.bottleneckRate
     const queued = this.queueingDelayMs >= NO_QUEUE_MS
     const congested = lossy && queued
@@ -309,17 +323,22 @@ export class RateControl {
       if (bandwidth >= this.startupBest * STARTUP_GROWTH) {
         this.startupBest = bandwidth
         this.plateauRounds = 0
-      } else if ((this.plateauRounds += queued || anyLoss ? 1 : QUIET_PLATEAU_WEIGHT) >= STARTUP_PLATEAU_ROUNDS) {
-        this.phase = 'drain'
+        this.queuedPlateauRounds = 0
+      } else {
+        this.plateauRounds += queued || anyLoss ? 1 : QUIET_PLATEAU_WEIGHT
+        if (this.queueingDelayMs >= STARTUP_QUEUE_MS) this.queuedPlateauRounds++
+        if (this.plateauRounds >= STARTUP_PLATEAU_ROUNDS || this.queuedPlateauRounds >= STARTUP_QUEUE_ROUNDS || this.fellShort(delivered, elapsedMs)) this.phase = 'drain'
       }
+      this.previousPace = this.rate
       if (congested) this.phase = 'drain'
+      if (this.phase === 'drain') this.lossCap.startupEnded(tMs)
       this.rate = this.phase === 'startup' ? Math.max(this.initialRate, bandwidth * STARTUP_GAIN) : bandwidth * DRAIN_GAIN
       return
     }
     if (this.phase === 'drain') {
       // Startup left a queue: drain it before cruising, but not forever (another flow may hold it).
-      if (queued && ++this.drainRounds < MAX_DRAIN_ROUNDS) { this.rate = bandwidth * DRAIN_GAIN; return }
-      this.phase = 'cruise'
+      if (!this.queueLooksEmpty && ++this.drainRounds < MAX_DRAIN_ROUNDS) { this.rate = bandwidth * DRAIN_GAIN; return }
+      this.endDrain()
     }
     this.cycle = (this.cycle + 1) % CYCLE.length
     let gain = 1 + CYCLE[this.cycle]! * this.probeStep
@@ -328,12 +347,32 @@ export class RateControl {
     if (lossy && !queued) this.steadyRounds = STEADY_ROUNDS_AFTER_LOSS
     // A queue and losses: the bottleneck is full; below what it delivers, to drain it.
     if (congested) gain = Math.min(gain, LOSS_BACKOFF)
-    // No queue and no loss lately: the path has room, so probe every round.
-    else if (!queued && this.steadyRounds === 0) gain = Math.max(gain, 1 + this.probeStep)
+    // No queue and no loss lately: the path has room, so probe every round. Each such probe
+    // takes the cycle's probing place, so that the round after drains what it queued when the
+    // queue it made shows (else that queue would stand for good).
+    else if (!queued && this.steadyRounds === 0) {
+      gain = Math.max(gain, 1 + this.probeStep)
+      this.cycle = 0
+    }
     if (this.steadyRounds > 0) this.steadyRounds--
-    this.capByLoss(anyLoss, elapsedMs, tMs)
-    this.rate = Math.min(bandwidth * gain, this.lossCap)
+    this.lossCap.onRound({
+      delivered, lost, elapsedMs, tMs, srttMs: this.srttMs, deliveryRate: spanRate(this.spans), bottleneckRate: bandwidth,
+      full: this.queueingDelayMs >= Math.max(NO_QUEUE_MS, FULL_QUEUE_FRACTION * this.queueDepthMs),
+      queueLooksEmpty: this.queueLooksEmpty,
+      episodeMs: 2 * Math.max(1, this.srttMs) + LOSS_ROUNDS * this.roundMs
+    })
+    this.rate = Math.min(bandwidth * gain, this.lossCap.value)
     this.probing = this.rate > bandwidth
+  }
+
+  /**
+   * The queue startup left is gone: no more asked for than the path holds (as BBR's drain
+   * ends), or a round trip that shows no queue. Cruising starts at once, at the bottleneck
+   * rate: a round more at the drain's pace would leave the link idle.
+   */
+  private endDrain (): void {
+    this.phase = 'cruise'
+    this.rate = Math.max(this.rate, this.bottleneckRate)
   }
 
   /**
@@ -361,28 +400,6 @@ export class RateControl {
   }
 
   /**
-   * Losses from a queue near full mean another flow fills it (this one's own window keeps its
-   * queue short): capped as TCP would be, the pace leaves that flow its share. One cut per
-   * episode: losses found within two round trips and a loss judgement of the cut belong to it.
-   */
-  private capByLoss (anyLoss: boolean, elapsedMs: number, tMs: number): void {
-    const srtt = Math.max(1, this.srttMs)
-    const full = this.queueingDelayMs >= Math.max(NO_QUEUE_MS, FULL_QUEUE_FRACTION * this.queueDepthMs)
-    if (anyLoss && full && tMs - this.cutAtMs >= 2 * srtt + LOSS_ROUNDS * this.roundMs) {
-      this.capBeforeCut = this.lossCap
-      this.lossCap = Math.min(this.lossCap, spanRate(this.spans)) * LOSS_CAP_CUT
-      this.cutLevel = this.lossCap
-      this.cutAtMs = tMs
-      return
-    }
-    if (!Number.isFinite(this.lossCap)) return
-    const noQueue = this.queueingDelayMs < Math.max(NO_QUEUE_MS, NO_QUEUE_RTT_FRACTION * this.minRttMs)
-    if (noQueue && tMs - this.cutAtMs > LOSS_CAP_HOLD_MS) this.lossCap *= LOSS_CAP_FREE_REGROWTH
-    else this.lossCap += Math.max((elapsedMs * 1000) / (srtt * srtt), (LOSS_CAP_MIN_REGROWTH * this.cutLevel * elapsedMs) / 1000)
-    if (this.lossCap > 2 * this.bottleneckRate) this.lossCap = Infinity
-  }
-
-  /**
    * Any loss while the queue is past half the target halves the rate, as LEDBAT does: a
    * download that starts while another flow keeps the queue full takes that queue for the
    * path's own delay, and only its losses tell it otherwise. Losses with no queue to show are
@@ -405,10 +422,17 @@ export class RateControl {
   }
 }
 
+type Span = { delivered: number, ms: number }
+
 /** Slices per second delivered over `spans`. */
-function spanRate (spans: Array<{ delivered: number, ms: number }>): number {
+function spanRate (spans: readonly Span[]): number {
   let delivered = 0
+  for (const span of spans) delivered += span.delivered
+  return (delivered * 1000) / spanMs(spans)
+}
+
+function spanMs (spans: readonly Span[]): number {
   let ms = 0
-  for (const span of spans) { delivered += span.delivered; ms += span.ms }
-  return (delivered * 1000) / ms
+  for (const span of spans) ms += span.ms
+  return ms
 }

@@ -45,6 +45,8 @@ function nearEnd (file: RequestableFile, r: number, slices: number): boolean {
 
 /** The fewest slices a request asks for when more are missing: fewer would cost more in requests than they carry. */
 export const MIN_REQUEST_SLICES = 32
+/** A pace that differs by more than this part from the one a peer was last sent is sent at once (see sendChangedPace). */
+const PACE_CHANGE_FRACTION = 0.1
 
 export const DEFAULT_REQUESTER_OPTIONS: RequesterOptions = {
   initialRate: 2_000,
@@ -106,10 +108,16 @@ export class Requester {
     // The path is pushed as hard as the most important file still being fetched asks.
     const character = files.find(f => f.background !== false || (f.urgentRanges?.length ?? 0) > 0)?.character ?? 'focused'
     for (const id of peerIds) this.peer(id).control.character = character
+    this.fillWindows(files, peerIds, tMs, planned)
+    for (const id of peerIds) this.sendChangedPace(files, id, peerIds.length, tMs, planned)
+    return planned
+  }
+
+  private fillWindows (files: readonly RequestableFile[], peerIds: readonly string[], tMs: number, planned: PlannedRequest[]): void {
     // Ranges a reader is waiting for go first, whatever their file's priority.
     for (const file of files) {
       for (const r of file.urgentRanges ?? []) {
-        if (!this.anyPeerHasRoom(peerIds)) return planned
+        if (!this.anyPeerHasRoom(peerIds)) return
         this.tryRange(file, r, peerIds, tMs, planned)
       }
     }
@@ -120,11 +128,31 @@ export class Requester {
       while (cursor < ranges && this.rangeComplete(file, cursor)) cursor++
       this.cursors.set(file.key, cursor)
       for (let r = cursor; r < ranges; r++) {
-        if (!this.anyPeerHasRoom(peerIds)) return planned
+        if (!this.anyPeerHasRoom(peerIds)) return
         this.tryRange(file, r, peerIds, tMs, planned)
       }
     }
-    return planned
+  }
+
+  /**
+   * A peer paces by the latest request it got, and a full window sends none: a pace lowered
+   * (which shrinks the window) would reach the peer only once the slices asked for at the old
+   * pace had come, sent at the old pace, so a probe's queue would outlast its drain (and a
+   * download cap would take a round trip's worth of slices to hold). So a pace that moved well
+   * away from the one last sent goes at once, in a small request past the window.
+   */
+  private sendChangedPace (files: readonly RequestableFile[], peer: string, peerCount: number, tMs: number, planned: PlannedRequest[]): void {
+    const state = this.peer(peer)
+    if (state.outstanding === 0 || Math.abs(this.paceFor(state, peerCount) - state.sentPace) <= PACE_CHANGE_FRACTION * state.sentPace) return
+    for (const file of files) {
+      if (file.background === false || file.excludedPeers?.has(peer) === true) continue
+      for (let r = this.cursors.get(file.key) ?? 0; r < file.layout.rangeCount; r++) {
+        const missing = file.missing(r)
+        if (missing === 0 || this.inflight.has(rangeKey(file.key, r)) || this.lacking(peer, file.key, r, tMs)) continue
+        this.ask(file, r, peer, Math.min(missing, MIN_REQUEST_SLICES), tMs, planned, peerCount)
+        return
+      }
+    }
   }
 
   /** Requests range r of a file from a peer with room, unless it is held or already asked for. */
@@ -136,14 +164,19 @@ export class Requester {
     const peer = this.choosePeer(peerIds, file.key, r, Math.min(missing, MIN_REQUEST_SLICES), tMs, file.excludedPeers)
     if (peer === null) return
     const state = this.peer(peer)
-    const paceRate = this.paceFor(state, peerIds.length)
     // A range is asked for whole when the window has room, else in part: the window, not the
     // range size, decides how much is on its way. Except near the file's end: the part left
     // could be asked for only once this request is answered, a round trip with nothing else
     // on the way, while the pace keeps what is asked ahead from flooding the path anyway.
-    const window = this.windowFor(state, paceRate)
+    const window = this.windowFor(state, this.paceFor(state, peerIds.length))
     const room = Math.max(MIN_REQUEST_SLICES, window - state.outstanding)
-    const limit = missing <= room || nearEnd(file, r, window) ? missing : room
+    this.ask(file, r, peer, missing <= room || nearEnd(file, r, window) ? missing : room, tMs, planned, peerIds.length)
+  }
+
+  private ask (file: RequestableFile, r: number, peer: string, limit: number, tMs: number, planned: PlannedRequest[], peerCount: number): void {
+    const key = rangeKey(file.key, r)
+    const state = this.peer(peer)
+    const paceRate = this.paceFor(state, peerCount)
     const request: InFlight = {
       peer, fileKey: file.key, range: r, firstSlice: file.layout.rangeStart(r), rangeLength: file.layout.rangeLength(r),
       limit, requestId: this.takeRequestId(), sentAtMs: tMs, lastActivityMs: tMs, outstanding: limit,
@@ -153,6 +186,7 @@ export class Requester {
     this.inflight.set(key, request)
     state.order.push(request)
     state.outstanding += limit
+    state.sentPace = paceRate
     planned.push(request)
   }
 
@@ -184,7 +218,6 @@ export class Requester {
     this.lastHit = request
     const state = this.peer(peer)
     state.lastSliceMs = tMs
-    state.control.onDelivered(1, tMs)
     request.answering = true
     request.lastActivityMs = tMs
     request.arrived++
@@ -192,6 +225,7 @@ export class Requester {
       request.outstanding--
       state.outstanding--
     }
+    state.control.onDelivered(1, tMs, state.outstanding)
     markOvertaken(state, request, tMs)
     if (request.outstanding === 0) this.finish(request, 0, tMs)
     return true
@@ -236,7 +270,9 @@ export class Requester {
       if (reason !== null) {
         this.givenUpBy[reason]++
         state.outstanding -= request.outstanding
-        this.finish(request, request.outstanding, tMs)
+        // A request never answered (timed out, or overtaken by later ones) was one datagram
+        // lost on the way out: its slices were never sent, so the path lost one, not them all.
+        this.finish(request, request.outstanding, tMs, request.answering ? request.outstanding : Math.min(1, request.outstanding))
         expired++
       }
     }
@@ -296,11 +332,11 @@ export class Requester {
     }
   }
 
-  /** A request ended with `lost` slices never arriving: the path's control hears of the loss. */
-  private finish (request: InFlight, lost: number, tMs: number): void {
+  /** A request ended with `lost` slices never arriving: the path's control hears of `pathLost` of them lost on the path. */
+  private finish (request: InFlight, lost: number, tMs: number, pathLost = lost): void {
     this.forget(request, tMs)
     if (lost === 0) return
-    this.peer(request.peer).control.onLost(lost, tMs)
+    this.peer(request.peer).control.onLost(pathLost, tMs)
     this.givenUp.set(rangeKey(request.fileKey, request.range), { peer: request.peer, untilMs: tMs + LATE_SLICE_MS, lost })
   }
 
@@ -329,8 +365,7 @@ export class Requester {
       if (excluded?.has(id) === true) continue
       const state = this.peer(id)
       const roomy = state.outstanding === 0 || state.outstanding + cost <= this.windowFor(state, this.paceFor(state, peerIds.length))
-      const lackUntil = this.lacks.get(lackKey(id, fileKey, range))
-      if (roomy && (lackUntil === undefined || lackUntil <= tMs)) {
+      if (roomy && !this.lacking(id, fileKey, range, tMs)) {
         this.roundRobin = (this.roundRobin + i + 1) % peerIds.length
         return id
       }
@@ -338,10 +373,16 @@ export class Requester {
     return null
   }
 
+  /** Whether the peer said lately that it has none of this range. */
+  private lacking (peer: string, fileKey: string, range: number, tMs: number): boolean {
+    const until = this.lacks.get(lackKey(peer, fileKey, range))
+    return until !== undefined && until > tMs
+  }
+
   private peer (id: string): PeerState {
     let state = this.peers.get(id)
     if (state === undefined) {
-      state = { outstanding: 0, order: [], reorderWindowMs: INITIAL_REORDER_WINDOW_MS, lastSliceMs: -Infinity, control: new RateControl('focused', this.options.initialRate) }
+      state = { outstanding: 0, sentPace: 0, order: [], reorderWindowMs: INITIAL_REORDER_WINDOW_MS, lastSliceMs: -Infinity, control: new RateControl('focused', this.options.initialRate) }
       this.peers.set(id, state)
     }
     return state

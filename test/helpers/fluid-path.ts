@@ -1,0 +1,57 @@
+import { RateControl } from '../../src/sync/rate-control.js'
+import type { Character } from '../../src/sync/rate-control.js'
+
+export interface PathRun { deliveredRate: number, queueDelayMs: number, lossFraction: number, finalRate: number, estimateAtStartupEnd: number | null }
+
+/**
+ * A bottleneck as a fluid, one millisecond at a time: the controller's pace and another flow
+ * share a FIFO queue of `queueLimit` slices drained at `capacity` slices/s; the round trip is
+ * `baseRttMs` plus the queue's delay; a pace asked for takes effect `paceLagMs` later.
+ * Returns what the controller's flow got over the last half, and its estimate when startup ended.
+ */
+export function runPath (o: { character: Character, capacity: number, baseRttMs: number, queueLimit: number, randomLoss?: number, otherRate?: number, paceLagMs?: number, seconds: number }): PathRun {
+  const control = new RateControl(o.character)
+  const asked: number[] = []
+  let estimateAtStartupEnd: number | null = null
+  let ours = 0
+  let others = 0
+  let credit = 0
+  let delivered = 0
+  let sent = 0
+  let lost = 0
+  let delaySum = 0
+  let samples = 0
+  let seed = 7
+  const random = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+  const total = o.seconds * 1000
+  for (let t = 0; t < total; t++) {
+    const measuring = t >= total / 2
+    asked.push(control.paceRate)
+    credit += asked[Math.max(0, t - (o.paceLagMs ?? 0))]! / 1000
+    const arriving = Math.floor(credit)
+    credit -= arriving
+    ours += arriving
+    others += (o.otherRate ?? 0) / 1000
+    if (measuring) sent += arriving
+    const overflow = ours + others - o.queueLimit
+    if (overflow > 0) {
+      const ourDrop = (overflow * ours) / (ours + others)
+      ours -= ourDrop
+      others -= overflow - ourDrop
+      if (measuring) lost += ourDrop
+      control.onLost(Math.round(ourDrop), t)
+    }
+    const served = Math.min(ours + others, o.capacity / 1000)
+    const ourServed = ours + others === 0 ? 0 : (served * ours) / (ours + others)
+    ours -= ourServed
+    others -= served - ourServed
+    const queueDelayMs = ((ours + others) * 1000) / o.capacity
+    const randomLost = ourServed * (o.randomLoss ?? 0)
+    control.onDelivered(ourServed - randomLost, t)
+    if (randomLost > 0) control.onLost(random() < randomLost ? 1 : 0, t)
+    if (t % 5 === 0) control.onRtt(o.baseRttMs + queueDelayMs, t)
+    if (measuring) { delivered += ourServed; delaySum += queueDelayMs; samples++ }
+    if (estimateAtStartupEnd === null && control.state !== 'startup') estimateAtStartupEnd = control.bottleneckRate
+  }
+  return { deliveredRate: delivered / (o.seconds / 2), queueDelayMs: delaySum / samples, lossFraction: lost / Math.max(1, sent), finalRate: control.paceRate, estimateAtStartupEnd }
+}

@@ -1,0 +1,54 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { MIN_REQUEST_SLICES, Requester } from '../src/sync/requester.js'
+import { FileLayout } from '../src/files/windows.js'
+import { Bitset } from '../src/sync/bitset.js'
+
+/** What the requester tells a peer and its path's control hears, with the file it fetches. */
+
+function file (key: string, slices: number) {
+  const layout = new FileLayout(slices)
+  const have = new Bitset(slices)
+  return { key, layout, have, missing: (r: number) => layout.rangeLength(r) - have.countIn(layout.rangeStart(r), layout.rangeLength(r)) }
+}
+
+test('requester: a pace lowered while the window is full reaches the peer at once, in one small request past the window', () => {
+  const requester = new Requester({ initialRate: 20_000, expectedTickMs: 10 })
+  const f = file('f', 100_000)
+  const first = requester.plan([f], ['p'], 0)
+  const pace = first[0]!.paceRate
+  assert.equal(requester.plan([f], ['p'], 10).length, 0, 'the window is full: nothing more is asked')
+  // A download cap of a quarter of the pace: the window shrinks far below what is in flight.
+  requester.setDownloadCap(pace / 4)
+  const now = requester.plan([f], ['p'], 20)
+  assert.equal(now.length, 1, 'the lowered pace goes at once')
+  assert.equal(now[0]!.paceRate, pace / 4)
+  assert.ok(now[0]!.limit <= MIN_REQUEST_SLICES, `${now[0]!.limit} slices asked past the window`)
+  // Sent once: the next tick asks nothing while the window stays full.
+  assert.equal(requester.plan([f], ['p'], 30).length, 0)
+})
+
+test('requester: a request never answered, then overtaken, is one datagram lost to the path, not all the slices it asked for', () => {
+  const requester = new Requester({ initialRate: 20_000, expectedTickMs: 10 })
+  const f = file('f', 100_000)
+  const [lost, ...others] = requester.plan([f], ['p'], 0)
+  assert.ok(lost !== undefined && lost.limit > 100)
+  const heard: number[] = []
+  const control = requester.peerStats('p')!.control
+  const onLost = control.onLost.bind(control)
+  control.onLost = (n, tMs) => { heard.push(n); onLost(n, tMs) }
+  const answer = (request: { range: number, requestId: number, limit: number }, tMs: number): void => {
+    requester.onReply('p', 'f', request.range, request.requestId, request.limit, tMs)
+    for (let i = 0; i < request.limit; i++) requester.onSlice('p', 'f', request.range, tMs)
+  }
+  // The first request never reaches the peer. The others sent with it are answered in full,
+  // and so is one sent after it, which overtakes it.
+  for (const request of others) answer(request, 5)
+  const [later] = requester.plan([f], ['p'], 10)
+  assert.ok(later !== undefined)
+  answer(later, 13)
+  let t = 13
+  while (requester.givenUpBy.overtaken === 0 && t < 1_000) requester.expire(t += 10)
+  assert.equal(requester.givenUpBy.overtaken, 1)
+  assert.deepEqual(heard, [1], `the path heard of ${heard.join(', ')} lost; the request asked for ${lost.limit}`)
+})
