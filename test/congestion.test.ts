@@ -5,9 +5,8 @@ import { EVENT_BYTES } from '../src/wire/constants.js'
 import { MIN_RATE, RateControl } from '../src/sync/rate-control.js'
 import { runPath } from './helpers/fluid-path.js'
 import { Requester } from '../src/sync/requester.js'
-import { FileLayout } from '../src/files/windows.js'
-import { Bitset } from '../src/sync/bitset.js'
 import type { Character } from '../src/sync/rate-control.js'
+import { requestedFile } from './helpers/requested-file.js'
 
 test('pacer: spreads items at its rate, bursts at most a couple of milliseconds, and makes up a late call', () => {
   const pacer = new Pacer(512_000) // 1,000 items of 512 bytes a second
@@ -217,15 +216,9 @@ test('rate control, focused: a loss from a full queue caps the pace, and the cut
   assert.ok(undone >= bandwidth, `after the loss proved spurious: at most ${undone}/s`)
 })
 
-function file (key: string, slices: number) {
-  const layout = new FileLayout(slices)
-  const have = new Bitset(slices)
-  return { key, layout, have, missing: (r: number) => layout.rangeLength(r) - have.countIn(layout.rangeStart(r), layout.rangeLength(r)) }
-}
-
 test('requester: slices of a later request show an earlier one lost once the reorder window passes; requests sent together are not ordered', () => {
   const requester = new Requester({ initialRate: 20_000, expectedTickMs: 10 })
-  const f = file('f', 20_000)
+  const f = requestedFile('f', 20_000)
   const first = requester.plan([f], ['p'], 0)
   assert.ok(first.length >= 3)
   // The rest of the first batch is answered in full: room for a second batch.
@@ -259,7 +252,7 @@ test('requester: slices of a later request show an earlier one lost once the reo
 /** Two requests to one peer; the first is answered, then goes quiet and is drained. */
 function drainFirstOfTwo () {
   const requester = new Requester({ initialRate: 20_000, expectedTickMs: 10 })
-  const [first, next] = requester.plan([file('f', 20_000)], ['p'], 0)
+  const [first, next] = requester.plan([requestedFile('f', 20_000)], ['p'], 0)
   assert.ok(first !== undefined && next !== undefined)
   requester.onReply('p', 'f', first.range, first.requestId, first.limit, 1)
   requester.onSlice('p', 'f', first.range, 2)
@@ -306,13 +299,13 @@ test('requester: near a file\'s end a range is asked for whole, past the window;
   const window = new RateControl().window
   // The window of a new path is about one range. Of a file of four ranges, all but the last
   // two are here, and of the third all but 400 slices.
-  const tail = file('tail', 2_000)
+  const tail = requestedFile('tail', 2_000)
   const third = tail.layout.rangeStart(2)
   for (let i = 0; i < third + tail.layout.rangeLength(2) - 400; i++) tail.have.add(i)
   const asked = new Requester().plan([tail], ['p'], 0)
   assert.deepEqual(asked.map(r => [r.range, r.limit]), [[2, 400], [3, tail.layout.rangeLength(3)]], `the last range asked for whole, though the window is ${window}`)
   // In the middle of a file, the window cuts the second request short.
-  const long = file('long', 100 * 500)
+  const long = requestedFile('long', 100 * 500)
   for (let i = 0; i < long.layout.rangeLength(0) - 400; i++) long.have.add(i)
   const [first, second] = new Requester().plan([long], ['p'], 0)
   assert.deepEqual([first?.limit, second?.limit], [400, window - 400], `mid-file, with a window of ${window}`)
@@ -325,7 +318,7 @@ test('requester: near a file\'s end a range is asked for whole, past the window;
  */
 function lateSender (stallMs: number, catchUpMs: number): number {
   const capacity = 11_000
-  const f = file('f', 200_000)
+  const f = requestedFile('f', 200_000)
   const requester = new Requester()
   const pacer = new Pacer(0, catchUpMs)
   let seed = 11

@@ -1,20 +1,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { MIN_REQUEST_SLICES, Requester } from '../src/sync/requester.js'
-import { FileLayout } from '../src/files/windows.js'
-import { Bitset } from '../src/sync/bitset.js'
+import { requestedFile } from './helpers/requested-file.js'
 
-/** What the requester tells a peer and its path's control hears, with the file it fetches. */
-
-function file (key: string, slices: number) {
-  const layout = new FileLayout(slices)
-  const have = new Bitset(slices)
-  return { key, layout, have, missing: (r: number) => layout.rangeLength(r) - have.countIn(layout.rangeStart(r), layout.rangeLength(r)) }
-}
+/** What the requester tells a peer, and what its path's control hears. */
 
 test('requester: a pace lowered while the window is full reaches the peer at once, in one small request past the window', () => {
   const requester = new Requester({ initialRate: 20_000, expectedTickMs: 10 })
-  const f = file('f', 100_000)
+  const f = requestedFile('f', 100_000)
   const first = requester.plan([f], ['p'], 0)
   const pace = first[0]!.paceRate
   assert.equal(requester.plan([f], ['p'], 10).length, 0, 'the window is full: nothing more is asked')
@@ -30,7 +23,7 @@ test('requester: a pace lowered while the window is full reaches the peer at onc
 
 test('requester: a request never answered, then overtaken, is one datagram lost to the path, not all the slices it asked for', () => {
   const requester = new Requester({ initialRate: 20_000, expectedTickMs: 10 })
-  const f = file('f', 100_000)
+  const f = requestedFile('f', 100_000)
   const [lost, ...others] = requester.plan([f], ['p'], 0)
   assert.ok(lost !== undefined && lost.limit > 100)
   const heard: number[] = []
