@@ -45,3 +45,20 @@ test('requester: a request never answered, then overtaken, is one datagram lost 
   assert.equal(requester.givenUpBy.overtaken, 1)
   assert.deepEqual(heard, [1], `the path heard of ${heard.join(', ')} lost; the request asked for ${lost.limit}`)
 })
+
+test('requester: a request for a file\'s last slice, sent after one that got no answer, shows that one lost once its slice came', () => {
+  const requester = new Requester({ initialRate: 20_000, expectedTickMs: 10 })
+  const big = requestedFile('big', 400)
+  const [lost] = requester.plan([big], ['p'], 0)
+  assert.ok(lost !== undefined)
+  // Another file misses one slice only: asked for a tick later, and answered at once.
+  const last = requestedFile('last', 400)
+  for (let i = 1; i < 400; i++) last.have.add(i)
+  const [one] = requester.plan([big, last], ['p'], 10)
+  assert.ok(one !== undefined && one.limit === 1 && one.fileKey === 'last')
+  requester.onReply('p', 'last', one.range, one.requestId, 1, 110)
+  requester.onSlice('p', 'last', one.range, 111)
+  // The peer answers in order: the earlier request, still unanswered, never reached it.
+  requester.expire(120)
+  assert.equal(requester.givenUpBy.overtaken, 1, 'found by the later answer, not by a timeout')
+})

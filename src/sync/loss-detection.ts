@@ -93,7 +93,9 @@ export function giveUpReason (request: InFlight, state: PeerState, tMs: number, 
 
 /** Slices of `request` keep coming: what its peer still owes on earlier requests is lost once the reorder window passes. */
 export function markOvertaken (state: PeerState, request: InFlight, tMs: number): void {
-  if (state.order[0] === request || request.arrived < REORDER_SLICES + request.lateBudget) return
+  // A request for fewer slices (the last ones of a file, asked again) overtakes once all came.
+  const proof = Math.min(REORDER_SLICES, request.expected ?? request.limit)
+  if (state.order[0] === request || request.arrived < proof + request.lateBudget) return
   for (const older of state.order) {
     if (older === request) break
     // Requests sent together may reach the peer in any order: only earlier ones are overtaken.

@@ -10,9 +10,10 @@
  *   highest delivery rate seen lately, probe a quarter above it one round in eight and drain a
  *   quarter below the next, so the queue stays near empty; on a queue too shallow for such a
  *   probe, its losses teach a smaller step. It starts by doubling each round until the
- *   delivery rate stops growing. A loss while the queue is near full (another flow
- *   fills it) caps the pace at 0.7 of what was delivered, and the cap grows back as TCP's
- *   window does, so a TCP flow beside it keeps its share.
+ *   delivery rate stops growing or a queue builds. A loss beyond the path's own loss rate
+ *   while the queue is near full (another flow fills it) caps the pace at 0.7 of what was
+ *   delivered, and the cap grows back as TCP's window does, so a TCP flow beside it keeps
+ *   its share (see LossCap).
  * - `background` keeps the queueing delay it adds near a target, as LEDBAT does: it takes an
  *   idle link, growing by time and without a startup, and backs off to a trickle when other
  *   traffic fills the queue.
