@@ -143,13 +143,14 @@ export class Requester {
    */
   private sendChangedPace (files: readonly RequestableFile[], peer: string, peerCount: number, tMs: number, planned: PlannedRequest[]): void {
     const state = this.peer(peer)
-    if (state.outstanding === 0 || Math.abs(this.paceFor(state, peerCount) - state.sentPace) <= PACE_CHANGE_FRACTION * state.sentPace) return
+    const paceRate = this.paceFor(state, peerCount)
+    if (state.outstanding === 0 || Math.abs(paceRate - state.sentPace) <= PACE_CHANGE_FRACTION * state.sentPace) return
     for (const file of files) {
       if (file.background === false || file.excludedPeers?.has(peer) === true) continue
       for (let r = this.cursors.get(file.key) ?? 0; r < file.layout.rangeCount; r++) {
         const missing = file.missing(r)
         if (missing === 0 || this.inflight.has(rangeKey(file.key, r)) || this.lacking(peer, file.key, r, tMs)) continue
-        this.ask(file, r, peer, Math.min(missing, MIN_REQUEST_SLICES), tMs, planned, peerCount)
+        this.ask(file, r, peer, Math.min(missing, MIN_REQUEST_SLICES), paceRate, tMs, planned)
         return
       }
     }
@@ -168,15 +169,15 @@ export class Requester {
     // range size, decides how much is on its way. Except near the file's end: the part left
     // could be asked for only once this request is answered, a round trip with nothing else
     // on the way, while the pace keeps what is asked ahead from flooding the path anyway.
-    const window = this.windowFor(state, this.paceFor(state, peerIds.length))
+    const paceRate = this.paceFor(state, peerIds.length)
+    const window = this.windowFor(state, paceRate)
     const room = Math.max(MIN_REQUEST_SLICES, window - state.outstanding)
-    this.ask(file, r, peer, missing <= room || nearEnd(file, r, window) ? missing : room, tMs, planned, peerIds.length)
+    this.ask(file, r, peer, missing <= room || nearEnd(file, r, window) ? missing : room, paceRate, tMs, planned)
   }
 
-  private ask (file: RequestableFile, r: number, peer: string, limit: number, tMs: number, planned: PlannedRequest[], peerCount: number): void {
+  private ask (file: RequestableFile, r: number, peer: string, limit: number, paceRate: number, tMs: number, planned: PlannedRequest[]): void {
     const key = rangeKey(file.key, r)
     const state = this.peer(peer)
-    const paceRate = this.paceFor(state, peerCount)
     const request: InFlight = {
       peer, fileKey: file.key, range: r, firstSlice: file.layout.rangeStart(r), rangeLength: file.layout.rangeLength(r),
       limit, requestId: this.takeRequestId(), sentAtMs: tMs, lastActivityMs: tMs, outstanding: limit,
