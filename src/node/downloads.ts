@@ -312,7 +312,8 @@ export class Downloads {
     const peers = ctx.peers().filter(peer => this.trusted(peer))
     if (peers.length === 0) return
     const files: RequestableFile[] = []
-    // A file's window hashes come first: none of its slices is asked for before them.
+    // A file's window hashes are asked for first. Its slices are asked for in the same tick,
+    // not a round trip later: they wait, unverified, until the hashes come.
     const needHashes: LocalFile[] = []
     // `wanted` is kept in priority order (see FileTable). A paused file is not fetched,
     // except the ranges a reader waits for.
@@ -322,7 +323,7 @@ export class Downloads {
       const urgentRanges = local.urgent.size > 0 ? [...local.urgent] : undefined
       const background = row.state === 'wanted'
       if (!background && urgentRanges === undefined) continue
-      if (local.windows === null) { needHashes.push(local); continue }
+      if (local.windows === null) needHashes.push(local)
       files.push({
         key: local.key, layout: local.layout, missing: r => local.missing(r), urgentRanges, background,
         excludedPeers: this.excluded.get(local.key), character: row.priority >= FOCUSED_PRIORITY ? 'focused' : 'background'

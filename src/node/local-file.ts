@@ -3,6 +3,7 @@ import { SliceFile } from '../store/slice-file.js'
 import { FileLayout, sliceBytes } from '../files/windows.js'
 import { CiphertextVerifier, openSliceRecord } from '../files/verify.js'
 import { VerifiedWindows } from './verified-windows.js'
+import { WindowSuppliers } from './window-suppliers.js'
 import { PendingRecords } from './pending-records.js'
 import { describeWriteError } from './disk-errors.js'
 import type { FailedWindow } from './verified-windows.js'
@@ -66,6 +67,11 @@ export class LocalFile {
   private recordedStatus: LocalStatus | null = null
   /** The windows that passed their hash; null until the file's window hashes are known. */
   windows: VerifiedWindows | null = null
+  /**
+   * Until then, who supplied the slices held (they are asked for alongside the hashes): handed
+   * to `windows` once it exists.
+   */
+  private readonly earlySuppliers = new WindowSuppliers()
   /** Windows that failed their hash since the last `takeFailedWindows`. */
   private failedWindows: FailedWindow[] = []
   private readonly scratch = new Uint8Array(RECORDS_PER_BATCH * SLICE_RECORD_BYTES)
@@ -100,7 +106,7 @@ export class LocalFile {
   /** The file's window hashes, checked against its root: from now on windows are verified as they fill. */
   setWindowHashes (hashes: Uint8Array): void {
     if (this.windows !== null) return
-    const windows = new VerifiedWindows(this.layout, hashes)
+    const windows = new VerifiedWindows(this.layout, hashes, this.earlySuppliers)
     if (this.status === 'complete') windows.trustAll()
     else for (let i = 0; i < this.descriptor.slices; i++) if (this.have.has(i)) windows.onHeld(i)
     this.windows = windows
@@ -119,7 +125,8 @@ export class LocalFile {
    * are fetched again from others. Returns those windows.
    */
   dropUnverifiedFrom (peer: string): Array<{ first: number, count: number }> {
-    const windows = this.windows?.unverifiedFrom(peer) ?? []
+    const windows = (this.windows?.unverifiedFrom(peer) ?? this.earlySuppliers.takeFrom(peer))
+      .map(w => ({ first: this.layout.windowStart(w), count: this.layout.windowLength(w) }))
     this.writePending()
     for (const { first, count } of windows) for (let i = first; i < first + count; i++) this.forget(i)
     return windows
@@ -182,7 +189,8 @@ export class LocalFile {
   accept (sliceNo: number, record: Uint8Array, supplier?: string): boolean {
     if (this.have.has(sliceNo) || this.writeError !== null) return false
     this.markSlice(sliceNo)
-    this.windows?.onHeld(sliceNo, supplier)
+    if (this.windows !== null) this.windows.onHeld(sliceNo, supplier)
+    else if (supplier !== undefined) this.earlySuppliers.add(this.layout.windowOf(sliceNo), supplier)
     if (this.pending.add(sliceNo, record)) this.writePending()
     return true
   }

@@ -2,6 +2,7 @@ import { Bitset } from '../sync/bitset.js'
 import { windowHashOf } from '../files/hashing.js'
 import { HASH_BYTES } from '../crypto/index.js'
 import { bytesEqual } from '../bytes.js'
+import { WindowSuppliers } from './window-suppliers.js'
 import type { FileLayout } from '../files/windows.js'
 
 /** A window whose records did not match its hash, and the peers whose slices were in it. */
@@ -15,9 +16,10 @@ export interface FailedWindow {
 /**
  * Which windows of one file passed their hash. A window counts as held, is served to others
  * and is readable only once it did (`servable` holds the slices of verified windows). The
- * window hashes themselves were checked against the file's root hash before any slice was
- * asked for. Held slices are counted per window; a window whose last slice arrived waits in
- * `due` until its records are on disk and can be hashed.
+ * window hashes themselves were checked against the file's root hash before any window is
+ * (slices asked for alongside them wait, unverified, until they come). Held slices are
+ * counted per window; a window whose last slice arrived waits in `due` until its records
+ * are on disk and can be hashed.
  */
 export class VerifiedWindows {
   readonly verified: Bitset
@@ -26,10 +28,12 @@ export class VerifiedWindows {
   verifiedCount = 0
   private readonly held: Uint32Array
   private readonly due = new Set<number>()
-  /** Per window not verified yet: the peers that supplied slices of it. */
-  private readonly suppliers = new Map<number, Set<string>>()
-
-  constructor (private readonly layout: FileLayout, private readonly hashes: Uint8Array) {
+  /**
+   * `suppliers`: who supplied the slices held already, per window (those asked for alongside
+   * the hashes); it is kept up to date from here on.
+   */
+  constructor (private readonly layout: FileLayout, private readonly hashes: Uint8Array,
+    private readonly suppliers = new WindowSuppliers()) {
     this.verified = new Bitset(layout.windows)
     this.servable = new Bitset(layout.slices)
     this.held = new Uint32Array(layout.windows)
@@ -48,11 +52,7 @@ export class VerifiedWindows {
   /** A slice is held (`supplier`: who sent it, if anyone did). */
   onHeld (sliceNo: number, supplier?: string): void {
     const w = this.layout.windowOf(sliceNo)
-    if (supplier !== undefined) {
-      let set = this.suppliers.get(w)
-      if (set === undefined) this.suppliers.set(w, set = new Set())
-      set.add(supplier)
-    }
+    if (supplier !== undefined) this.suppliers.add(w, supplier)
     if (++this.held[w]! === this.layout.windowLength(w)) this.due.add(w)
   }
 
@@ -68,14 +68,9 @@ export class VerifiedWindows {
    * Windows not verified yet that `peer` supplied slices of: a liar's slices are not to be
    * mixed with others' (a failure then could not tell who lied). Their suppliers are cleared.
    */
-  unverifiedFrom (peer: string): Array<{ first: number, count: number }> {
-    const windows: Array<{ first: number, count: number }> = []
-    for (const [w, suppliers] of this.suppliers) {
-      if (!suppliers.has(peer)) continue
-      this.suppliers.delete(w)
-      this.due.delete(w)
-      windows.push({ first: this.layout.windowStart(w), count: this.layout.windowLength(w) })
-    }
+  unverifiedFrom (peer: string): number[] {
+    const windows = this.suppliers.takeFrom(peer)
+    for (const w of windows) this.due.delete(w)
     return windows
   }
 
@@ -104,12 +99,12 @@ export class VerifiedWindows {
       const count = this.layout.windowLength(w)
       spent += count
       const hash = windowHashOf(w, count === 0 ? new Uint8Array(0) : read(first, count))
+      const suppliers = this.suppliers.take(w)
       if (bytesEqual(hash, this.hashes.subarray(w * HASH_BYTES, (w + 1) * HASH_BYTES))) {
         this.markVerified(w)
       } else {
-        failed.push({ window: w, first, count, suppliers: this.suppliers.get(w) ?? new Set() })
+        failed.push({ window: w, first, count, suppliers })
       }
-      this.suppliers.delete(w)
     }
     return failed
   }
