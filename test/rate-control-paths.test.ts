@@ -38,3 +38,29 @@ test('rate control, focused: the drain after startup ends once no more is asked 
   assert.equal(control.state, 'cruise')
   assert.ok(control.paceRate >= bandwidth, `${control.paceRate}/s of ${bandwidth.toFixed(0)}`)
 })
+
+test('rate control, focused: the drain after startup ends once its rounds leave the link idle, though no round trip shows it', () => {
+  const control = new RateControl('focused')
+  let t = 0
+  for (; control.state === 'startup' && t < 5_000; t++) {
+    control.onDelivered(1, t)
+    if (t % 5 === 0) control.onRtt(100 + Math.max(0, t - 100) / 2, t)
+  }
+  assert.equal(control.state, 'drain')
+  const bandwidth = control.bottleneckRate
+  // The sender still holds slices asked for at startup's pace, so in flight stays far above
+  // what the path holds; no request leaves while the window is full, so no round trip comes.
+  // What arrives comes at the drain's own pace: the bottleneck's queue is gone.
+  const inFlight = Math.ceil(bandwidth / 10) * 4
+  const every = Math.ceil(1_000 / control.paceRate)
+  const drainStarted = t
+  for (; control.state === 'drain' && t < drainStarted + 1_000; t++) if (t % every === 0) control.onDelivered(1, t, inFlight)
+  assert.equal(control.state, 'cruise', 'still draining after a second')
+  assert.ok(t - drainStarted <= 250, `the drain ended after ${t - drainStarted} ms: more than two rounds at its pace`)
+  assert.ok(control.paceRate >= bandwidth, `${control.paceRate}/s of ${bandwidth.toFixed(0)}`)
+  // And the round after cruises at the bottleneck rate: no probe's drain follows a drain.
+  const cruiseStarted = t
+  for (; t < cruiseStarted + 100; t++) control.onDelivered(1, t)
+  control.onDelivered(1, t)
+  assert.ok(control.paceRate >= bandwidth, `the round after: ${control.paceRate}/s of ${bandwidth.toFixed(0)}`)
+})

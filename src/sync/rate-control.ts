@@ -73,6 +73,13 @@ const QUIET_PLATEAU_WEIGHT = 0.5
 const STARTUP_GAIN = 2.89
 const DRAIN_GAIN = 0.5
 const MAX_DRAIN_ROUNDS = 8
+/**
+ * A drain round that delivered less than this part of the bottleneck rate left the link idle
+ * at times: the queue is gone, though no round trip may have shown it (the requests that
+ * would measure one wait for the window) and the sender may still hold slices asked for at
+ * startup's pace (which count as in flight).
+ */
+const DRAIN_IDLE_FRACTION = 0.75
 const STEADY_ROUNDS_AFTER_LOSS = 16
 /**
  * One round in eight probes above the bottleneck rate (+1), the next drains what it queued
@@ -338,7 +345,8 @@ export class RateControl {
     }
     if (this.phase === 'drain') {
       // Startup left a queue: drain it before cruising, but not forever (another flow may hold it).
-      if (!this.queueLooksEmpty && ++this.drainRounds < MAX_DRAIN_ROUNDS) { this.rate = bandwidth * DRAIN_GAIN; return }
+      const linkIdled = spanRate(this.spans) < DRAIN_IDLE_FRACTION * bandwidth
+      if (!this.queueLooksEmpty && !linkIdled && ++this.drainRounds < MAX_DRAIN_ROUNDS) { this.rate = bandwidth * DRAIN_GAIN; return }
       this.endDrain()
     }
     this.cycle = (this.cycle + 1) % CYCLE.length
@@ -369,11 +377,13 @@ export class RateControl {
   /**
    * The queue startup left is gone: no more asked for than the path holds (as BBR's drain
    * ends), or a round trip that shows no queue. Cruising starts at once, at the bottleneck
-   * rate: a round more at the drain's pace would leave the link idle.
+   * rate: a round more at the drain's pace (or at the probe cycle's) would leave the link idle.
    */
   private endDrain (): void {
     this.phase = 'cruise'
     this.rate = Math.max(this.rate, this.bottleneckRate)
+    // The cycle goes on past its own drain round: there is no probe's queue to take back.
+    this.cycle = CYCLE.indexOf(-1)
   }
 
   /**
