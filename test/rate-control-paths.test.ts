@@ -20,15 +20,23 @@ test('rate control, focused: 1% random loss on a long path with a queue is not t
   assert.ok(run.deliveredRate >= 0.995 * 5_000, `${(run.deliveredRate / 5_000).toFixed(3)} of the link`)
 })
 
-test('rate control, focused: the drain after startup ends once no more is asked for than the path holds', () => {
+/** 1,000 slices/s delivered, a round trip sampled every 5 ms, until startup ends. */
+function untilDrain (rttAt: (tMs: number) => number): { control: RateControl, t: number } {
   const control = new RateControl('focused')
-  // 1,000 slices/s over a 100 ms round trip, until startup's pace fills a queue.
   let t = 0
   for (; control.state === 'startup' && t < 5_000; t++) {
     control.onDelivered(1, t)
-    if (t % 5 === 0) control.onRtt(100 + Math.max(0, t - 1_000) / 10, t)
+    if (t % 5 === 0) control.onRtt(rttAt(t), t)
   }
   assert.equal(control.state, 'drain')
+  return { control, t }
+}
+
+test('rate control, focused: the drain after startup ends once no more is asked for than the path holds', () => {
+  // A 100 ms round trip, until startup's pace fills a queue.
+  const started = untilDrain(t => 100 + Math.max(0, t - 1_000) / 10)
+  const control = started.control
+  let t = started.t
   const bandwidth = control.bottleneckRate
   // Still draining while more than the path holds (its rate over a round trip) is in flight.
   control.onDelivered(1, ++t, Math.ceil(bandwidth / 10) * 2)
@@ -40,13 +48,10 @@ test('rate control, focused: the drain after startup ends once no more is asked 
 })
 
 test('rate control, focused: the drain after startup ends once its rounds leave the link idle, though no round trip shows it', () => {
-  const control = new RateControl('focused')
-  let t = 0
-  for (; control.state === 'startup' && t < 5_000; t++) {
-    control.onDelivered(1, t)
-    if (t % 5 === 0) control.onRtt(100 + Math.max(0, t - 100) / 2, t)
-  }
-  assert.equal(control.state, 'drain')
+  // A queue that grows from the first round on: startup ends with one showing.
+  const started = untilDrain(t => 100 + Math.max(0, t - 100) / 2)
+  const control = started.control
+  let t = started.t
   const bandwidth = control.bottleneckRate
   // The sender still holds slices asked for at startup's pace, so in flight stays far above
   // what the path holds; no request leaves while the window is full, so no round trip comes.

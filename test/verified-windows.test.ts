@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { makeCluster, makeFile, sha256OfFile, sha256OfStream } from './helpers/sim.js'
-import { EventType, SliceOffset, SLICE_PLAINTEXT_BYTES, decodeDescriptorPlaintext, encodeSliceEvent, encodeWindowHashes, openContentPayload, openSignedEvent, sliceNonce } from '../src/wire/index.js'
+import { EventType, SliceOffset, SLICE_PLAINTEXT_BYTES, decodeDescriptorPlaintext, encodeSliceEvent, encodeWindowHashes, WindowHashesOffset, openContentPayload, openSignedEvent, sliceNonce } from '../src/wire/index.js'
 import { aeadEncryptInto } from '../src/crypto/index.js'
 import { fromHex, readU32be } from '../src/bytes.js'
 import type { Cluster, SimPeer } from './helpers/sim.js'
@@ -14,6 +14,13 @@ function forgedSlice (packet: Uint8Array, key: Uint8Array, noncePrefix: Uint8Arr
   const record = new Uint8Array(SLICE_PLAINTEXT_BYTES + 16)
   aeadEncryptInto(record.subarray(0, SLICE_PLAINTEXT_BYTES), record.subarray(SLICE_PLAINTEXT_BYTES), new Uint8Array(SLICE_PLAINTEXT_BYTES).fill(0x66), sliceNonce(noncePrefix, sliceNo), key)
   return encodeSliceEvent(packet.subarray(SliceOffset.fileId, SliceOffset.sliceNo), sliceNo, noncePrefix, record)
+}
+
+/** A window-hashes event with a bit flipped in its first hash (an empty one is left as it is). */
+function forgedHashes (packet: Uint8Array): Uint8Array {
+  const forged = packet.slice()
+  if (forged[WindowHashesOffset.count]! > 0) forged[WindowHashesOffset.hashes]! ^= 1
+  return forged
 }
 
 /** alice shares a file, mallory fetches it honestly; bob then asks both of them. */
@@ -95,10 +102,7 @@ test('a file\'s window hashes come from one peer, and a list that does not hash 
     const { alice, mallory, bob, source, fileId } = await liarSetup(c, 1 * MiB, 73)
     // mallory flips a bit in every window hash she sends.
     c.net.intercept((from, _to, packet) => {
-      if (from !== mallory.node.publicKey || packet[1] !== EventType.windowHashes) return packet
-      const forged = packet.slice()
-      if (forged[22]! > 0) forged[23]! ^= 1
-      return forged
+      return from === mallory.node.publicKey && packet[1] === EventType.windowHashes ? forgedHashes(packet) : packet
     })
     bob.node.requestFile(fileId)
     c.net.runUntil(() => bob.node.progress(fileId).state === 'complete', { maxMs: 60_000 })
@@ -203,9 +207,7 @@ test('slices a member sent before its window-hash list was refused are dropped w
       if (packet[1] === EventType.slice) return forgedSlice(packet, key, noncePrefix)
       if (packet[1] !== EventType.windowHashes) return packet
       aliceListed = true
-      const forged = packet.slice()
-      if (forged[22]! > 0) forged[23]! ^= 1
-      return forged
+      return forgedHashes(packet)
     })
     bob.node.requestFile(fileId)
     c.net.runUntil(() => bob.node.progress(fileId).state === 'complete', { maxMs: 60_000 })
