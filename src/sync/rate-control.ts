@@ -376,7 +376,8 @@ export class RateControl {
 
   /**
    * The queue startup left is gone: no more asked for than the path holds (as BBR's drain
-   * ends), or a round trip that shows no queue. Cruising starts at once, at the bottleneck
+   * ends), a round trip that shows no queue, or a round that left the link idle (see
+   * DRAIN_IDLE_FRACTION). Cruising starts at once, at the bottleneck
    * rate: a round more at the drain's pace (or at the probe cycle's) would leave the link idle.
    */
   private endDrain (): void {
