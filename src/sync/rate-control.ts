@@ -302,7 +302,10 @@ export class RateControl {
     this.learnProbe(delivered, lost)
     this.spans.push({ delivered, ms: elapsed })
     while (this.spans.length > 1 && spanMs(this.spans) - this.spans[0]!.ms >= SAMPLE_MS) this.spans.shift()
-    this.samples.push(this.phase === 'startup' ? deliveryRate : spanRate(this.spans))
+    // The delivery rate of the latest SAMPLE_MS: the estimate's sample after startup, and what
+    // the drain and the loss cap judge by.
+    const recentRate = spanRate(this.spans)
+    this.samples.push(this.phase === 'startup' ? deliveryRate : recentRate)
     if (this.samples.length > BANDWIDTH_ROUNDS) this.samples.shift()
     this.recent.push({ delivered, lost })
     if (this.recent.length > LOSS_ROUNDS) this.recent.shift()
@@ -313,7 +316,7 @@ export class RateControl {
     this.maxQueueingDelayMs = Math.max(this.maxQueueingDelayMs * MAX_QUEUE_FADE, this.queueingDelayMs)
     this.queueDepthMs = Math.max(this.queueDepthMs * QUEUE_DEPTH_FADE, this.queueingDelayMs)
     if (this.character === 'background') this.steerBackground(lossy, lost > 0, elapsed)
-    else this.steerFocused(lossy, delivered, lost, elapsed, tMs)
+    else this.steerFocused(lossy, delivered, lost, recentRate, elapsed, tMs)
     this.rate = Math.min(MAX_RATE, Math.max(MIN_RATE, this.rate))
   }
 
@@ -322,7 +325,7 @@ export class RateControl {
    * one are noise (a radio link, a lossy hop), and backing off for them would starve the
    * transfer for nothing.
    */
-  private steerFocused (lossy: boolean, delivered: number, lost: number, elapsedMs: number, tMs: number): void {
+  private steerFocused (lossy: boolean, delivered: number, lost: number, recentRate: number, elapsedMs: number, tMs: number): void {
     const anyLoss = lost > 0
     const bandwidth = this.bottleneckRate
     const queued = this.queueingDelayMs >= NO_QUEUE_MS
@@ -345,7 +348,7 @@ export class RateControl {
     }
     if (this.phase === 'drain') {
       // Startup left a queue: drain it before cruising, but not forever (another flow may hold it).
-      const linkIdled = spanRate(this.spans) < DRAIN_IDLE_FRACTION * bandwidth
+      const linkIdled = recentRate < DRAIN_IDLE_FRACTION * bandwidth
       if (!this.queueLooksEmpty && !linkIdled && ++this.drainRounds < MAX_DRAIN_ROUNDS) { this.rate = bandwidth * DRAIN_GAIN; return }
       this.endDrain()
     }
@@ -365,7 +368,7 @@ export class RateControl {
     }
     if (this.steadyRounds > 0) this.steadyRounds--
     this.lossCap.onRound({
-      delivered, lost, elapsedMs, tMs, srttMs: this.srttMs, deliveryRate: spanRate(this.spans), bottleneckRate: bandwidth,
+      delivered, lost, elapsedMs, tMs, srttMs: this.srttMs, deliveryRate: recentRate, bottleneckRate: bandwidth,
       full: this.queueingDelayMs >= Math.max(NO_QUEUE_MS, FULL_QUEUE_FRACTION * this.queueDepthMs),
       queueLooksEmpty: this.queueLooksEmpty,
       episodeMs: 2 * Math.max(1, this.srttMs) + LOSS_ROUNDS * this.roundMs
