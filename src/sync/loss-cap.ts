@@ -46,6 +46,11 @@ export class LossCap {
   private beforeCut = Infinity
   private cutLevel = 0
   private cutAtMs = -Infinity
+  /**
+   * When a round last lost more than the path's noise while the queue was near full: another
+   * flow fills the buffer (-Infinity: never, or the loss proved spurious).
+   */
+  congestedAtMs = -Infinity
   /** When the last loss episode was answered: by a cut, or by the drain that ended startup. */
   private episodeAtMs = -Infinity
   /** The part of slices lost in rounds whose queue was not full, averaged: the path's own loss. */
@@ -61,6 +66,7 @@ export class LossCap {
    * the cut answered no congestion (a pause behind another flow's burst), so it is taken back.
    */
   onSpuriousLoss (tMs: number, recentMs: number): void {
+    if (tMs - this.congestedAtMs <= recentMs) this.congestedAtMs = -Infinity
     if (tMs - this.cutAtMs > recentMs) return
     this.value = Math.max(this.value, this.beforeCut)
     if (this.episodeAtMs === this.cutAtMs) this.episodeAtMs = -Infinity
@@ -74,6 +80,7 @@ export class LossCap {
     const noise = this.noiseLoss * (r.delivered + r.lost)
     const beyondNoise = r.lost > noise + 3 * Math.sqrt(noise)
     if (!r.full) this.noiseLoss += NOISE_LOSS_WEIGHT * (r.lost / (r.delivered + r.lost) - this.noiseLoss)
+    if (beyondNoise && r.full) this.congestedAtMs = r.tMs
     if (beyondNoise && r.full && r.tMs - this.episodeAtMs >= r.episodeMs) {
       this.beforeCut = this.value
       this.value = Math.min(this.value, r.deliveryRate) * LOSS_CAP_CUT

@@ -13,13 +13,18 @@
  *   delivery rate stops growing or a queue builds. A loss beyond the path's own loss rate
  *   while the queue is near full (another flow fills it) caps the pace at 0.7 of what was
  *   delivered, and the cap grows back as TCP's window does, so a TCP flow beside it keeps
- *   its share (see LossCap).
+ *   its share (see LossCap). A queue of its own that stands through a whole probing cycle,
+ *   with no such loss, is held against a flow whose window bounds it (BBR's): the pace is
+ *   capped below what was delivered until that queue empties now and then (see
+ *   StandingQueue), and the round trip is measured again, pacing low for a moment (see MinRtt).
  * - `background` keeps the queueing delay it adds near a target, as LEDBAT does: it takes an
  *   idle link, growing by time and without a startup, and backs off to a trickle when other
  *   traffic fills the queue.
  */
 
 import { LossCap } from './loss-cap.js'
+import { MinRtt } from './min-rtt.js'
+import { StandingQueue } from './standing-queue.js'
 
 export type Character = 'focused' | 'background'
 
@@ -43,11 +48,6 @@ export const BANDWIDTH_ROUNDS = 10
  * part of what the probe found.
  */
 export const SAMPLE_MS = 3 * MIN_ROUND_MS
-/**
- * The minimum round trip is kept this long before a higher one may replace it: long, so that
- * a queue another flow keeps full is not mistaken for the path's own delay.
- */
-export const MIN_RTT_WINDOW_MS = 30_000
 /** Startup ends when three rounds in a row grew the delivery rate by less than this. */
 const STARTUP_GROWTH = 1.25
 const STARTUP_PLATEAU_ROUNDS = 3
@@ -81,6 +81,8 @@ const MAX_DRAIN_ROUNDS = 8
  */
 const DRAIN_IDLE_FRACTION = 0.75
 const STEADY_ROUNDS_AFTER_LOSS = 16
+/** While the minimum round trip is measured again (see MinRtt), the pace is this part of the bottleneck rate. */
+const PROBE_RTT_GAIN = 0.25
 /**
  * One round in eight probes above the bottleneck rate (+1), the next drains what it queued
  * (-1), each by the probe's step.
@@ -140,7 +142,7 @@ export const MIN_WINDOW = 64
 const WINDOW_HEADROOM_MS = 20
 const STARTUP_WINDOW_HEADROOM_MS = 60
 
-type Phase = 'startup' | 'drain' | 'cruise'
+type Phase = 'startup' | 'drain' | 'cruise' | 'probe-rtt'
 
 export class RateControl {
   private phase: Phase = 'startup'
@@ -163,10 +165,11 @@ export class RateControl {
   /** Rounds left in which a path without a queue is probed only one round in eight. */
   private steadyRounds = 0
   private startupBest = 0
-  private minRttMs = Infinity
-  private minRttAtMs = -Infinity
+  private readonly minRttFilter = new MinRtt()
   /** Queueing delay of the last round that had a round trip, ms. */
   private queueingDelayMs = 0
+  /** The same, over the round trip while this download keeps quiet (see MinRtt.baseline): the queue it holds itself. */
+  private ownQueueMs = 0
   /** The largest queueing delay seen lately, fading (the size of the path's queue, for a background target). */
   private maxQueueingDelayMs = 0
   /** The same, fading slowly: how deep the path's queue gets when full. */
@@ -176,6 +179,8 @@ export class RateControl {
   private rttVarMs = 0
   /** The pace a focused download may not pass since a loss showed a full queue. */
   private readonly lossCap = new LossCap()
+  /** The pace a focused download may not pass while a queue it holds stands. */
+  private readonly standingQueue = new StandingQueue()
   /** The pace of the startup round before the one under way. */
   private previousPace = 0
   /** Whether the round under way is paced above the estimate. */
@@ -206,10 +211,7 @@ export class RateControl {
 
   /** A request's round trip: sent to reply received. */
   onRtt (rttMs: number, tMs: number): void {
-    if (rttMs < this.minRttMs || tMs - this.minRttAtMs > MIN_RTT_WINDOW_MS) {
-      this.minRttMs = rttMs
-      this.minRttAtMs = tMs
-    }
+    this.minRttFilter.onSample(rttMs, tMs)
     if (rttMs < this.roundMinRttMs) this.roundMinRttMs = rttMs
     if (this.srttMs < 0) {
       this.srttMs = rttMs
@@ -264,6 +266,10 @@ export class RateControl {
     return this.phase
   }
 
+  private get minRttMs (): number {
+    return this.minRttFilter.value
+  }
+
   /** Whether the queue is within the noise of the round trips. */
   private get queueLooksEmpty (): boolean {
     return this.queueingDelayMs < Math.max(NO_QUEUE_MS, NO_QUEUE_RTT_FRACTION * this.minRttMs)
@@ -292,7 +298,10 @@ export class RateControl {
     const delivered = this.roundDelivered
     const lost = this.roundLost
     const deliveryRate = (delivered * 1000) / elapsed
-    if (Number.isFinite(this.roundMinRttMs) && Number.isFinite(this.minRttMs)) this.queueingDelayMs = Math.max(0, this.roundMinRttMs - this.minRttMs)
+    if (Number.isFinite(this.roundMinRttMs) && Number.isFinite(this.minRttMs)) {
+      this.queueingDelayMs = Math.max(0, this.roundMinRttMs - this.minRttMs)
+      this.ownQueueMs = Math.max(0, this.roundMinRttMs - this.minRttFilter.baseline(tMs))
+    }
     this.roundStartMs = tMs
     this.roundDelivered = 0
     this.roundLost = 0
@@ -305,7 +314,8 @@ export class RateControl {
     // The delivery rate of the latest SAMPLE_MS: the estimate's sample after startup, and what
     // the drain and the loss cap judge by.
     const recentRate = spanRate(this.spans)
-    this.samples.push(this.phase === 'startup' ? deliveryRate : recentRate)
+    // A probe of the round trip paces low on purpose: its rounds say nothing of the bottleneck.
+    if (this.phase !== 'probe-rtt') this.samples.push(this.phase === 'startup' ? deliveryRate : recentRate)
     if (this.samples.length > BANDWIDTH_ROUNDS) this.samples.shift()
     this.recent.push({ delivered, lost })
     if (this.recent.length > LOSS_ROUNDS) this.recent.shift()
@@ -352,6 +362,12 @@ export class RateControl {
       if (!this.queueLooksEmpty && !linkIdled && ++this.drainRounds < MAX_DRAIN_ROUNDS) { this.rate = bandwidth * DRAIN_GAIN; return }
       this.endDrain()
     }
+    if (this.phase === 'probe-rtt') {
+      if (!this.minRttFilter.endProbe(tMs)) { this.rate = bandwidth * PROBE_RTT_GAIN; return }
+      this.phase = 'cruise'
+      // The queue is drained: no probe's queue to take back.
+      this.cycle = CYCLE.indexOf(-1)
+    }
     this.cycle = (this.cycle + 1) % CYCLE.length
     let gain = 1 + CYCLE[this.cycle]! * this.probeStep
     // Losses without a queue to show: a queue too small to see, or noise. Either way probing
@@ -373,7 +389,20 @@ export class RateControl {
       queueLooksEmpty: this.queueLooksEmpty,
       episodeMs: 2 * Math.max(1, this.srttMs) + LOSS_ROUNDS * this.roundMs
     })
-    this.rate = Math.min(bandwidth * gain, this.lossCap.value)
+    const stood = this.standingQueue.onRound({
+      ownQueueMs: this.ownQueueMs, minRttMs: this.minRttMs, deliveryRate: recentRate, bottleneckRate: bandwidth,
+      elapsedMs, msSinceCongested: tMs - this.lossCap.congestedAtMs
+    })
+    // A queue stood: measured against a minimum round trip that a queue inflated, it may stand
+    // higher than it looks (see MinRtt).
+    if (stood && this.minRttFilter.probeAllowed(tMs)) {
+      this.phase = 'probe-rtt'
+      this.minRttFilter.startProbe(tMs, this.srttMs)
+      this.rate = bandwidth * PROBE_RTT_GAIN
+      this.probing = false
+      return
+    }
+    this.rate = Math.min(bandwidth * gain, this.lossCap.value, this.standingQueue.value)
     this.probing = this.rate > bandwidth
   }
 

@@ -1,22 +1,26 @@
 import { RateControl } from '../../src/sync/rate-control.js'
 import type { Character } from '../../src/sync/rate-control.js'
 
-export interface PathRun { deliveredRate: number, queueDelayMs: number, lossFraction: number, finalRate: number, estimateAtStartupEnd: number | null }
+export interface PathRun { deliveredRate: number, otherDeliveredRate: number, queueDelayMs: number, lossFraction: number, finalRate: number, estimateAtStartupEnd: number | null }
 
 /**
  * A bottleneck as a fluid, one millisecond at a time: the controller's pace and another flow
  * share a FIFO queue of `queueLimit` slices drained at `capacity` slices/s; the round trip is
- * `baseRttMs` plus the queue's delay; a pace asked for takes effect `paceLagMs` later.
- * Returns what the controller's flow got over the last half, and its estimate when startup ended.
+ * `baseRttMs` plus the queue's delay; a pace asked for takes effect `paceLagMs` later. The
+ * other flow sends `otherRate` slices/s, or keeps `otherWindow` slices in flight (a window that
+ * never changes: BBR's at its floor, sized by a round trip measured with the queue empty).
+ * Returns what each flow got over the last half, and the controller's estimate when startup ended.
  */
-export function runPath (o: { character: Character, capacity: number, baseRttMs: number, queueLimit: number, randomLoss?: number, otherRate?: number, paceLagMs?: number, seconds: number }): PathRun {
+export function runPath (o: { character: Character, capacity: number, baseRttMs: number, queueLimit: number, randomLoss?: number, otherRate?: number, otherWindow?: number, paceLagMs?: number, seconds: number }): PathRun {
   const control = new RateControl(o.character)
   const asked: number[] = []
   let estimateAtStartupEnd: number | null = null
   let ours = 0
   let others = 0
   let credit = 0
+  let dropCredit = 0
   let delivered = 0
+  let otherDelivered = 0
   let sent = 0
   let lost = 0
   let delaySum = 0
@@ -32,6 +36,7 @@ export function runPath (o: { character: Character, capacity: number, baseRttMs:
     credit -= arriving
     ours += arriving
     others += (o.otherRate ?? 0) / 1000
+    if (o.otherWindow !== undefined) others += o.otherWindow / (o.baseRttMs + ((ours + others) * 1000) / o.capacity)
     if (measuring) sent += arriving
     const overflow = ours + others - o.queueLimit
     if (overflow > 0) {
@@ -39,7 +44,11 @@ export function runPath (o: { character: Character, capacity: number, baseRttMs:
       ours -= ourDrop
       others -= overflow - ourDrop
       if (measuring) lost += ourDrop
-      control.onLost(Math.round(ourDrop), t)
+      // Whole slices are lost: a flow with a small share loses one now and then, not never.
+      dropCredit += ourDrop
+      const dropped = Math.floor(dropCredit)
+      dropCredit -= dropped
+      if (dropped > 0) control.onLost(dropped, t)
     }
     const served = Math.min(ours + others, o.capacity / 1000)
     const ourServed = ours + others === 0 ? 0 : (served * ours) / (ours + others)
@@ -50,8 +59,8 @@ export function runPath (o: { character: Character, capacity: number, baseRttMs:
     control.onDelivered(ourServed - randomLost, t)
     if (randomLost > 0) control.onLost(random() < randomLost ? 1 : 0, t)
     if (t % 5 === 0) control.onRtt(o.baseRttMs + queueDelayMs, t)
-    if (measuring) { delivered += ourServed; delaySum += queueDelayMs; samples++ }
+    if (measuring) { delivered += ourServed; otherDelivered += served - ourServed; delaySum += queueDelayMs; samples++ }
     if (estimateAtStartupEnd === null && control.state !== 'startup') estimateAtStartupEnd = control.bottleneckRate
   }
-  return { deliveredRate: delivered / (o.seconds / 2), queueDelayMs: delaySum / samples, lossFraction: lost / Math.max(1, sent), finalRate: control.paceRate, estimateAtStartupEnd }
+  return { deliveredRate: delivered / (o.seconds / 2), otherDeliveredRate: otherDelivered / (o.seconds / 2), queueDelayMs: delaySum / samples, lossFraction: lost / Math.max(1, sent), finalRate: control.paceRate, estimateAtStartupEnd }
 }
