@@ -2,14 +2,17 @@
  * The path's minimum round trip, and the round trip while this download keeps quiet, measured
  * as BBR's ProbeRTT does. Pure: fed round trips and time.
  *
- * A focused download that finds a queue standing (see StandingQueue), and no round trip near
- * the minimum lately, paces low for a short while (see RateControl). The lowest round trip of that while is the quiet round trip: the
+ * A focused download that finds a queue standing (see StandingQueue) paces low for a short
+ * while (see RateControl). The lowest round trip of that while is the quiet round trip: the
  * path's own, and the queue other flows hold by themselves. It is lower than the minimum when
  * the minimum was measured while a queue stood (another flow's, or this download's own
  * startup), and then becomes the minimum; it is higher when another flow keeps a queue of
- * its own, which is that flow's and not this download's to drain. A probe that finds the
- * quiet round trip at the minimum (no other flow queues) doubles the wait before the next:
- * alone on a path, a download's own queue stands now and then without anyone to yield to.
+ * its own, which is that flow's and not this download's to drain.
+ *
+ * Either finding shows another flow to yield to: its queue, or one that stood while the
+ * minimum was measured. A probe that finds neither doubles the wait before the next: alone
+ * on a path (or on loopback, where the receiver's busy moments read as queue) a download's
+ * own queue stands now and then with nobody to yield to.
  */
 
 /**
@@ -22,9 +25,9 @@ export const PROBE_INTERVAL_MS = 2_000
 const MAX_PROBE_INTERVAL_MS = 16_000
 /**
  * A quiet round trip this far above the minimum (ms, or NEAR_RTT_FRACTION of it if more) is
- * another flow's queue, and a round trip this close to it shows the minimum still holds: a
- * probe then would find nothing lower. (Round trips are whole milliseconds, and jitter by a
- * part of themselves.)
+ * another flow's queue. (Round trips are whole milliseconds, and jitter by a part of
+ * themselves.) Round trips this near the minimum do not put off a probe: they show only
+ * that the queue sank to the minimum, which may itself be too high.
  */
 const NEAR_MS = 2
 const NEAR_RTT_FRACTION = 0.1
@@ -40,13 +43,11 @@ export class MinRtt {
   /** The minimum round trip, ms; Infinity before the first. */
   value = Infinity
   private measuredAtMs = -Infinity
-  /** The probe under way, and the lowest round trip it saw. */
-  private probe: { endsAtMs: number, lowest: number } | null = null
+  /** The probe under way, the lowest round trip it saw, and the minimum when it began. */
+  private probe: { endsAtMs: number, lowest: number, minBefore: number } | null = null
   private lastProbeMs = -Infinity
-  /** When a round trip last came within NEAR_MS of the minimum. */
-  private nearAtMs = -Infinity
   private probeIntervalMs = PROBE_INTERVAL_MS
-  private quiet: { rttMs: number, atMs: number } | null = null
+  private quiet: { rttMs: number, atMs: number, othersFound: boolean } | null = null
 
   onSample (rttMs: number, tMs: number): void {
     if (this.probe !== null) this.probe.lowest = Math.min(this.probe.lowest, rttMs)
@@ -54,45 +55,49 @@ export class MinRtt {
       this.value = rttMs
       this.measuredAtMs = tMs
     }
-    if (rttMs < this.near) this.nearAtMs = tMs
   }
 
-  /** Round trips below this are near the minimum. */
-  private get near (): number {
-    return this.value + Math.max(NEAR_MS, NEAR_RTT_FRACTION * this.value)
-  }
 
   /** The round trip a queue this download holds is measured from: the quiet one while it is fresh, else the minimum. */
   baseline (tMs: number): number {
     return this.freshQuiet(tMs) ? Math.max(this.value, this.quiet!.rttMs) : this.value
   }
 
-  /** Whether the latest probe, still fresh, found other flows holding a queue of their own. */
-  othersQueue (tMs: number): boolean {
-    return this.freshQuiet(tMs) && this.quiet!.rttMs >= this.near
+  /** Whether the latest probe, still fresh, found another flow: its queue, or a minimum it had inflated. */
+  othersFound (tMs: number): boolean {
+    return this.freshQuiet(tMs) && this.quiet!.othersFound
   }
 
   private freshQuiet (tMs: number): boolean {
     return this.quiet !== null && tMs - this.quiet.atMs <= QUIET_RTT_LIFETIME_MS
   }
 
-  /** Whether a probe may start now: none lately, and no round trip near the minimum either. */
+  /** Whether a probe may start now. */
   probeAllowed (tMs: number): boolean {
-    const quietFor = Math.min(tMs - this.lastProbeMs, tMs - this.nearAtMs)
-    return this.probe === null && Number.isFinite(this.value) && quietFor > this.probeIntervalMs
+    return this.probe === null && Number.isFinite(this.value) && tMs - this.lastProbeMs > this.probeIntervalMs
   }
 
   startProbe (tMs: number, srttMs: number): void {
-    this.probe = { endsAtMs: tMs + PROBE_MS + Math.max(0, srttMs), lowest: Infinity }
+    this.probe = { endsAtMs: tMs + PROBE_MS + Math.max(0, srttMs), lowest: Infinity, minBefore: this.value }
   }
 
   /** Ends the probe once its time is up. True when it ended. */
   endProbe (tMs: number): boolean {
     if (this.probe === null || tMs < this.probe.endsAtMs) return false
-    if (Number.isFinite(this.probe.lowest)) this.quiet = { rttMs: this.probe.lowest, atMs: tMs }
-    this.probeIntervalMs = this.othersQueue(tMs) ? PROBE_INTERVAL_MS : Math.min(MAX_PROBE_INTERVAL_MS, 2 * this.probeIntervalMs)
+    const { lowest, minBefore } = this.probe
+    if (Number.isFinite(lowest)) {
+      const othersQueue = lowest >= this.value + nearMs(this.value)
+      const minWasHigh = lowest <= minBefore - nearMs(minBefore)
+      this.quiet = { rttMs: lowest, atMs: tMs, othersFound: othersQueue || minWasHigh }
+    }
+    this.probeIntervalMs = this.othersFound(tMs) ? PROBE_INTERVAL_MS : Math.min(MAX_PROBE_INTERVAL_MS, 2 * this.probeIntervalMs)
     this.lastProbeMs = tMs
     this.probe = null
     return true
   }
+}
+
+/** How far from a round trip another is more than its noise. */
+function nearMs (rttMs: number): number {
+  return Math.max(NEAR_MS, NEAR_RTT_FRACTION * rttMs)
 }

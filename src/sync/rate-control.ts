@@ -14,9 +14,10 @@
  *   while the queue is near full (another flow fills it) caps the pace at 0.7 of what was
  *   delivered, and the cap grows back as TCP's window does, so a TCP flow beside it keeps
  *   its share (see LossCap). A queue of its own that stands through a whole probing cycle,
- *   with no such loss, is held against a flow whose window bounds it (BBR's): the pace is
- *   capped below what was delivered until that queue empties now and then (see
- *   StandingQueue), and the round trip is measured again, pacing low for a moment (see MinRtt).
+ *   with no such loss, has the round trip measured again, pacing low for a moment (see
+ *   MinRtt); if that shows another flow, the queue is held against a flow whose window
+ *   bounds it (BBR's), and the pace is capped below what was delivered until that queue
+ *   empties now and then (see StandingQueue).
  * - `background` keeps the queueing delay it adds near a target, as LEDBAT does: it takes an
  *   idle link, growing by time and without a startup, and backs off to a trickle when other
  *   traffic fills the queue.
@@ -391,7 +392,7 @@ export class RateControl {
     })
     const stood = this.standingQueue.onRound({
       ownQueueMs: this.ownQueueMs, minRttMs: this.minRttMs, deliveryRate: recentRate, bottleneckRate: bandwidth,
-      elapsedMs, msSinceCongested: tMs - this.lossCap.congestedAtMs
+      elapsedMs, othersFound: this.minRttFilter.othersFound(tMs), msSinceCongested: tMs - this.lossCap.congestedAtMs
     })
     // A queue stood: measured against a minimum round trip that a queue inflated, it may stand
     // higher than it looks (see MinRtt).

@@ -1,13 +1,13 @@
 /**
  * A focused download's standing-queue cap. Pure: fed each cruising round.
  *
- * A download alone on a path drains what its probes queue within a probing cycle. A queue
- * that outlasts a whole cycle, drain round and all, with no loss to say that another flow
- * fills the buffer, is this download's pace held above its share against a flow whose window
- * bounds it: BBR sizes its window by a round trip it measured with the queue empty, so every
- * millisecond of queue kept standing takes from its rate. Such a flow never fills the queue
- * and never loses, so the loss cap never answers it; this cap does, by pacing below what was
- * delivered until the queue empties now and then, and growing back while it does.
+ * A queue that outlasts a whole probing cycle, drain round and all, with no loss to say that
+ * another flow fills the buffer, and another flow there (see MinRtt), is this download's pace
+ * held above its share against a flow whose window bounds it: BBR sizes its window by a
+ * round trip it measured with the queue empty, so every millisecond of queue kept standing
+ * takes from its rate. Such a flow never fills the queue and never loses, so the loss cap
+ * never answers it; this cap does, by pacing below what was delivered until the queue
+ * empties now and then, and growing back while it does.
  */
 
 /**
@@ -21,9 +21,8 @@ const LAG_RTT_FRACTION = 0.5
 const STANDING_ROUNDS = 8
 /**
  * A standing queue caps the pace below what was delivered, once a cycle, by as much as drains
- * the queue's lowest over the next cycle, and at most to this part: alone on a path, the
- * queue that stands is the estimate's few percent above the link, and a deeper cut would
- * leave the link idle.
+ * the queue's lowest over the next cycle, and at most to this part, so that no one cut leaves
+ * the link idle.
  */
 const STANDING_MAX_CUT = 0.85
 /** A cycle whose queue emptied lets the cap grow this much. */
@@ -41,6 +40,8 @@ export interface StandingRound {
   /** The delivery rate lately, and the bottleneck rate estimate, slices per second. */
   deliveryRate: number
   bottleneckRate: number
+  /** The latest measure of the quiet round trip found another flow to yield to (see MinRtt). */
+  othersFound: boolean
   /** Since a round last lost slices from a full queue: another flow fills the buffer (see LossCap). */
   msSinceCongested: number
 }
@@ -62,7 +63,9 @@ export class StandingQueue {
     this.rounds = 0
     this.lowestMs = Infinity
     this.cycleMs = 0
-    if (standing) {
+    // Alone, the queue that stands is the estimate's own excess: drained by the probe cycle in
+    // time, and not worth a cut that would leave the link idle.
+    if (standing && r.othersFound) {
       this.value = Math.min(this.value, r.deliveryRate) * cut
     } else if (Number.isFinite(this.value)) {
       this.value *= STANDING_REGROWTH
