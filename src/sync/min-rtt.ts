@@ -20,7 +20,7 @@
  * is not to be mistaken for the path's own delay.
  */
 export const MIN_RTT_WINDOW_MS = 30_000
-/** Probes come at least this far apart, and at most MAX_PROBE_INTERVAL_MS once they find no other flow's queue. */
+/** Probes come at least this far apart; after each that finds no other flow, twice as far, up to MAX_PROBE_INTERVAL_MS. */
 export const PROBE_INTERVAL_MS = 2_000
 const MAX_PROBE_INTERVAL_MS = 16_000
 /**
@@ -56,7 +56,6 @@ export class MinRtt {
       this.measuredAtMs = tMs
     }
   }
-
 
   /** The round trip a queue this download holds is measured from: the quiet one while it is fresh, else the minimum. */
   baseline (tMs: number): number {

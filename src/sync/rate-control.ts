@@ -394,8 +394,8 @@ export class RateControl {
       ownQueueMs: this.ownQueueMs, minRttMs: this.minRttMs, deliveryRate: recentRate, bottleneckRate: bandwidth,
       elapsedMs, othersFound: this.minRttFilter.othersFound(tMs), msSinceCongested: tMs - this.lossCap.congestedAtMs
     })
-    // A queue stood: measured against a minimum round trip that a queue inflated, it may stand
-    // higher than it looks (see MinRtt).
+    // A queue stood: look for another flow to yield it to (see MinRtt). Measured against a
+    // minimum round trip that a queue inflated, it may also stand higher than it looks.
     if (stood && this.minRttFilter.probeAllowed(tMs)) {
       this.phase = 'probe-rtt'
       this.minRttFilter.startProbe(tMs, this.srttMs)

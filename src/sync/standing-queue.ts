@@ -25,7 +25,7 @@ const STANDING_ROUNDS = 8
  * the link idle.
  */
 const STANDING_MAX_CUT = 0.85
-/** A cycle whose queue emptied lets the cap grow this much. */
+/** A cycle whose queue emptied (or with nobody found to yield to) lets the cap grow this much. */
 const STANDING_REGROWTH = 1.1
 /** For this long after a loss from a full queue, the queue is taken for the flow that filled it. */
 const BUFFER_FILLED_MS = 10_000
