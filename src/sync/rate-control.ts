@@ -26,6 +26,7 @@
 import { LossCap } from './loss-cap.js'
 import { MinRtt } from './min-rtt.js'
 import { StandingQueue } from './standing-queue.js'
+import { steerBackground } from './background-steering.js'
 
 export type Character = 'focused' | 'background'
 
@@ -108,20 +109,6 @@ const LOSS_THRESHOLD = 0.03
 const LOSS_BACKOFF = 0.85
 /** Below this queueing delay the path shows no queue: a focused download keeps probing upward. */
 const NO_QUEUE_MS = 3
-/**
- * Queueing delay a background download aims to add at most, and how hard it steers toward it.
- * On a path whose queue never grows that long (a small router buffer), it aims at half the
- * largest queueing delay seen lately, and never below BACKGROUND_MIN_TARGET_MS.
- */
-export const BACKGROUND_TARGET_DELAY_MS = 25
-const BACKGROUND_MIN_TARGET_MS = 2
-/**
- * Below the target it grows at most this part a BACKGROUND_GROWTH_MS, however short its
- * rounds: a few times slower than a focused download's probes, so another flow that starts
- * beside it shows its queue before the background download has taken the room.
- */
-const BACKGROUND_GAIN = 0.1
-const BACKGROUND_GROWTH_MS = 200
 /** The largest queueing delay seen fades by this factor a round. */
 const MAX_QUEUE_FADE = 0.995
 /**
@@ -326,8 +313,16 @@ export class RateControl {
     if (lossy) this.recent.length = 0
     this.maxQueueingDelayMs = Math.max(this.maxQueueingDelayMs * MAX_QUEUE_FADE, this.queueingDelayMs)
     this.queueDepthMs = Math.max(this.queueDepthMs * QUEUE_DEPTH_FADE, this.queueingDelayMs)
-    if (this.character === 'background') this.steerBackground(lossy, lost > 0, elapsed)
-    else this.steerFocused(lossy, delivered, lost, recentRate, elapsed, tMs)
+    if (this.character === 'background') {
+      // No startup: its rounds are a cruising download's, and it grows by time, not by doubling.
+      this.phase = 'cruise'
+      this.rate = steerBackground({
+        rate: this.rate, lossy, anyLoss: lost > 0, elapsedMs: elapsed, queueingDelayMs: this.queueingDelayMs,
+        maxQueueingDelayMs: this.maxQueueingDelayMs, bottleneckRate: this.bottleneckRate, initialRate: INITIAL_RATE
+      })
+    } else {
+      this.steerFocused(lossy, delivered, lost, recentRate, elapsed, tMs)
+    }
     this.rate = Math.min(MAX_RATE, Math.max(MIN_RATE, this.rate))
   }
 
@@ -444,27 +439,6 @@ export class RateControl {
     this.probeDelivered = 0
   }
 
-  /**
-   * Any loss while the queue is past half the target halves the rate, as LEDBAT does: a
-   * download that starts while another flow keeps the queue full takes that queue for the
-   * path's own delay, and only its losses tell it otherwise. Losses with no queue to show are
-   * noise, unless there are many.
-   */
-  private steerBackground (lossy: boolean, anyLoss: boolean, elapsedMs: number): void {
-    // No startup: its rounds are a cruising download's, and it grows by time, not by doubling.
-    this.phase = 'cruise'
-    const target = Math.max(BACKGROUND_MIN_TARGET_MS, Math.min(BACKGROUND_TARGET_DELAY_MS, this.maxQueueingDelayMs / 2))
-    if (lossy || (anyLoss && this.queueingDelayMs >= target / 2)) {
-      this.rate *= 0.5
-      return
-    }
-    const off = (target - this.queueingDelayMs) / target
-    // Backing off is not slowed: a queue past the target is answered each round.
-    const step = off >= 0 ? BACKGROUND_GAIN * Math.min(1, elapsedMs / BACKGROUND_GROWTH_MS) * off : Math.max(-0.5, BACKGROUND_GAIN * off)
-    // Never more than a probe above what the path delivered lately.
-    const ceiling = Math.max(INITIAL_RATE, this.bottleneckRate * 1.5)
-    this.rate = Math.min(ceiling, this.rate * (1 + step))
-  }
 }
 
 type Span = { delivered: number, ms: number }
