@@ -190,12 +190,12 @@ test('rate control, focused: a loss from a full queue caps the pace, and the cut
   }
   /**
    * The highest pace asked for over the next `ms` (200: a probing cycle of eight rounds). The
-   * queue empties for a round (25 ms) in every 200: a queue that never empties is one the download holds
-   * itself, and the standing-queue cap answers that.
+   * queue empties for a round (25 ms) in every 200: a queue that never empties is one the
+   * download holds itself, and the standing-queue cap answers that.
    */
   const highestPace = (queueMs: number, ms = 200): number => {
     let highest = 0
-    for (const end = t + ms; t < end;) { run(t + 5, t => (t % 200 >= 100 && t % 200 < 125 ? 0 : queueMs)); highest = Math.max(highest, control.paceRate) }
+    for (const end = t + ms; t < end;) { run(t + 5, at => (at % 200 >= 100 && at % 200 < 125 ? 0 : queueMs)); highest = Math.max(highest, control.paceRate) }
     return highest
   }
   run(5_000, t => (t % 1_000 < 100 ? 20 : 0))

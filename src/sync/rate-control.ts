@@ -168,7 +168,7 @@ export class RateControl {
   /** The pace a focused download may not pass since a loss showed a full queue. */
   private readonly lossCap = new LossCap()
   /** The pace a focused download may not pass while a queue it holds stands. */
-  private readonly standingQueue = new StandingQueue()
+  private readonly standingQueue = new StandingQueue(CYCLE.length)
   /** The pace of the startup round before the one under way. */
   private previousPace = 0
   /** Whether the round under way is paced above the estimate. */
@@ -360,9 +360,8 @@ export class RateControl {
     }
     if (this.phase === 'probe-rtt') {
       if (!this.minRttFilter.endProbe(tMs)) { this.rate = bandwidth * PROBE_RTT_GAIN; return }
-      this.phase = 'cruise'
-      // The queue is drained: no probe's queue to take back.
-      this.cycle = CYCLE.indexOf(-1)
+      // The queue is drained.
+      this.startCruising()
     }
     this.cycle = (this.cycle + 1) % CYCLE.length
     let gain = 1 + CYCLE[this.cycle]! * this.probeStep
@@ -405,13 +404,17 @@ export class RateControl {
   /**
    * The queue startup left is gone: no more asked for than the path holds (as BBR's drain
    * ends), a round trip that shows no queue, or a round that left the link idle (see
-   * DRAIN_IDLE_FRACTION). Cruising starts at once, at the bottleneck
-   * rate: a round more at the drain's pace (or at the probe cycle's) would leave the link idle.
+   * DRAIN_IDLE_FRACTION). Cruising starts at once, at the bottleneck rate: a round more at
+   * the drain's pace (or at the probe cycle's) would leave the link idle.
    */
   private endDrain (): void {
-    this.phase = 'cruise'
+    this.startCruising()
     this.rate = Math.max(this.rate, this.bottleneckRate)
-    // The cycle goes on past its own drain round: there is no probe's queue to take back.
+  }
+
+  /** After a drain: the probe cycle goes on past its own drain round, with no probe's queue to take back. */
+  private startCruising (): void {
+    this.phase = 'cruise'
     this.cycle = CYCLE.indexOf(-1)
   }
 

@@ -17,8 +17,6 @@
  */
 export const STANDING_QUEUE_MS = 5
 const LAG_RTT_FRACTION = 0.5
-/** Rounds judged together: a probing cycle, so that its drain round is among them. */
-const STANDING_ROUNDS = 8
 /**
  * A standing queue caps the pace below what was delivered, once a cycle, by as much as drains
  * the queue's lowest over the next cycle, and at most to this part, so that no one cut leaves
@@ -53,11 +51,14 @@ export class StandingQueue {
   private lowestMs = Infinity
   private cycleMs = 0
 
+  /** `roundsPerCycle`: the rounds judged together, a probing cycle's, so that its drain round is among them. */
+  constructor (private readonly roundsPerCycle: number) {}
+
   /** True when the round closed a cycle whose queue stood. */
   onRound (r: StandingRound): boolean {
     this.lowestMs = Math.min(this.lowestMs, r.ownQueueMs)
     this.cycleMs += r.elapsedMs
-    if (++this.rounds < STANDING_ROUNDS) return false
+    if (++this.rounds < this.roundsPerCycle) return false
     const standing = r.msSinceCongested > BUFFER_FILLED_MS && this.lowestMs >= Math.max(STANDING_QUEUE_MS, LAG_RTT_FRACTION * r.minRttMs)
     const cut = Math.max(STANDING_MAX_CUT, 1 - this.lowestMs / this.cycleMs)
     this.rounds = 0
