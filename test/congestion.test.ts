@@ -4,6 +4,7 @@ import { FINE_TIMER_CATCH_UP_MS, Pacer } from '../src/sync/pacer.js'
 import { EVENT_BYTES } from '../src/wire/constants.js'
 import { MIN_RATE, RateControl } from '../src/sync/rate-control.js'
 import { runPath } from './helpers/fluid-path.js'
+import { INFLIGHT_HEADROOM_MS } from '../src/sync/inflight-cap.js'
 import { Requester } from '../src/sync/requester.js'
 import type { Character } from '../src/sync/rate-control.js'
 import { requestedFile } from './helpers/requested-file.js'
@@ -378,9 +379,7 @@ test('rate control, focused: beside a flow whose window bounds it, it keeps no s
   // link. Every millisecond of queue kept standing beside it takes from its rate, and it never
   // fills a deep queue, so no loss tells of it. 10 and 50 Mbit/s, a 512 KB queue, in slices.
   // (Before the standing-queue cap such a flow kept 0.08 to 0.12 of the link here; now 0.47 to
-  // 0.55. A window of 3 or 4 ms of the link still keeps only 0.07 or 0.08: while the download
-  // paces low, that flow's queue is within the noise of the minimum round trip, so the
-  // download finds nobody to yield to; see MinRtt.)
+  // 0.55. Smaller windows: see the next test.)
   for (const capacity of [1_950, 9_750]) {
     for (const windowMs of [8, 12]) {
       const otherWindow = Math.round((capacity * windowMs) / 1000)
@@ -388,6 +387,24 @@ test('rate control, focused: beside a flow whose window bounds it, it keeps no s
       const where = `${capacity} slices/s, a window of ${otherWindow}: focused ${(run.deliveredRate / capacity).toFixed(2)}, the other flow ${(run.otherDeliveredRate / capacity).toFixed(2)}, ${run.queueDelayMs.toFixed(1)} ms of queue`
       assert.ok(run.otherDeliveredRate >= 0.4 * capacity, `the other flow starved: ${where}`)
       assert.ok(run.deliveredRate >= 0.3 * capacity, `the focused download gave up its share: ${where}`)
+    }
+  }
+})
+
+test('rate control, focused: beside a flow whose window is a few ms of the link, the queue it holds stays within two round trips and the in-flight headroom', () => {
+  // A window of 3 or 4 ms of the link: its queue sits in the download's minimum round trip,
+  // so no probe of the round trip finds that flow (see MinRtt), and only the in-flight cap
+  // bounds the queue. Before it, the download held 46 to 52 ms of queue here and the other
+  // flow kept 0.07 or 0.08 of the link; with it, 19 to 22 ms and 0.16 to 0.21.
+  for (const capacity of [1_950, 9_750]) {
+    for (const windowMs of [3, 4]) {
+      const otherWindow = Math.round((capacity * windowMs) / 1000)
+      const run = runPath({ character: 'focused', capacity, baseRttMs: 1, queueLimit: 1_024, otherWindow, seconds: 40 })
+      const where = `${capacity} slices/s, a window of ${otherWindow}: focused ${(run.deliveredRate / capacity).toFixed(2)}, the other flow ${(run.otherDeliveredRate / capacity).toFixed(2)}, ${run.queueDelayMs.toFixed(1)} ms of queue`
+      // The other flow's floor queue (windowMs) counts in the minimum round trip: twice that, the headroom, and a probe's step.
+      assert.ok(run.queueDelayMs <= 2 * (1 + windowMs) + INFLIGHT_HEADROOM_MS + 5, `the queue stood long: ${where}`)
+      assert.ok(run.otherDeliveredRate >= 0.14 * capacity, `the other flow starved: ${where}`)
+      assert.ok(run.deliveredRate >= 0.5 * capacity, `the focused download gave up its share: ${where}`)
     }
   }
 })

@@ -19,6 +19,8 @@ const LOSS_CAP_MIN_REGROWTH = 0.1
  */
 const LOSS_CAP_FREE_REGROWTH = 1.1
 const LOSS_CAP_HOLD_MS = 500
+/** For this long after a loss from a full queue, the queue is taken for the flow that filled it. */
+export const BUFFER_FILLED_MS = 10_000
 /** Each round whose queue was not full weighs this much in the path's own loss rate. */
 const NOISE_LOSS_WEIGHT = 1 / 32
 
@@ -50,11 +52,16 @@ export class LossCap {
    * When a round last lost more than the path's noise while the queue was near full: another
    * flow fills the buffer (-Infinity: never, or the loss proved spurious).
    */
-  congestedAtMs = -Infinity
+  private congestedAtMs = -Infinity
   /** When the last loss episode was answered: by a cut, or by the drain that ended startup. */
   private episodeAtMs = -Infinity
   /** The part of slices lost in rounds whose queue was not full, averaged: the path's own loss. */
   private noiseLoss = 0
+
+  /** Whether a loss lately showed another flow filling the buffer: the queue is that flow's. */
+  bufferFilledLately (tMs: number): boolean {
+    return tMs - this.congestedAtMs <= BUFFER_FILLED_MS
+  }
 
   /** Startup ended: the losses of its overshoot, found over the next round trips, are the drain's to answer. */
   startupEnded (tMs: number): void {

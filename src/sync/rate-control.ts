@@ -17,7 +17,9 @@
  *   with no such loss, has the round trip measured again, pacing low for a moment (see
  *   MinRtt); if that shows another flow, the queue is held against a flow whose window
  *   bounds it (BBR's), and the pace is capped below what was delivered until that queue
- *   empties now and then (see StandingQueue).
+ *   empties now and then (see StandingQueue). With no such loss lately, the pace is also held
+ *   to what a window of two minimum round trips keeps in flight at the round trip seen, so
+ *   the queue it holds stays short (see inflightCap).
  * - `background` keeps the queueing delay it adds near a target, as LEDBAT does: it takes an
  *   idle link, growing by time and without a startup, and backs off to a trickle when other
  *   traffic fills the queue.
@@ -26,6 +28,7 @@
 import { LossCap } from './loss-cap.js'
 import { MinRtt } from './min-rtt.js'
 import { StandingQueue } from './standing-queue.js'
+import { inflightCap } from './inflight-cap.js'
 import { steerBackground } from './background-steering.js'
 
 export type Character = 'focused' | 'background'
@@ -386,7 +389,7 @@ export class RateControl {
     })
     const stood = this.standingQueue.onRound({
       ownQueueMs: this.ownQueueMs, minRttMs: this.minRttMs, deliveryRate: recentRate, bottleneckRate: bandwidth,
-      elapsedMs, othersFound: this.minRttFilter.othersFound(tMs), msSinceCongested: tMs - this.lossCap.congestedAtMs
+      elapsedMs, othersFound: this.minRttFilter.othersFound(tMs), bufferFilled: this.lossCap.bufferFilledLately(tMs)
     })
     // A queue stood: look for another flow to yield it to (see MinRtt). Measured against a
     // minimum round trip that a queue inflated, it may also stand higher than it looks.
@@ -397,7 +400,8 @@ export class RateControl {
       this.probing = false
       return
     }
-    this.rate = Math.min(bandwidth * gain, this.lossCap.value, this.standingQueue.value)
+    const inflight = this.lossCap.bufferFilledLately(tMs) ? Infinity : inflightCap(bandwidth, this.minRttMs, this.queueingDelayMs)
+    this.rate = Math.min(bandwidth * gain, this.lossCap.value, this.standingQueue.value, inflight)
     this.probing = this.rate > bandwidth
   }
 

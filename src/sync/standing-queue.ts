@@ -25,8 +25,6 @@ const LAG_RTT_FRACTION = 0.5
 const STANDING_MAX_CUT = 0.85
 /** A cycle whose queue emptied (or with nobody found to yield to) lets the cap grow this much. */
 const STANDING_REGROWTH = 1.1
-/** For this long after a loss from a full queue, the queue is taken for the flow that filled it. */
-const BUFFER_FILLED_MS = 10_000
 
 /** What a cruising round showed, as the cap needs it. */
 export interface StandingRound {
@@ -40,8 +38,8 @@ export interface StandingRound {
   bottleneckRate: number
   /** The latest measure of the quiet round trip found another flow to yield to (see MinRtt). */
   othersFound: boolean
-  /** Since a round last lost slices from a full queue: another flow fills the buffer (see LossCap). */
-  msSinceCongested: number
+  /** A loss lately showed another flow filling the buffer (see LossCap). */
+  bufferFilled: boolean
 }
 
 export class StandingQueue {
@@ -59,7 +57,7 @@ export class StandingQueue {
     this.lowestMs = Math.min(this.lowestMs, r.ownQueueMs)
     this.cycleMs += r.elapsedMs
     if (++this.rounds < this.roundsPerCycle) return false
-    const standing = r.msSinceCongested > BUFFER_FILLED_MS && this.lowestMs >= Math.max(STANDING_QUEUE_MS, LAG_RTT_FRACTION * r.minRttMs)
+    const standing = !r.bufferFilled && this.lowestMs >= Math.max(STANDING_QUEUE_MS, LAG_RTT_FRACTION * r.minRttMs)
     const cut = Math.max(STANDING_MAX_CUT, 1 - this.lowestMs / this.cycleMs)
     this.rounds = 0
     this.lowestMs = Infinity
