@@ -10,10 +10,10 @@
  *   highest delivery rate seen lately, probe a quarter above it one round in eight and drain a
  *   quarter below the next, so the queue stays near empty; on a queue too shallow for such a
  *   probe, its losses teach a smaller step. It starts by doubling each round until the
- *   delivery rate stops growing or a queue builds. A loss beyond the path's own loss rate
- *   while the queue is near full (another flow fills it) caps the pace at 0.7 of what was
- *   delivered, and the cap grows back as TCP's window does, so a TCP flow beside it keeps
- *   its share (see LossCap). A queue of its own that stands through a whole probing cycle,
+ *   delivery rate stops growing or a queue builds (see Startup). A loss beyond the path's
+ *   own loss rate while the queue is near full (another flow fills it) caps the pace at 0.7
+ *   of what was delivered, and the cap grows back as TCP's window does, so a TCP flow
+ *   beside it keeps its share (see LossCap). A queue of its own that stands through a whole probing cycle,
  *   with no such loss, has the round trip measured again, pacing low for a moment (see
  *   MinRtt); if that shows another flow, the queue is held against a flow whose window
  *   bounds it (BBR's), and the pace is capped below what was delivered until that queue
@@ -29,6 +29,7 @@ import { LossCap } from './loss-cap.js'
 import { MinRtt } from './min-rtt.js'
 import { StandingQueue } from './standing-queue.js'
 import { inflightCap } from './inflight-cap.js'
+import { STARTUP_GAIN, Startup } from './startup.js'
 import { steerBackground } from './background-steering.js'
 
 export type Character = 'focused' | 'background'
@@ -53,29 +54,6 @@ export const BANDWIDTH_ROUNDS = 10
  * part of what the probe found.
  */
 export const SAMPLE_MS = 3 * MIN_ROUND_MS
-/** Startup ends when three rounds in a row grew the delivery rate by less than this. */
-const STARTUP_GROWTH = 1.25
-const STARTUP_PLATEAU_ROUNDS = 3
-/** A path this long (ms) or longer, and a startup round delivering less than this part of the round before's pace: see fellShort. */
-const LONG_PATH_MS = 50
-const STARTUP_SHORTFALL = 0.8
-/**
- * Two startup rounds that did not grow the delivery rate and saw this much queueing delay end
- * startup, as HyStart does: the bottleneck is reached, and each round more at startup's pace
- * would only fill its queue (on a long path, past its end). Not less: a simulated path's
- * round trips jitter by a tick of 5 ms. Not one round: a receiver that stalls for a moment
- * (a disk flush) shows as much on a fast path.
- */
-const STARTUP_QUEUE_MS = 8
-const STARTUP_QUEUE_ROUNDS = 2
-/**
- * A round that did not grow while the path shows no queue and no loss counts this much of
- * one: a pace raised reaches the sender only with the next requests, a round trip and a tick
- * later, so short rounds on a fast path do not grow yet; a bottleneck reached would show a queue.
- */
-const QUIET_PLATEAU_WEIGHT = 0.5
-/** 2/ln 2, as BBR: the rate doubles each round once deliveries follow it. */
-const STARTUP_GAIN = 2.89
 const DRAIN_GAIN = 0.5
 const MAX_DRAIN_ROUNDS = 8
 /**
@@ -149,13 +127,10 @@ export class RateControl {
   /** Slices delivered and time taken by the rounds of the latest SAMPLE_MS, newest last. */
   private readonly spans: Span[] = []
   private cycle = 0
-  private plateauRounds = 0
-  /** Of those, the rounds that showed STARTUP_QUEUE_MS of queue. */
-  private queuedPlateauRounds = 0
+  private readonly startup = new Startup()
   private drainRounds = 0
   /** Rounds left in which a path without a queue is probed only one round in eight. */
   private steadyRounds = 0
-  private startupBest = 0
   private readonly minRttFilter = new MinRtt()
   /** Queueing delay of the last round that had a round trip, ms. */
   private queueingDelayMs = 0
@@ -172,8 +147,6 @@ export class RateControl {
   private readonly lossCap = new LossCap()
   /** The pace a focused download may not pass while a queue it holds stands. */
   private readonly standingQueue = new StandingQueue(CYCLE.length)
-  /** The pace of the startup round before the one under way. */
-  private previousPace = 0
   /** Whether the round under way is paced above the estimate. */
   private probing = false
   /** Rounds until the last probe's losses are all in (0: none waited for), and what those rounds lost and delivered so far. */
@@ -266,16 +239,6 @@ export class RateControl {
     return this.queueingDelayMs < Math.max(NO_QUEUE_MS, NO_QUEUE_RTT_FRACTION * this.minRttMs)
   }
 
-  /**
-   * On a long path (a round trip many ticks long, so a pace asked for is in force at the sender
-   * half a round trip later, and what it sends arrives in the next round), a startup round
-   * that delivered well short of the round before's pace met the bottleneck: more rounds of
-   * doubling would only fill its queue.
-   */
-  private fellShort (delivered: number, elapsedMs: number): boolean {
-    return this.minRttMs >= LONG_PATH_MS && (delivered * 1000) / elapsedMs < STARTUP_SHORTFALL * this.previousPace
-  }
-
   private get roundMs (): number {
     const rtt = Number.isFinite(this.minRttMs) ? this.minRttMs : 0
     return Math.min(MAX_ROUND_MS, Math.max(this.phase === 'startup' ? MIN_STARTUP_ROUND_MS : MIN_ROUND_MS, rtt))
@@ -340,17 +303,10 @@ export class RateControl {
     const queued = this.queueingDelayMs >= NO_QUEUE_MS
     const congested = lossy && queued
     if (this.phase === 'startup') {
-      if (bandwidth >= this.startupBest * STARTUP_GROWTH) {
-        this.startupBest = bandwidth
-        this.plateauRounds = 0
-        this.queuedPlateauRounds = 0
-      } else {
-        this.plateauRounds += queued || anyLoss ? 1 : QUIET_PLATEAU_WEIGHT
-        if (this.queueingDelayMs >= STARTUP_QUEUE_MS) this.queuedPlateauRounds++
-        if (this.plateauRounds >= STARTUP_PLATEAU_ROUNDS || this.queuedPlateauRounds >= STARTUP_QUEUE_ROUNDS || this.fellShort(delivered, elapsedMs)) this.phase = 'drain'
-      }
-      this.previousPace = this.rate
-      if (congested) this.phase = 'drain'
+      const reached = this.startup.onRound({
+        bottleneckRate: bandwidth, delivered, elapsedMs, anyLoss, queueingDelayMs: this.queueingDelayMs, queued, minRttMs: this.minRttMs, pace: this.rate
+      })
+      if (reached || congested) this.phase = 'drain'
       if (this.phase === 'drain') this.lossCap.startupEnded(tMs)
       this.rate = this.phase === 'startup' ? Math.max(this.initialRate, bandwidth * STARTUP_GAIN) : bandwidth * DRAIN_GAIN
       return
