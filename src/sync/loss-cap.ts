@@ -20,7 +20,7 @@ const LOSS_CAP_MIN_REGROWTH = 0.1
 const LOSS_CAP_FREE_REGROWTH = 1.1
 const LOSS_CAP_HOLD_MS = 500
 /** For this long after a loss from a full queue, the queue is taken for the flow that filled it. */
-export const BUFFER_FILLED_MS = 10_000
+const BUFFER_FILLED_MS = 10_000
 /** Each round whose queue was not full weighs this much in the path's own loss rate. */
 const NOISE_LOSS_WEIGHT = 1 / 32
 
