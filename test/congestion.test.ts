@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { FINE_TIMER_CATCH_UP_MS, Pacer } from '../src/sync/pacer.js'
 import { EVENT_BYTES } from '../src/wire/constants.js'
 import { MIN_RATE, RateControl } from '../src/sync/rate-control.js'
-import { runPath } from './helpers/fluid-path.js'
+import { WholeSlices, runPath } from './helpers/fluid-path.js'
 import { INFLIGHT_HEADROOM_MS } from '../src/sync/inflight-cap.js'
 import { Requester } from '../src/sync/requester.js'
 import type { Character } from '../src/sync/rate-control.js'
@@ -85,7 +85,9 @@ function besideTcp (o: { character: Character, capacity: number, baseRttMs: numb
   const cubicBeta = 0.7
   let ours = 0
   let theirs = 0
-  let credit = 0
+  const arrivals = new WholeSlices()
+  const drops = new WholeSlices()
+  const theirDrops = new WholeSlices()
   let cwnd = 10
   let wMax = 0
   let epochMs = -1
@@ -97,20 +99,18 @@ function besideTcp (o: { character: Character, capacity: number, baseRttMs: numb
     const rtt = o.baseRttMs + ((ours + theirs) * 1000) / o.capacity
     const started = t >= tcpLeadMs
     if (started) {
-      credit += control.paceRate / 1000
-      const arriving = Math.floor(credit)
-      credit -= arriving
-      ours += arriving
+      ours += arrivals.add(control.paceRate / 1000)
     }
     theirs += cwnd / Math.max(1, rtt)
     const overflow = ours + theirs - o.queueLimit
-    let theirLoss = 0
+    let theirLost = 0
     if (overflow > 0) {
       const ourDrop = (overflow * ours) / (ours + theirs)
       ours -= ourDrop
-      theirLoss = overflow - ourDrop
-      theirs -= theirLoss
-      if (started) control.onLost(Math.round(ourDrop), t)
+      theirs -= overflow - ourDrop
+      theirLost = theirDrops.add(overflow - ourDrop)
+      const dropped = drops.add(ourDrop)
+      if (started && dropped > 0) control.onLost(dropped, t)
     }
     const served = Math.min(ours + theirs, o.capacity / 1000)
     const ourServed = ours + theirs === 0 ? 0 : (served * ours) / (ours + theirs)
@@ -121,7 +121,7 @@ function besideTcp (o: { character: Character, capacity: number, baseRttMs: numb
       control.onDelivered(ourServed, t)
       if (t % 5 === 0) control.onRtt(rtt, t)
     }
-    if (theirLoss > 0.5 && t - cutMs > rtt) {
+    if (theirLost > 0 && t - cutMs > rtt) {
       wMax = cwnd
       cwnd = Math.max(2, cwnd * cubicBeta)
       cutMs = t

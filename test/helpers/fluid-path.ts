@@ -17,8 +17,8 @@ export function runPath (o: { character: Character, capacity: number, baseRttMs:
   let estimateAtStartupEnd: number | null = null
   let ours = 0
   let others = 0
-  let credit = 0
-  let dropCredit = 0
+  const arrivals = new WholeSlices()
+  const drops = new WholeSlices()
   let delivered = 0
   let otherDelivered = 0
   let sent = 0
@@ -31,9 +31,7 @@ export function runPath (o: { character: Character, capacity: number, baseRttMs:
   for (let t = 0; t < total; t++) {
     const measuring = t >= total / 2
     asked.push(control.paceRate)
-    credit += asked[Math.max(0, t - (o.paceLagMs ?? 0))]! / 1000
-    const arriving = Math.floor(credit)
-    credit -= arriving
+    const arriving = arrivals.add(asked[Math.max(0, t - (o.paceLagMs ?? 0))]! / 1000)
     ours += arriving
     others += (o.otherRate ?? 0) / 1000
     if (o.otherWindow !== undefined) others += o.otherWindow / (o.baseRttMs + ((ours + others) * 1000) / o.capacity)
@@ -44,10 +42,7 @@ export function runPath (o: { character: Character, capacity: number, baseRttMs:
       ours -= ourDrop
       others -= overflow - ourDrop
       if (measuring) lost += ourDrop
-      // Whole slices are lost: a flow with a small share loses one now and then, not never.
-      dropCredit += ourDrop
-      const dropped = Math.floor(dropCredit)
-      dropCredit -= dropped
+      const dropped = drops.add(ourDrop)
       if (dropped > 0) control.onLost(dropped, t)
     }
     const served = Math.min(ours + others, o.capacity / 1000)
@@ -63,4 +58,20 @@ export function runPath (o: { character: Character, capacity: number, baseRttMs:
     if (estimateAtStartupEnd === null && control.state !== 'startup') estimateAtStartupEnd = control.bottleneckRate
   }
   return { deliveredRate: delivered / (o.seconds / 2), otherDeliveredRate: otherDelivered / (o.seconds / 2), queueDelayMs: delaySum / samples, lossFraction: lost / Math.max(1, sent), finalRate: control.paceRate, estimateAtStartupEnd }
+}
+
+/**
+ * Fractions of slices counted out as whole slices as they add up: a paced flow sends whole
+ * slices, and a flow with a small share of a queue's overflow loses one now and then, not never.
+ */
+export class WholeSlices {
+  private owed = 0
+
+  /** Adds `amount` slices (a fraction, often); returns the whole slices due now. */
+  add (amount: number): number {
+    this.owed += amount
+    const whole = Math.floor(this.owed)
+    this.owed -= whole
+    return whole
+  }
 }
