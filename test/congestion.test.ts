@@ -4,6 +4,7 @@ import { FINE_TIMER_CATCH_UP_MS, Pacer } from '../src/sync/pacer.js'
 import { EVENT_BYTES } from '../src/wire/constants.js'
 import { MIN_RATE, RateControl } from '../src/sync/rate-control.js'
 import { WholeSlices, runPath } from './helpers/fluid-path.js'
+import type { PathRun } from './helpers/fluid-path.js'
 import { INFLIGHT_HEADROOM_MS } from '../src/sync/inflight-cap.js'
 import { Requester } from '../src/sync/requester.js'
 import type { Character } from '../src/sync/rate-control.js'
@@ -373,6 +374,14 @@ test('pacer and requester: a sender whose event loop comes late keeps its pace, 
   assert.ok(delivered >= 0.9, `${delivered.toFixed(3)} of the bottleneck`)
 })
 
+/** A focused download beside a flow whose window is `windowMs` of the link, on a 512 KB queue (in slices) and a 1 ms path. */
+function besideWindowFlow (capacity: number, windowMs: number): { run: PathRun, where: string } {
+  const otherWindow = Math.round((capacity * windowMs) / 1000)
+  const run = runPath({ character: 'focused', capacity, baseRttMs: 1, queueLimit: 1_024, otherWindow, seconds: 40 })
+  const where = `${capacity} slices/s, a window of ${otherWindow}: focused ${(run.deliveredRate / capacity).toFixed(2)}, the other flow ${(run.otherDeliveredRate / capacity).toFixed(2)}, ${run.queueDelayMs.toFixed(1)} ms of queue`
+  return { run, where }
+}
+
 test('rate control, focused: beside a flow whose window bounds it, it keeps no standing queue that would take that flow\'s rate', () => {
   // BBR sizes its window by a round trip it measured with the queue empty: on a path whose own
   // round trip is under a millisecond, that is its floor of a few dozen packets, a few ms of the
@@ -382,9 +391,7 @@ test('rate control, focused: beside a flow whose window bounds it, it keeps no s
   // 0.55. Smaller windows: see the next test.)
   for (const capacity of [1_950, 9_750]) {
     for (const windowMs of [8, 12]) {
-      const otherWindow = Math.round((capacity * windowMs) / 1000)
-      const run = runPath({ character: 'focused', capacity, baseRttMs: 1, queueLimit: 1_024, otherWindow, seconds: 40 })
-      const where = `${capacity} slices/s, a window of ${otherWindow}: focused ${(run.deliveredRate / capacity).toFixed(2)}, the other flow ${(run.otherDeliveredRate / capacity).toFixed(2)}, ${run.queueDelayMs.toFixed(1)} ms of queue`
+      const { run, where } = besideWindowFlow(capacity, windowMs)
       assert.ok(run.otherDeliveredRate >= 0.4 * capacity, `the other flow starved: ${where}`)
       assert.ok(run.deliveredRate >= 0.3 * capacity, `the focused download gave up its share: ${where}`)
     }
@@ -398,9 +405,7 @@ test('rate control, focused: beside a flow whose window is a few ms of the link,
   // flow kept 0.07 or 0.08 of the link; with it, 19 to 22 ms and 0.16 to 0.21.
   for (const capacity of [1_950, 9_750]) {
     for (const windowMs of [3, 4]) {
-      const otherWindow = Math.round((capacity * windowMs) / 1000)
-      const run = runPath({ character: 'focused', capacity, baseRttMs: 1, queueLimit: 1_024, otherWindow, seconds: 40 })
-      const where = `${capacity} slices/s, a window of ${otherWindow}: focused ${(run.deliveredRate / capacity).toFixed(2)}, the other flow ${(run.otherDeliveredRate / capacity).toFixed(2)}, ${run.queueDelayMs.toFixed(1)} ms of queue`
+      const { run, where } = besideWindowFlow(capacity, windowMs)
       // The other flow's floor queue (windowMs) counts in the minimum round trip: twice that, the headroom, and a probe's step.
       assert.ok(run.queueDelayMs <= 2 * (1 + windowMs) + INFLIGHT_HEADROOM_MS + 5, `the queue stood long: ${where}`)
       assert.ok(run.otherDeliveredRate >= 0.14 * capacity, `the other flow starved: ${where}`)
