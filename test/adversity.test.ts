@@ -1,11 +1,15 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
 import path from 'node:path'
 import { makeCluster, makeFile, shareAndRequest, sha256OfFile, sha256OfStream } from './helpers/sim.js'
 import { EventType, SliceOffset, WireError, encodeSignedEvent, openSignedEvent, decodeDescriptorPlaintext, encodeDescriptorPlaintext, openContentPayload, sealContentPayload } from '../src/wire/index.js'
 import { signKeyPair } from '../src/crypto/index.js'
 import { QuietError } from '../src/node/errors.js'
 import { Node, FLUSH_INTERVAL_MS } from '../src/node/node.js'
+import { sliceFilePath } from '../src/node/local-file.js'
+import { SLICE_RECORD_BYTES } from '../src/wire/slice.js'
+import { fromHex } from '../src/bytes.js'
 
 const MiB = 1024 * 1024
 
@@ -71,6 +75,31 @@ test('slices with one flipped bit are rejected and counted against the sender; t
     c.net.runUntil(() => bob.node.progress(fileId).state === 'complete', { maxMs: 30_000 })
     assert.equal(bob.node.stats().slicesRejected, 3)
     assert.equal(bob.node.peerCounters(alice.node.publicKey)?.slicesRejected, 3)
+    assert.equal(await sha256OfStream(bob.node.readFile(fileId)), await sha256OfFile(source))
+  } finally { c.close() }
+})
+
+test('a stored record damaged on the holder\'s disk is not served: the holder forgets it and counts it, the downloader gets the file from another holder', async () => {
+  const c = makeCluster(['alice', 'carol', 'bob'], { latencyMs: 5 })
+  try {
+    const [alice, carol, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0], typeof c.peers[0]]
+    const source = makeFile(c.root, 'rot.bin', 200_000, 6)
+    const { fileId } = await alice.node.share(source)
+    c.net.step(10)
+    carol.node.requestFile(fileId)
+    c.net.runUntil(() => carol.node.progress(fileId).state === 'complete', { maxMs: 30_000 })
+    // One bit of slice 3's ciphertext flips on alice's disk.
+    const fd = fs.openSync(sliceFilePath(alice.dir, fromHex(fileId)), 'r+')
+    const at = 3 * SLICE_RECORD_BYTES + 17
+    const byte = Buffer.alloc(1)
+    fs.readSync(fd, byte, 0, 1, at)
+    byte[0]! ^= 0x04
+    fs.writeSync(fd, byte, 0, 1, at)
+    fs.closeSync(fd)
+    bob.node.requestFile(fileId)
+    c.net.runUntil(() => bob.node.progress(fileId).state === 'complete', { maxMs: 30_000 })
+    assert.equal(alice.node.stats().localRecordsDamaged, 1, 'alice authenticated the record on its way out and found it damaged')
+    assert.equal(bob.node.stats().slicesRejected, 0, 'no damaged slice reached bob')
     assert.equal(await sha256OfStream(bob.node.readFile(fileId)), await sha256OfFile(source))
   } finally { c.close() }
 })
