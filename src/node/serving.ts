@@ -1,6 +1,7 @@
 import { openSliceRecord } from '../files/verify.js'
 import { planResponse } from '../sync/responder.js'
 import { Pacer } from '../sync/pacer.js'
+import { readOutbound } from './outbound-records.js'
 import { AEAD_NONCE_BYTES, HASH_BYTES } from '../crypto/index.js'
 import { toHex } from '../bytes.js'
 import {
@@ -54,12 +55,11 @@ export class Serving {
     // One allocation for the whole answer; each event is a view into it.
     const eventBuffer = new Uint8Array(plan.send.length * EVENT_BYTES)
     if (local !== null && plan.send.length > 0) {
-      const first = plan.send[0]!
-      const records = local.readRecords(first, plan.send[plan.send.length - 1]! - first + 1)
+      // Authenticated again on the way out: a damaged disk never feeds peers bad slices.
+      const { records, first, intact } = readOutbound(local, plan.send)
       for (const sliceNo of plan.send) {
         const record = records.subarray((sliceNo - first) * SLICE_RECORD_BYTES, (sliceNo - first + 1) * SLICE_RECORD_BYTES)
-        // Authenticated again on the way out: a damaged disk never feeds peers bad slices.
-        if (!openSliceRecord(record, sliceNo, local.descriptor, this.plaintextScratch, this.nonceScratch)) {
+        if (!intact.has(local.layout.windowOf(sliceNo)) && !openSliceRecord(record, sliceNo, local.descriptor, this.plaintextScratch, this.nonceScratch)) {
           ctx.counters.localRecordsDamaged++
           local.forget(sliceNo)
           this.onDamaged(local)

@@ -98,15 +98,20 @@ export class VerifiedWindows {
       const first = this.layout.windowStart(w)
       const count = this.layout.windowLength(w)
       spent += count
-      const hash = windowHashOf(w, count === 0 ? new Uint8Array(0) : read(first, count))
+      const intact = this.matches(w, count === 0 ? new Uint8Array(0) : read(first, count))
       const suppliers = this.suppliers.take(w)
-      if (bytesEqual(hash, this.hashes.subarray(w * HASH_BYTES, (w + 1) * HASH_BYTES))) {
+      if (intact) {
         this.markVerified(w)
       } else {
         failed.push({ window: w, first, count, suppliers })
       }
     }
     return failed
+  }
+
+  /** Whether `records`, all of window `w`'s, hash to its window hash. */
+  matches (w: number, records: Uint8Array): boolean {
+    return bytesEqual(windowHashOf(w, records), this.hashes.subarray(w * HASH_BYTES, (w + 1) * HASH_BYTES))
   }
 
   private markVerified (w: number): void {
