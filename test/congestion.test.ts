@@ -107,9 +107,10 @@ function besideTcp (o: { character: Character, capacity: number, baseRttMs: numb
     let theirLost = 0
     if (overflow > 0) {
       const ourDrop = (overflow * ours) / (ours + theirs)
+      const theirDrop = overflow - ourDrop
       ours -= ourDrop
-      theirs -= overflow - ourDrop
-      theirLost = theirDrops.add(overflow - ourDrop)
+      theirs -= theirDrop
+      theirLost = theirDrops.add(theirDrop)
       const dropped = drops.add(ourDrop)
       if (started && dropped > 0) control.onLost(dropped, t)
     }

@@ -343,9 +343,10 @@ export class RateControl {
       queueLooksEmpty: this.queueLooksEmpty,
       episodeMs: 2 * Math.max(1, this.srttMs) + LOSS_ROUNDS * this.roundMs
     })
+    const bufferFilled = this.lossCap.bufferFilledLately(tMs)
     const stood = this.standingQueue.onRound({
       ownQueueMs: this.ownQueueMs, minRttMs: this.minRttMs, deliveryRate: recentRate, bottleneckRate: bandwidth,
-      elapsedMs, othersFound: this.minRttFilter.othersFound(tMs), bufferFilled: this.lossCap.bufferFilledLately(tMs)
+      elapsedMs, othersFound: this.minRttFilter.othersFound(tMs), bufferFilled
     })
     // A queue stood: look for another flow to yield it to (see MinRtt). Measured against a
     // minimum round trip that a queue inflated, it may also stand higher than it looks.
@@ -356,7 +357,7 @@ export class RateControl {
       this.probing = false
       return
     }
-    const inflight = this.lossCap.bufferFilledLately(tMs) ? Infinity : inflightCap(bandwidth, this.minRttMs, this.queueingDelayMs)
+    const inflight = bufferFilled ? Infinity : inflightCap(bandwidth, this.minRttMs, this.queueingDelayMs)
     this.rate = Math.min(bandwidth * gain, this.lossCap.value, this.standingQueue.value, inflight)
     this.probing = this.rate > bandwidth
   }
@@ -372,7 +373,7 @@ export class RateControl {
     this.rate = Math.max(this.rate, this.bottleneckRate)
   }
 
-  /** After a drain: the probe cycle goes on past its own drain round, with no probe's queue to take back. */
+  /** After startup's drain or a probe of the round trip: the probe cycle goes on past its own drain round, with no probe's queue to take back. */
   private startCruising (): void {
     this.phase = 'cruise'
     this.cycle = CYCLE.indexOf(-1)
@@ -401,7 +402,6 @@ export class RateControl {
     this.probeLost = 0
     this.probeDelivered = 0
   }
-
 }
 
 type Span = { delivered: number, ms: number }
