@@ -30,7 +30,7 @@ export interface CapRound {
   lost: number
   elapsedMs: number
   tMs: number
-  /** The queue was near full (another flow's, if losses come with it). */
+  /** The queue was near full, or the last rounds' losses, heavy and clustered, say it overflowed (another flow's, if losses come with it). */
   full: boolean
   /** The queue was within the noise of the round trips. */
   queueLooksEmpty: boolean

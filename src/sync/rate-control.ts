@@ -11,9 +11,10 @@
  *   quarter below the next, so the queue stays near empty; on a queue too shallow for such a
  *   probe, its losses teach a smaller step. It starts by doubling each round until the
  *   delivery rate stops growing or a queue builds (see Startup). A loss beyond the path's
- *   own loss rate while the queue is near full (another flow fills it) caps the pace at 0.7
- *   of what was delivered, and the cap grows back as TCP's window does, so a TCP flow
- *   beside it keeps its share (see LossCap). A queue of its own that stands through a whole
+ *   own loss rate while the queue is near full, or while losses come heavy and clustered
+ *   (see LossDispersion), means another flow fills it: it caps the pace at 0.7 of what was
+ *   delivered, and the cap grows back as TCP's window does, so a TCP flow beside it keeps
+ *   its share (see LossCap). A queue of its own that stands through a whole
  *   probing cycle, with no such loss, has the round trip measured again, pacing low for a
  *   moment (see MinRtt); if that shows another flow, the queue is held against a flow whose
  *   window bounds it (BBR's), and the pace is capped below what was delivered until that
@@ -26,6 +27,7 @@
  */
 
 import { LossCap } from './loss-cap.js'
+import { LossDispersion } from './loss-dispersion.js'
 import { MinRtt } from './min-rtt.js'
 import { StandingQueue } from './standing-queue.js'
 import { inflightCap } from './inflight-cap.js'
@@ -145,6 +147,8 @@ export class RateControl {
   private rttVarMs = 0
   /** The pace a focused download may not pass since a loss showed a full queue. */
   private readonly lossCap = new LossCap()
+  /** Whether the losses of recent cruising rounds came clustered (a full queue's) or spread (a lossy hop's). */
+  private readonly lossDispersion = new LossDispersion()
   /** The pace a focused download may not pass while a queue it holds stands. */
   private readonly standingQueue = new StandingQueue(CYCLE.length)
   /** Whether the round under way is paced above the estimate. */
@@ -337,9 +341,14 @@ export class RateControl {
       this.cycle = 0
     }
     if (this.steadyRounds > 0) this.steadyRounds--
+    this.lossDispersion.onRound(delivered, lost)
     this.lossCap.onRound({
       delivered, lost, elapsedMs, tMs, srttMs: this.srttMs, deliveryRate: recentRate, bottleneckRate: bandwidth,
-      full: this.queueingDelayMs >= Math.max(NO_QUEUE_MS, FULL_QUEUE_FRACTION * this.queueDepthMs),
+      // Losses beyond LOSS_THRESHOLD, clustered as a full queue drops them, fill it whatever
+      // the round trips show: a queue of a few ms barely shows through the endpoints' own
+      // delays, and the deepest queue seen may be a busy moment of theirs (startup's last
+      // rounds read 35 ms on a 50 Mbit/s link whose queue holds 5 ms).
+      full: (lossy && this.lossDispersion.clustered) || this.queueingDelayMs >= Math.max(NO_QUEUE_MS, FULL_QUEUE_FRACTION * this.queueDepthMs),
       queueLooksEmpty: this.queueLooksEmpty,
       episodeMs: 2 * Math.max(1, this.srttMs) + LOSS_ROUNDS * this.roundMs
     })
