@@ -9,7 +9,7 @@
  * On a path whose queue never grows that long (a small router buffer), it aims at half the
  * largest queueing delay seen lately, and never below BACKGROUND_MIN_TARGET_MS.
  */
-export const BACKGROUND_TARGET_DELAY_MS = 25
+const BACKGROUND_TARGET_DELAY_MS = 25
 const BACKGROUND_MIN_TARGET_MS = 2
 /**
  * Below the target it grows at most this part a BACKGROUND_GROWTH_MS, however short its

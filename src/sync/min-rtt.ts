@@ -19,9 +19,9 @@
  * A higher minimum replaces the old one only after this long: a queue another flow keeps full
  * is not to be mistaken for the path's own delay.
  */
-export const MIN_RTT_WINDOW_MS = 30_000
+const MIN_RTT_WINDOW_MS = 30_000
 /** Probes come at least this far apart; after each that finds no other flow, twice as far, up to MAX_PROBE_INTERVAL_MS. */
-export const PROBE_INTERVAL_MS = 2_000
+const PROBE_INTERVAL_MS = 2_000
 const MAX_PROBE_INTERVAL_MS = 16_000
 /**
  * A quiet round trip this far above the minimum (ms, or NEAR_RTT_FRACTION of it if more) is
@@ -35,7 +35,7 @@ const NEAR_RTT_FRACTION = 0.1
  * A probe lasts this long, and a smoothed round trip more: long enough for the lower pace to
  * reach the sender, for the queue to drain, and for requests sent then to come back.
  */
-export const PROBE_MS = 100
+const PROBE_MS = 100
 /** Another flow's queue changes as it does: the quiet round trip is measured again after this long. */
 const QUIET_RTT_LIFETIME_MS = 5_000
 

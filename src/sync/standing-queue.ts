@@ -15,7 +15,7 @@
  * over a cycle stands. Not shorter: on a long path a pace asked for reaches the sender half a
  * round trip late, so probes overlap their drains and leave a few rounds' steps queued.
  */
-export const STANDING_QUEUE_MS = 5
+const STANDING_QUEUE_MS = 5
 const LAG_RTT_FRACTION = 0.5
 /**
  * A standing queue caps the pace below what was delivered, once a cycle, by as much as drains
