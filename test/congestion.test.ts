@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { FINE_TIMER_CATCH_UP_MS, Pacer } from '../src/sync/pacer.js'
 import { EVENT_BYTES } from '../src/wire/constants.js'
 import { MIN_RATE, RateControl } from '../src/sync/rate-control.js'
-import { WholeSlices, runPath } from './helpers/fluid-path.js'
+import { WholeSlices, runPath, seededRandom } from './helpers/fluid-path.js'
 import type { PathRun } from './helpers/fluid-path.js'
 import { INFLIGHT_HEADROOM_MS } from '../src/sync/inflight-cap.js'
 import { CLUSTERED_DISPERSION, DISPERSION_ROUNDS, LossDispersion } from '../src/sync/loss-dispersion.js'
@@ -224,8 +224,7 @@ test('rate control, focused: a loss from a full queue caps the pace, and the cut
 })
 
 test('loss dispersion: datagrams lost at random read as spread, the same share lost in bursts as clustered', () => {
-  let seed = 3
-  const random = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+  const random = seededRandom(3)
   const spread = new LossDispersion()
   const bursts = new LossDispersion()
   for (let round = 0; round < DISPERSION_ROUNDS; round++) {
@@ -251,8 +250,7 @@ test('rate control, focused: losses clustered as a full queue drops them cap the
   // rounds' round trips read 0–4 ms above the minimum, losses or not (the 5 ms queue barely
   // shows through the endpoints' own delays), and startup's last rounds read 30 ms (its
   // overshoot, and the endpoints' busy first moments).
-  let seed = 11
-  const random = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+  const random = seededRandom(11)
   const losses: Array<{ name: string, cut: boolean, lose: (tMs: number, slice: number) => boolean }> = [
     // Nothing gets through for 5 ms in every 125, as when another flow overshoots: 4% lost.
     { name: 'clustered, 4%', cut: true, lose: tMs => tMs % 125 < 5 },
@@ -264,12 +262,12 @@ test('rate control, focused: losses clustered as a full queue drops them cap the
     let slice = 0
     const paces: number[] = []
     for (let t = 0; t < 10_000; t++) {
-      const startupsEnd = control.state === 'startup' && t > 60
-      let lost = startupsEnd ? 2 : 0
-      for (let i = 0; i < 8 && !startupsEnd; i++) if (lose(t, ++slice)) lost++
+      const startupsLastRounds = control.state === 'startup' && t > 60
+      let lost = startupsLastRounds ? 2 : 0
+      for (let i = 0; i < 8 && !startupsLastRounds; i++) if (lose(t, ++slice)) lost++
       if (lost < 8) control.onDelivered(8 - lost, t)
       if (lost > 0) control.onLost(lost, t)
-      if (t % 5 === 0) control.onRtt(2 + (startupsEnd ? 30 : (Math.floor(t / 25) * 7) % 5), t)
+      if (t % 5 === 0) control.onRtt(2 + (startupsLastRounds ? 30 : (Math.floor(t / 25) * 7) % 5), t)
       if (t >= 5_000) paces.push(control.paceRate)
     }
     // A cut caps the pace at 0.7 of the delivery rate; a probing cycle's drain round goes no lower than 0.75.
@@ -384,8 +382,7 @@ function lateSender (stallMs: number, catchUpMs: number): number {
   const f = requestedFile('f', 200_000)
   const requester = new Requester()
   const pacer = new Pacer(0, catchUpMs)
-  let seed = 11
-  const random = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+  const random = seededRandom(11)
   const requests: Array<{ at: number, request: ReturnType<Requester['plan']>[number] }> = []
   const arrivals: Array<{ at: number, range: number, slice?: number, requestId?: number, sending?: number }> = []
   const queued: Array<{ range: number, slice: number }> = []

@@ -25,7 +25,7 @@ export class LossDispersion {
     if (this.rounds.length > DISPERSION_ROUNDS) this.rounds.shift()
   }
 
-  /** The losses of the latest rounds' (a full window of them) came clustered. */
+  /** The latest rounds' losses (a full window of them) came clustered. */
   get clustered (): boolean {
     return this.rounds.length === DISPERSION_ROUNDS && this.index >= CLUSTERED_DISPERSION
   }

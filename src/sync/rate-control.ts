@@ -14,11 +14,11 @@
  *   own loss rate while the queue is near full, or while losses come heavy and clustered
  *   (see LossDispersion), means another flow fills it: it caps the pace at 0.7 of what was
  *   delivered, and the cap grows back as TCP's window does, so a TCP flow beside it keeps
- *   its share (see LossCap). A queue of its own that stands through a whole
- *   probing cycle, with no such loss, has the round trip measured again, pacing low for a
- *   moment (see MinRtt); if that shows another flow, the queue is held against a flow whose
- *   window bounds it (BBR's), and the pace is capped below what was delivered until that
- *   queue empties now and then (see StandingQueue). With no such loss lately, the pace is
+ *   its share (see LossCap). A queue of its own that stands through a whole probing cycle,
+ *   with no such loss, has the round trip measured again, pacing low for a moment (see
+ *   MinRtt); if that shows another flow, the queue is held against a flow whose window
+ *   bounds it (BBR's), and the pace is capped below what was delivered until that queue
+ *   empties now and then (see StandingQueue). With no such loss lately, the pace is
  *   also held to what a window of two minimum round trips keeps in flight at the round trip
  *   seen, so the queue it holds stays short (see inflightCap).
  * - `background` keeps the queueing delay it adds near a target, as LEDBAT does: it takes an

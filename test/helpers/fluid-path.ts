@@ -25,8 +25,7 @@ export function runPath (o: { character: Character, capacity: number, baseRttMs:
   let lost = 0
   let delaySum = 0
   let samples = 0
-  let seed = 7
-  const random = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+  const random = seededRandom(7)
   const total = o.seconds * 1000
   for (let t = 0; t < total; t++) {
     const measuring = t >= total / 2
@@ -73,5 +72,14 @@ export class WholeSlices {
     const whole = Math.floor(this.owed)
     this.owed -= whole
     return whole
+  }
+}
+
+/** Numbers in [0, 1) from a linear congruential generator: the same for the same seed, run after run. */
+export function seededRandom (seed: number): () => number {
+  let state = seed
+  return () => {
+    state = (state * 1103515245 + 12345) % 2147483648
+    return state / 2147483648
   }
 }
