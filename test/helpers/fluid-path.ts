@@ -60,6 +60,73 @@ export function runPath (o: { character: Character, capacity: number, baseRttMs:
 }
 
 /**
+ * The fluid bottleneck of runPath shared with a loss-based TCP flow (CUBIC's window growth, ×0.7 at
+ * most once a round trip on loss) that starts before ours, so that ours first sees the path
+ * with TCP's queue already in it. Returns both flows' shares of the link over the last half.
+ */
+export function besideTcp (o: { character: Character, capacity: number, baseRttMs: number, queueLimit: number, seconds: number, tcpLeadMs?: number }): { ours: number, tcp: number } {
+  const control = new RateControl(o.character)
+  const tcpLeadMs = o.tcpLeadMs ?? 2_000
+  const cubicC = 0.4
+  const cubicBeta = 0.7
+  let ours = 0
+  let theirs = 0
+  const arrivals = new WholeSlices()
+  const drops = new WholeSlices()
+  const theirDrops = new WholeSlices()
+  let cwnd = 10
+  let wMax = 0
+  let epochMs = -1
+  let cutMs = -Infinity
+  let oursDelivered = 0
+  let theirsDelivered = 0
+  const total = o.seconds * 1000
+  for (let t = 0; t < total; t++) {
+    const rtt = o.baseRttMs + ((ours + theirs) * 1000) / o.capacity
+    const started = t >= tcpLeadMs
+    if (started) {
+      ours += arrivals.add(control.paceRate / 1000)
+    }
+    theirs += cwnd / Math.max(1, rtt)
+    const overflow = ours + theirs - o.queueLimit
+    let theirLost = 0
+    if (overflow > 0) {
+      const ourDrop = (overflow * ours) / (ours + theirs)
+      const theirDrop = overflow - ourDrop
+      ours -= ourDrop
+      theirs -= theirDrop
+      theirLost = theirDrops.add(theirDrop)
+      const dropped = drops.add(ourDrop)
+      if (started && dropped > 0) control.onLost(dropped, t)
+    }
+    const served = Math.min(ours + theirs, o.capacity / 1000)
+    const ourServed = ours + theirs === 0 ? 0 : (served * ours) / (ours + theirs)
+    const theirServed = served - ourServed
+    ours -= ourServed
+    theirs -= theirServed
+    if (started) {
+      control.onDelivered(ourServed, t)
+      if (t % 5 === 0) control.onRtt(rtt, t)
+    }
+    if (theirLost > 0 && t - cutMs > rtt) {
+      wMax = cwnd
+      cwnd = Math.max(2, cwnd * cubicBeta)
+      cutMs = t
+      epochMs = t
+    } else if (epochMs < 0) {
+      cwnd += theirServed
+    } else {
+      const k = Math.cbrt((wMax * (1 - cubicBeta)) / cubicC)
+      const target = cubicC * ((t - epochMs) / 1000 - k) ** 3 + wMax
+      cwnd += Math.max(theirServed / cwnd, ((target - cwnd) * theirServed) / cwnd)
+    }
+    if (t >= total / 2) { oursDelivered += ourServed; theirsDelivered += theirServed }
+  }
+  const measured = (o.capacity * o.seconds) / 2
+  return { ours: oursDelivered / measured, tcp: theirsDelivered / measured }
+}
+
+/**
  * Fractions of slices counted out as whole slices as they add up: a paced flow sends whole
  * slices, and a flow with a small share of a queue's overflow loses one now and then, not never.
  */
