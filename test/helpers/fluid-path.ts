@@ -35,25 +35,19 @@ export function runPath (o: { character: Character, capacity: number, baseRttMs:
     others += (o.otherRate ?? 0) / 1000
     if (o.otherWindow !== undefined) others += o.otherWindow / (o.baseRttMs + ((ours + others) * 1000) / o.capacity)
     if (measuring) sent += arriving
-    const overflow = ours + others - o.queueLimit
-    if (overflow > 0) {
-      const ourDrop = (overflow * ours) / (ours + others)
-      ours -= ourDrop
-      others -= overflow - ourDrop
-      if (measuring) lost += ourDrop
-      const dropped = drops.add(ourDrop)
-      if (dropped > 0) control.onLost(dropped, t)
-    }
-    const served = Math.min(ours + others, o.capacity / 1000)
-    const ourServed = ours + others === 0 ? 0 : (served * ours) / (ours + others)
-    ours -= ourServed
-    others -= served - ourServed
+    const step = fifoMillisecond(ours, others, o.queueLimit, o.capacity)
+    if (measuring) lost += step.ourDrop
+    const dropped = drops.add(step.ourDrop)
+    if (dropped > 0) control.onLost(dropped, t)
+    const ourServed = step.ourServed
+    ours = step.ours
+    others = step.others
     const queueDelayMs = ((ours + others) * 1000) / o.capacity
     const randomLost = ourServed * (o.randomLoss ?? 0)
     control.onDelivered(ourServed - randomLost, t)
     if (randomLost > 0) control.onLost(random() < randomLost ? 1 : 0, t)
     if (t % 5 === 0) control.onRtt(o.baseRttMs + queueDelayMs, t)
-    if (measuring) { delivered += ourServed; otherDelivered += served - ourServed; delaySum += queueDelayMs; samples++ }
+    if (measuring) { delivered += ourServed; otherDelivered += step.otherServed; delaySum += queueDelayMs; samples++ }
     if (estimateAtStartupEnd === null && control.state !== 'startup') estimateAtStartupEnd = control.bottleneckRate
   }
   return { deliveredRate: delivered / (o.seconds / 2), otherDeliveredRate: otherDelivered / (o.seconds / 2), queueDelayMs: delaySum / samples, lossFraction: lost / Math.max(1, sent), finalRate: control.paceRate, estimateAtStartupEnd }
@@ -88,22 +82,14 @@ export function besideTcp (o: { character: Character, capacity: number, baseRttM
       ours += arrivals.add(control.paceRate / 1000)
     }
     theirs += cwnd / Math.max(1, rtt)
-    const overflow = ours + theirs - o.queueLimit
-    let theirLost = 0
-    if (overflow > 0) {
-      const ourDrop = (overflow * ours) / (ours + theirs)
-      const theirDrop = overflow - ourDrop
-      ours -= ourDrop
-      theirs -= theirDrop
-      theirLost = theirDrops.add(theirDrop)
-      const dropped = drops.add(ourDrop)
-      if (started && dropped > 0) control.onLost(dropped, t)
-    }
-    const served = Math.min(ours + theirs, o.capacity / 1000)
-    const ourServed = ours + theirs === 0 ? 0 : (served * ours) / (ours + theirs)
-    const theirServed = served - ourServed
-    ours -= ourServed
-    theirs -= theirServed
+    const step = fifoMillisecond(ours, theirs, o.queueLimit, o.capacity)
+    const theirLost = theirDrops.add(step.otherDrop)
+    const dropped = drops.add(step.ourDrop)
+    if (started && dropped > 0) control.onLost(dropped, t)
+    const ourServed = step.ourServed
+    const theirServed = step.otherServed
+    ours = step.ours
+    theirs = step.others
     if (started) {
       control.onDelivered(ourServed, t)
       if (t % 5 === 0) control.onRtt(rtt, t)
@@ -124,6 +110,27 @@ export function besideTcp (o: { character: Character, capacity: number, baseRttM
   }
   const measured = (o.capacity * o.seconds) / 2
   return { ours: oursDelivered / measured, tcp: theirsDelivered / measured }
+}
+
+/**
+ * One millisecond of the bottleneck: a FIFO queue of `queueLimit` slices, drained at
+ * `capacity` slices/s, holding `ours` and `others`. What overflows it is dropped from each
+ * flow in proportion to what it holds, and what is served is shared the same way.
+ */
+function fifoMillisecond (ours: number, others: number, queueLimit: number, capacity: number): { ours: number, others: number, ourDrop: number, otherDrop: number, ourServed: number, otherServed: number } {
+  let ourDrop = 0
+  let otherDrop = 0
+  const overflow = ours + others - queueLimit
+  if (overflow > 0) {
+    ourDrop = (overflow * ours) / (ours + others)
+    otherDrop = overflow - ourDrop
+    ours -= ourDrop
+    others -= otherDrop
+  }
+  const served = Math.min(ours + others, capacity / 1000)
+  const ourServed = ours + others === 0 ? 0 : (served * ours) / (ours + others)
+  const otherServed = served - ourServed
+  return { ours: ours - ourServed, others: others - otherServed, ourDrop, otherDrop, ourServed, otherServed }
 }
 
 /**
