@@ -55,6 +55,37 @@ test('random loss is found in a round trip, not a timeout: 5 MiB over a 5% lossy
   }
 })
 
+test('a file\'s last request lost on the way costs it a few round trips, not a timeout\'s quarter second', async () => {
+  /** Simulated ms to fetch a small file (one request) over a 20 ms path the peers already used, its request dropped if `drop`. */
+  const fetchMs = async (drop: boolean): Promise<{ ms: number, duplicates: number, unanswered: number }> => {
+    const c = makeCluster(['alice', 'bob'], { latencyMs: 10, bandwidthBps: 100e6 }, 3)
+    try {
+      const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
+      const fetch = async (name: string): Promise<number> => {
+        const { fileId } = await alice.node.share(makeFile(c.root, name, 100_000, 3))
+        bob.node.ingestEvent(alice.node.descriptorEvent(fileId))
+        bob.node.requestFile(fileId)
+        return c.net.runUntil(() => bob.node.progress(fileId).state === 'complete', { maxMs: 30_000 })
+      }
+      await fetch('first.bin')
+      let dropped = 0
+      if (drop) c.net.intercept((from, _to, packet) => from === bob.node.publicKey && packet[1] === EventType.syncFile && dropped++ === 0 ? null : packet)
+      const ms = await fetch('second.bin')
+      assert.equal(dropped > 0, drop)
+      return { ms, duplicates: bob.node.stats().slicesDuplicate, unanswered: bob.node.stats().requestsUnanswered }
+    } finally { c.close() }
+  }
+  const whole = await fetchMs(false)
+  const dropped = await fetchMs(true)
+  // Nothing later can overtake a file's last request (here its only one), and its peer has
+  // nothing else to send: only a timeout finds it lost. Among other requests that timeout's
+  // floor is 250 ms (a peer busy for a moment is not asked twice); alone, two round trips.
+  const where = `${dropped.ms} ms against ${whole.ms} ms without the loss, ${dropped.unanswered} found unanswered`
+  assert.equal(dropped.unanswered, 1, where)
+  assert.ok(dropped.ms - whole.ms <= 100, where)
+  assert.equal(dropped.duplicates, 0)
+})
+
 test('slices with one flipped bit are rejected and counted against the sender; the file completes from good slices', async () => {
   const c = makeCluster(['alice', 'bob'], { latencyMs: 5 })
   try {

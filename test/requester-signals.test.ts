@@ -62,3 +62,32 @@ test('requester: a request for a file\'s last slice, sent after one that got no 
   requester.expire(120)
   assert.equal(requester.givenUpBy.overtaken, 1, 'found by the later answer, not by a timeout')
 })
+
+test('requester: a peer\'s only request, never answered, is given up after two round trips; requests among others still wait out the floor', () => {
+  /** Ms from sending requests for one missing slice of each of `files` to the first given up, on a path of 20 ms. */
+  const givenUpAfter = (files: number): number => {
+    const requester = new Requester({ initialRate: 20_000, expectedTickMs: 10 })
+    // A first file the peer answers in full: the round trip is known.
+    const known = requestedFile('known', 2_000)
+    for (const r of requester.plan([known], ['p'], 0)) {
+      requester.onReply('p', 'known', r.range, r.requestId, r.limit, 20)
+      for (let i = 0; i < r.limit; i++) requester.onSlice('p', 'known', r.range, 20)
+      for (let s = r.firstSlice; s < r.firstSlice + r.rangeLength; s++) known.have.add(s)
+    }
+    // Files that each lack their first slice: one request each, none of them answered.
+    const lacking = Array.from({ length: files }, (_, i) => {
+      const f = requestedFile(`lacking${i}`, 400)
+      for (let s = 1; s < 400; s++) f.have.add(s)
+      return f
+    })
+    const sent = requester.plan(lacking, ['p'], 30)
+    assert.equal(sent.length, files)
+    let t = 30
+    while (requester.givenUpBy.timedOut === 0 && t < 2_000) requester.expire(t += 10)
+    return t - 30
+  }
+  const alone = givenUpAfter(1)
+  assert.ok(alone <= 60, `a peer's only request was given up after ${alone} ms`)
+  const amongOthers = givenUpAfter(2)
+  assert.ok(amongOthers >= 250, `one of two was given up after ${amongOthers} ms`)
+})

@@ -7,7 +7,8 @@ import type { RateControl } from './rate-control.js'
  *
  * - overtaken: slices of a later request arrived, and the peer's reorder window passed;
  * - drained: the oldest request began to be answered, then the peer went quiet;
- * - timed out: never answered while the peer sent nothing at all.
+ * - timed out: never answered while the peer sent nothing at all; sooner when it is the only
+ *   request the peer owes (a file's last), since nothing later can overtake it.
  *
  * Pure: the requester keeps the state and calls these with the time.
  */
@@ -68,6 +69,11 @@ export interface PeerState {
 
 export interface LossTimes {
   minTimeoutMs: number
+  /**
+   * The least a peer's only request waits for its answer (see timeoutMs). Without a floor a
+   * short path's two round trips would be shorter than the peer's own busy moments.
+   */
+  minLoneTimeoutMs: number
   maxTimeoutMs: number
   /**
    * The oldest request a peer began to answer that has then been quiet this long (or four
@@ -87,7 +93,7 @@ export function giveUpReason (request: InFlight, state: PeerState, tMs: number, 
   if (request.answering && state.order[0] === request && Math.min(quietMs, tMs - state.lastSliceMs) >= drainGraceMs(state, times)) return 'drained'
   if (request.overtakenAtMs !== undefined && tMs - request.overtakenAtMs >= state.reorderWindowMs) return 'overtaken'
   // Never answered, and the peer silent too: while it sends, the request waits its turn or is overtaken.
-  if (!request.answering && Math.min(quietMs, tMs - state.lastSliceMs) >= timeoutMs(state, times)) return 'timedOut'
+  if (!request.answering && Math.min(quietMs, tMs - state.lastSliceMs) >= timeoutMs(state, times, state.order.length === 1)) return 'timedOut'
   return null
 }
 
@@ -117,8 +123,18 @@ function drainGraceMs (state: PeerState, times: LossTimes): number {
   return Math.max(times.drainGraceMs, (4 * 2 * 1000) / state.control.paceRate, state.reorderWindowMs)
 }
 
-function timeoutMs (state: PeerState, times: LossTimes): number {
+/**
+ * A round trip and four times its variation, within the configured bounds. A request the
+ * peer answers at once (its reply is never paced) whose answer is overdue that long was lost,
+ * or its answer was. The floor keeps a peer that stalls for a moment (a busy event loop)
+ * from being asked twice for all the requests waiting on it; but a request alone in flight (a
+ * file's last) has nothing to overtake it, and waiting out the floor for it holds the whole
+ * file that long, so it waits only two round trips (as TCP's tail loss probe does).
+ */
+function timeoutMs (state: PeerState, times: LossTimes, alone: boolean): number {
   const srtt = state.control.smoothedRtt
-  const base = srtt === null ? 1000 : srtt + 4 * state.control.rttVariation
-  return Math.min(times.maxTimeoutMs, Math.max(times.minTimeoutMs, base))
+  if (srtt === null) return Math.min(times.maxTimeoutMs, Math.max(times.minTimeoutMs, 1000))
+  const base = srtt + 4 * state.control.rttVariation
+  const timeout = Math.min(times.maxTimeoutMs, Math.max(times.minTimeoutMs, base))
+  return alone ? Math.min(timeout, Math.max(times.minLoneTimeoutMs, 2 * srtt, base)) : timeout
 }

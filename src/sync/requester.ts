@@ -51,6 +51,7 @@ const PACE_CHANGE_FRACTION = 0.1
 export const DEFAULT_REQUESTER_OPTIONS: RequesterOptions = {
   initialRate: 2_000,
   minTimeoutMs: 250,
+  minLoneTimeoutMs: 50,
   maxTimeoutMs: 5000,
   drainGraceMs: 30,
   lackBackoffMs: 3000,
