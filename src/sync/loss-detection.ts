@@ -133,8 +133,7 @@ function drainGraceMs (state: PeerState, times: LossTimes): number {
  */
 function timeoutMs (state: PeerState, times: LossTimes, alone: boolean): number {
   const srtt = state.control.smoothedRtt
-  if (srtt === null) return Math.min(times.maxTimeoutMs, Math.max(times.minTimeoutMs, 1000))
-  const base = srtt + 4 * state.control.rttVariation
+  const base = srtt === null ? 1000 : srtt + 4 * state.control.rttVariation
   const timeout = Math.min(times.maxTimeoutMs, Math.max(times.minTimeoutMs, base))
-  return alone ? Math.min(timeout, Math.max(times.minLoneTimeoutMs, 2 * srtt, base)) : timeout
+  return alone && srtt !== null ? Math.min(timeout, Math.max(times.minLoneTimeoutMs, 2 * srtt, base)) : timeout
 }
