@@ -60,11 +60,9 @@ test('a file\'s last request lost on the way costs it a few round trips, not a t
   const fetchMs = async (drop: boolean): Promise<{ ms: number, duplicates: number, unanswered: number }> => {
     const c = makeCluster(['alice', 'bob'], { latencyMs: 10, bandwidthBps: 100e6 }, 3)
     try {
-      const [alice, bob] = c.peers as [typeof c.peers[0], typeof c.peers[0]]
+      const bob = c.peers[1]!
       const fetch = async (name: string): Promise<number> => {
-        const { fileId } = await alice.node.share(makeFile(c.root, name, 100_000, 3))
-        bob.node.ingestEvent(alice.node.descriptorEvent(fileId))
-        bob.node.requestFile(fileId)
+        const { fileId } = await shareAndRequest(c, name, 100_000, 3)
         return c.net.runUntil(() => bob.node.progress(fileId).state === 'complete', { maxMs: 30_000 })
       }
       await fetch('first.bin')
