@@ -1,6 +1,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { Node } from '../node/node.js'
 import type { Limits } from '../node/node.js'
 import { QuietError } from '../node/errors.js'
@@ -89,6 +90,8 @@ export class Daemon implements ControlTarget {
   private currentLimits: Limits
   private paceTimer: NodeJS.Timeout | null = null
   private paceAtMs = Infinity
+  /** The event loop's use at the last tick: each tick reports the use since. */
+  private loopMark = performance.eventLoopUtilization()
   private addressesCheckedMs = -Infinity
   private lastErrorLogMs = -Infinity
   private tickWaiters: Array<() => void> = []
@@ -370,6 +373,9 @@ export class Daemon implements ControlTarget {
       if (now - this.observedAnnouncedMs >= OBSERVED_ANNOUNCE_MS) this.announceObserved(node, transit, now)
     }
     transit.tick()
+    const load = performance.eventLoopUtilization(this.loopMark)
+    this.loopMark = performance.eventLoopUtilization()
+    node.onLoopLoad(load.utilization, load.idle + load.active)
     node.tick(Date.now())
     transit.flush()
     this.schedulePacing()

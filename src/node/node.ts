@@ -237,6 +237,14 @@ export class Node {
     }
   }
 
+  /**
+   * The host's event loop was busy `utilization` (0..1) of the last `ms` milliseconds: a
+   * saturated loop is this node's own bottleneck, not the path's (see LoopLoad).
+   */
+  onLoopLoad (utilization: number, ms: number): void {
+    this.downloading.requester.onLoopLoad(utilization, ms)
+  }
+
   /** The periodic step: make arrivals durable, then each part's periodic job. */
   tick (tMs: number): void {
     this.ensureOpen()

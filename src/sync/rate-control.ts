@@ -20,7 +20,10 @@
  *   bounds it (BBR's), and the pace is capped below what was delivered until that queue
  *   empties now and then (see StandingQueue). With no such loss lately, the pace is
  *   also held to what a window of two minimum round trips keeps in flight at the round trip
- *   seen, so the queue it holds stays short (see inflightCap).
+ *   seen, so the queue it holds stays short (see inflightCap). Behind a receiver that cannot
+ *   keep up (its event loop saturated for a spell, with no loss: loopback, a fast LAN), the
+ *   delay is that receiver's own backlog, not a path's queue, and is not read as one; the
+ *   window bounds that backlog (see LoopLoad).
  * - `background` keeps the queueing delay it adds near a target, as LEDBAT does: it takes an
  *   idle link, growing by time and without a startup, and backs off to a trickle when other
  *   traffic fills the queue.
@@ -31,6 +34,7 @@ import { LossDispersion } from './loss-dispersion.js'
 import { MinRtt } from './min-rtt.js'
 import { StandingQueue } from './standing-queue.js'
 import { inflightCap } from './inflight-cap.js'
+import { LoopLoad } from './loop-load.js'
 import { STARTUP_GAIN, Startup } from './startup.js'
 import { steerBackground } from './background-steering.js'
 
@@ -159,6 +163,8 @@ export class RateControl {
   private probeDelivered = 0
   /** How far above the estimate the next probe goes. */
   private probeStep = MAX_PROBE_STEP
+  /** Whether this node's event loop was saturated over the round (see LoopLoad). */
+  private readonly loopLoad = new LoopLoad()
 
   constructor (public character: Character = 'focused', private readonly initialRate = INITIAL_RATE) {
     this.rate = initialRate
@@ -189,6 +195,11 @@ export class RateControl {
       this.srttMs = 0.875 * this.srttMs + 0.125 * rttMs
     }
     this.advance(tMs)
+  }
+
+  /** This node's event loop was busy `utilization` of the last `ms` milliseconds. */
+  onLoopLoad (utilization: number, ms: number): void {
+    this.loopLoad.onSample(utilization, ms)
   }
 
   /** A slice reported lost came after all: a loss cap cut for it lately is taken back. */
@@ -256,7 +267,13 @@ export class RateControl {
     const delivered = this.roundDelivered
     const lost = this.roundLost
     const deliveryRate = (delivered * 1000) / elapsed
-    if (Number.isFinite(this.roundMinRttMs) && Number.isFinite(this.minRttMs)) {
+    // A focused download behind its own saturated receiver: the delay is that receiver's
+    // backlog, no path's queue (see LoopLoad).
+    const receiverBound = this.loopLoad.closeRound(lost > 0) && this.character === 'focused'
+    if (receiverBound) {
+      this.queueingDelayMs = 0
+      this.ownQueueMs = 0
+    } else if (Number.isFinite(this.roundMinRttMs) && Number.isFinite(this.minRttMs)) {
       this.queueingDelayMs = Math.max(0, this.roundMinRttMs - this.minRttMs)
       this.ownQueueMs = Math.max(0, this.roundMinRttMs - this.minRttFilter.baseline(tMs))
     }
@@ -291,7 +308,7 @@ export class RateControl {
         maxQueueingDelayMs: this.maxQueueingDelayMs, bottleneckRate: this.bottleneckRate, initialRate: INITIAL_RATE
       })
     } else {
-      this.steerFocused(lossy, delivered, lost, recentRate, elapsed, tMs)
+      this.steerFocused(lossy, delivered, lost, recentRate, elapsed, tMs, receiverBound)
     }
     this.rate = Math.min(MAX_RATE, Math.max(MIN_RATE, this.rate))
   }
@@ -301,7 +318,7 @@ export class RateControl {
    * one are noise (a radio link, a lossy hop), and backing off for them would starve the
    * transfer for nothing.
    */
-  private steerFocused (lossy: boolean, delivered: number, lost: number, recentRate: number, elapsedMs: number, tMs: number): void {
+  private steerFocused (lossy: boolean, delivered: number, lost: number, recentRate: number, elapsedMs: number, tMs: number, receiverBound: boolean): void {
     const anyLoss = lost > 0
     const bandwidth = this.bottleneckRate
     const queued = this.queueingDelayMs >= NO_QUEUE_MS
@@ -310,7 +327,8 @@ export class RateControl {
       const reached = this.startup.onRound({
         bottleneckRate: bandwidth, delivered, elapsedMs, anyLoss, queueingDelayMs: this.queueingDelayMs, queued, minRttMs: this.minRttMs, pace: this.rate
       })
-      if (reached || congested) this.phase = 'drain'
+      // A receiver that cannot keep up is a bottleneck reached, though no queue is read.
+      if (reached || congested || receiverBound) this.phase = 'drain'
       if (this.phase === 'drain') this.lossCap.startupEnded(tMs)
       this.rate = this.phase === 'startup' ? Math.max(this.initialRate, bandwidth * STARTUP_GAIN) : bandwidth * DRAIN_GAIN
       return

@@ -192,6 +192,11 @@ export class Requester {
     planned.push(request)
   }
 
+  /** This node's event loop was busy `utilization` of the last `ms` milliseconds: every path's congestion control hears it. */
+  onLoopLoad (utilization: number, ms: number): void {
+    for (const state of this.peers.values()) state.control.onLoopLoad(utilization, ms)
+  }
+
   /** The reply header arrived: now we know how many slices are coming. */
   onReply (peer: string, fileKey: string, range: number, requestId: number, sending: number, tMs: number): void {
     const request = this.inflight.get(rangeKey(fileKey, range))

@@ -113,6 +113,59 @@ export function besideTcp (o: { character: Character, capacity: number, baseRttM
 }
 
 /**
+ * A path faster than its receiver (loopback, a fast LAN), one millisecond at a time: what the
+ * controller's pace sends, within its window, waits in the receiver's socket buffer of
+ * `bufferLimit` slices, which the receiver takes in at `receiverRate(t)` slices/s (a freshly
+ * started daemon speeds up as its code is compiled). The round trip is `baseRttMs` plus that
+ * backlog's wait; a pace asked for takes effect `paceLagMs` later. With `reportLoad`, the
+ * receiver's loop load (the part of each 10 ms it was busy) is told to the controller, as
+ * the daemon tells it. Returns the part of what the receiver could have taken in over the
+ * run that it got, the slices its buffer dropped, and the longest backlog, ms.
+ */
+export function behindOwnReceiver (o: { receiverRate: (tMs: number) => number, baseRttMs: number, bufferLimit: number, paceLagMs: number, seconds: number, reportLoad: boolean }): { ofReceiver: number, dropped: number, longestBacklogMs: number } {
+  const control = new RateControl('focused')
+  const asked: number[] = []
+  const sending = new WholeSlices()
+  let backlog = 0
+  let inFlight = 0
+  let couldTake = 0
+  let took = 0
+  let dropped = 0
+  let busyMs = 0
+  let longestBacklogMs = 0
+  for (let t = 0; t < o.seconds * 1000; t++) {
+    asked.push(control.paceRate)
+    const due = sending.add(asked[Math.max(0, t - o.paceLagMs)]! / 1000)
+    const sent = Math.max(0, Math.min(due, control.window - inFlight))
+    inFlight += sent
+    backlog += sent
+    if (backlog > o.bufferLimit) {
+      const over = backlog - o.bufferLimit
+      backlog -= over
+      inFlight -= over
+      dropped += over
+      control.onLost(over, t)
+    }
+    const capacity = o.receiverRate(t) / 1000
+    const taken = Math.min(backlog, capacity)
+    backlog -= taken
+    inFlight -= taken
+    couldTake += capacity
+    took += taken
+    busyMs += taken / capacity
+    control.onDelivered(taken, t, inFlight)
+    const backlogMs = (backlog * 1000) / o.receiverRate(t)
+    longestBacklogMs = Math.max(longestBacklogMs, backlogMs)
+    if (t % 5 === 0) control.onRtt(o.baseRttMs + backlogMs, t)
+    if (t % 10 === 9) {
+      if (o.reportLoad) control.onLoopLoad(busyMs / 10, 10)
+      busyMs = 0
+    }
+  }
+  return { ofReceiver: took / couldTake, dropped, longestBacklogMs }
+}
+
+/**
  * One millisecond of the bottleneck: a FIFO queue of `queueLimit` slices, drained at
  * `capacity` slices/s, holding `ours` and `others`. What overflows it is dropped from each
  * flow in proportion to what it holds, and what is served is shared the same way.
