@@ -373,8 +373,9 @@ export class Daemon implements ControlTarget {
       if (now - this.observedAnnouncedMs >= OBSERVED_ANNOUNCE_MS) this.announceObserved(node, transit, now)
     }
     transit.tick()
-    const load = performance.eventLoopUtilization(this.loopMark)
-    this.loopMark = performance.eventLoopUtilization()
+    const loopUse = performance.eventLoopUtilization()
+    const load = performance.eventLoopUtilization(loopUse, this.loopMark)
+    this.loopMark = loopUse
     node.onLoopLoad(load.utilization, load.idle + load.active)
     node.tick(Date.now())
     transit.flush()
