@@ -35,6 +35,9 @@ import { MinRtt } from './min-rtt.js'
 import { StandingQueue } from './standing-queue.js'
 import { inflightCap } from './inflight-cap.js'
 import { LoopLoad } from './loop-load.js'
+import { ProbeStep } from './probe-step.js'
+import { spanMs, spanRate } from './delivery-spans.js'
+import type { Span } from './delivery-spans.js'
 import { STARTUP_GAIN, Startup } from './startup.js'
 import { steerBackground } from './background-steering.js'
 
@@ -74,21 +77,9 @@ const STEADY_ROUNDS_AFTER_LOSS = 16
 const PROBE_RTT_GAIN = 0.25
 /**
  * One round in eight probes above the bottleneck rate (+1), the next drains what it queued
- * (-1), each by the probe's step.
+ * (-1), each by the probe's step (see ProbeStep).
  */
 const CYCLE = [1, -1, 0, 0, 0, 0, 0, 0]
-/**
- * A probe steps a quarter above the estimate at most, and its drain as far below; a probe
- * that loses slices (a queue too shallow for it) halves the next one's step, down to the
- * least. One that loses less lets the next step this much further.
- */
-const MAX_PROBE_STEP = 0.25
-const MIN_PROBE_STEP = 0.03
-const PROBE_STEP_GROWTH = 1.25
-/** A probe's losses are those found within this many rounds after it: a drained request reports them a round or two late. */
-const PROBE_LOSS_ROUNDS = 2
-/** More than this part lost over a probe and those rounds: the probe overflowed the queue (less is noise on the path). */
-const PROBE_LOSS_FRACTION = 0.02
 /** Loss is judged over this many rounds (a drained request reports its losses at once). */
 const LOSS_ROUNDS = 4
 /** More than this lost over those rounds is congestion: the estimate is lowered. */
@@ -157,12 +148,8 @@ export class RateControl {
   private readonly standingQueue = new StandingQueue(CYCLE.length)
   /** Whether the round under way is paced above the estimate. */
   private probing = false
-  /** Rounds until the last probe's losses are all in (0: none waited for), and what those rounds lost and delivered so far. */
-  private probeRoundsLeft = 0
-  private probeLost = 0
-  private probeDelivered = 0
-  /** How far above the estimate the next probe goes. */
-  private probeStep = MAX_PROBE_STEP
+  /** How far above the estimate the next probe goes (see ProbeStep). */
+  private readonly probeStep = new ProbeStep()
   /** Whether this node's event loop was saturated over the round (see LoopLoad). */
   private readonly loopLoad = new LoopLoad()
 
@@ -283,7 +270,8 @@ export class RateControl {
     this.roundMinRttMs = Infinity
     // A round in which nothing was asked for says nothing about the path.
     if (delivered + lost === 0) return
-    this.learnProbe(delivered, lost)
+    // The path had no room for the last probe: back to probing one round in eight for a while.
+    if (this.probeStep.onRound(delivered, lost, this.probing)) this.steadyRounds = STEADY_ROUNDS_AFTER_LOSS
     this.spans.push({ delivered, ms: elapsed })
     while (this.spans.length > 1 && spanMs(this.spans) - this.spans[0]!.ms >= SAMPLE_MS) this.spans.shift()
     // The delivery rate of the latest SAMPLE_MS: the estimate's sample after startup, and what
@@ -345,7 +333,7 @@ export class RateControl {
       this.startCruising()
     }
     this.cycle = (this.cycle + 1) % CYCLE.length
-    let gain = 1 + CYCLE[this.cycle]! * this.probeStep
+    let gain = 1 + CYCLE[this.cycle]! * this.probeStep.value
     // Losses without a queue to show: a queue too small to see, or noise. Either way probing
     // goes back to one round in eight for a while.
     if (lossy && !queued) this.steadyRounds = STEADY_ROUNDS_AFTER_LOSS
@@ -355,7 +343,7 @@ export class RateControl {
     // takes the cycle's probing place, so that the round after drains what it queued when the
     // queue it made shows (else that queue would stand for good).
     else if (!queued && this.steadyRounds === 0) {
-      gain = Math.max(gain, 1 + this.probeStep)
+      gain = Math.max(gain, 1 + this.probeStep.value)
       this.cycle = 0
     }
     if (this.steadyRounds > 0) this.steadyRounds--
@@ -405,43 +393,4 @@ export class RateControl {
     this.phase = 'cruise'
     this.cycle = CYCLE.indexOf(-1)
   }
-
-  /**
-   * After each probe's losses are in (those of the round that just closed and the next
-   * PROBE_LOSS_ROUNDS; while probing every round, of each such stretch): a probe that lost
-   * more than PROBE_LOSS_FRACTION overflowed the queue, so the next one steps half as far
-   * and probing goes back to one round in eight for a while; one that lost less steps
-   * further, up to the full step.
-   */
-  private learnProbe (delivered: number, lost: number): void {
-    if (this.probeRoundsLeft === 0 && this.probing) this.probeRoundsLeft = PROBE_LOSS_ROUNDS + 1
-    if (this.probeRoundsLeft === 0) return
-    this.probeLost += lost
-    this.probeDelivered += delivered
-    if (--this.probeRoundsLeft > 0) return
-    if (this.probeLost > PROBE_LOSS_FRACTION * (this.probeLost + this.probeDelivered)) {
-      this.probeStep = Math.max(MIN_PROBE_STEP, this.probeStep / 2)
-      // The path had no room for it: back to probing one round in eight for a while.
-      this.steadyRounds = STEADY_ROUNDS_AFTER_LOSS
-    } else {
-      this.probeStep = Math.min(MAX_PROBE_STEP, this.probeStep * PROBE_STEP_GROWTH)
-    }
-    this.probeLost = 0
-    this.probeDelivered = 0
-  }
-}
-
-type Span = { delivered: number, ms: number }
-
-/** Slices per second delivered over `spans`. */
-function spanRate (spans: readonly Span[]): number {
-  let delivered = 0
-  for (const span of spans) delivered += span.delivered
-  return (delivered * 1000) / spanMs(spans)
-}
-
-function spanMs (spans: readonly Span[]): number {
-  let ms = 0
-  for (const span of spans) ms += span.ms
-  return ms
 }
