@@ -5,7 +5,8 @@
  * a focused and a background download. Needs root. Prints one JSON object.
  * TCP beside qf is measured twice: with the machine's own congestion control, its sender
  * behind the same `tbf` as qf's; and with CUBIC (Linux's default, which fills a queue until
- * it overflows) past a router in a third namespace, as across the internet.
+ * it overflows) past a router in a third namespace, as across the internet. Each transfer
+ * runs three times (see RUNS); `--quick` runs each once, with smaller files.
  *   node dist/bench/links.js [--quick]
  */
 import { Netlab, defaultCongestionControl } from '../test/helpers/netlab.js'
@@ -28,24 +29,52 @@ const LINKS: LinkSpec[] = [
 
 const round = (x: number | null, digits = 3): number | null => x === null ? null : Number(x.toFixed(digits))
 
+/**
+ * Each transfer runs this many times and the run with the median of its key figure is kept
+ * (goodput alone, what TCP keeps beside): one run of a 5 ms queue or of BBR beside a focused
+ * download spreads by a tenth or more from the next. The spread is printed beside it.
+ */
+const RUNS = 3
+
+interface MedianRun {
+  run: ShapedTransferResult
+  /** Every run's key figure, in the order run. */
+  all: number[]
+  /** Every run finished its file. */
+  complete: boolean
+}
+
+/** Runs a transfer `runs` times: the run with the median `key`, and every run's `key`. */
+async function medianRun (runs: number, transfer: () => Promise<ShapedTransferResult>, key: (r: ShapedTransferResult) => number): Promise<MedianRun> {
+  const results: ShapedTransferResult[] = []
+  for (let i = 0; i < runs; i++) results.push(await transfer())
+  const sorted = [...results].sort((a, b) => key(a) - key(b))
+  return { run: sorted[Math.floor(runs / 2)]!, all: results.map(r => round(key(r))!), complete: results.every(r => r.complete) }
+}
+
 /** About ten seconds of the link at qf's ceiling. */
 const sizeFor = (spec: LinkSpec, quick: boolean): number => Math.round((quick ? 4 : 10) * spec.rateMbit * 1e6 * 0.8 / 8 / MiB) * MiB
 
 export async function measureLinks (quick = false): Promise<Array<Record<string, unknown>>> {
   const rows: Array<Record<string, unknown>> = []
+  const runs = quick ? 1 : RUNS
   for (const spec of LINKS) {
     const size = sizeFor(spec, quick)
-    const alone = await shapedTransfer(spec, { sizeBytes: size, priority: FOCUSED, ping: true })
+    /** What the TCP flow beside a transfer kept, as a fraction of the link. */
+    const tcpKept = (beside: ShapedTransferResult): number => (beside.tcpBesideMbit ?? 0) / spec.rateMbit
+    const aloneRuns = await medianRun(runs, async () => await shapedTransfer(spec, { sizeBytes: size, priority: FOCUSED, ping: true }), r => r.ofCeiling)
+    const alone = aloneRuns.run
     const tcpOnly = await tcpAlone(spec)
     const tcpSeconds = Math.ceil(alone.seconds * 1.5) + 4
-    const besideFocused = await shapedTransfer(spec, { sizeBytes: size, priority: FOCUSED, tcpSeconds })
-    const besideBackground = await shapedTransfer(spec, { sizeBytes: size, priority: BACKGROUND, tcpSeconds })
+    const beside = async (link: LinkSpec, priority: number): Promise<MedianRun> =>
+      await medianRun(runs, async () => await shapedTransfer(link, { sizeBytes: size, priority, tcpSeconds }), tcpKept)
+    const focusedRuns = await beside(spec, FOCUSED)
+    const backgroundRuns = await beside(spec, BACKGROUND)
     const pastRouter: LinkSpec = { ...spec, router: true, tcp: 'cubic' }
     const cubicAlone = await tcpAlone(pastRouter)
-    const cubicBesideFocused = await shapedTransfer(pastRouter, { sizeBytes: size, priority: FOCUSED, tcpSeconds })
-    const cubicBesideBackground = await shapedTransfer(pastRouter, { sizeBytes: size, priority: BACKGROUND, tcpSeconds })
-    /** What the TCP flow beside a transfer kept, as a fraction of the link. */
-    const tcpKept = (beside: ShapedTransferResult): number | null => round((beside.tcpBesideMbit ?? 0) / spec.rateMbit)
+    const cubicFocusedRuns = await beside(pastRouter, FOCUSED)
+    const cubicBackgroundRuns = await beside(pastRouter, BACKGROUND)
+    const [besideFocused, besideBackground, cubicBesideFocused, cubicBesideBackground] = [focusedRuns.run, backgroundRuns.run, cubicFocusedRuns.run, cubicBackgroundRuns.run]
     rows.push({
       link: alone.link,
       file_mib: size / MiB,
@@ -53,6 +82,7 @@ export async function measureLinks (quick = false): Promise<Array<Record<string,
       goodput_mbit: round(alone.goodputMbit, 2),
       goodput_of_link: round(alone.ofLink),
       goodput_of_qf_ceiling: round(alone.ofCeiling),
+      goodput_of_qf_ceiling_runs: aloneRuns.all,
       sent_over_file: round(alone.sentOverFile),
       sent_over_framing_minimum: round(alone.sentOverMinimum),
       queue_drops: alone.queueDrops,
@@ -63,23 +93,27 @@ export async function measureLinks (quick = false): Promise<Array<Record<string,
       queueing_delay_added_ms: alone.busyRttMs === null || alone.idleRttMs === null ? null : round(alone.busyRttMs - alone.idleRttMs, 1),
       tcp_alone_mbit: round(tcpOnly, 2),
       tcp_alone_of_link: round(tcpOnly / spec.rateMbit),
-      tcp_beside_focused_of_link: tcpKept(besideFocused),
+      tcp_beside_focused_of_link: round(tcpKept(besideFocused)),
+      tcp_beside_focused_of_link_runs: focusedRuns.all,
       qf_focused_beside_tcp_of_link: round(besideFocused.ofLink),
       // What the focused download's congestion control made of the path beside TCP: a
       // bottleneck above the link's own rate (1.0) is an overestimate it then paces at.
       focused_beside_tcp_measured_bottleneck_of_link: round(besideFocused.seen?.bottleneckOfLink ?? null),
       focused_beside_tcp_min_rtt_ms: round(besideFocused.seen?.minRttMs ?? null, 1),
       focused_beside_tcp_queueing_delay_ms: round(besideFocused.seen?.queueingDelayMs ?? null, 1),
-      tcp_beside_background_of_link: tcpKept(besideBackground),
+      tcp_beside_background_of_link: round(tcpKept(besideBackground)),
+      tcp_beside_background_of_link_runs: backgroundRuns.all,
       qf_background_beside_tcp_of_link: round(besideBackground.ofLink),
       cubic_past_router_alone_of_link: round(cubicAlone / spec.rateMbit),
-      cubic_past_router_beside_focused_of_link: tcpKept(cubicBesideFocused),
+      cubic_past_router_beside_focused_of_link: round(tcpKept(cubicBesideFocused)),
+      cubic_past_router_beside_focused_of_link_runs: cubicFocusedRuns.all,
       qf_focused_beside_cubic_of_link: round(cubicBesideFocused.ofLink),
       focused_beside_cubic_min_rtt_ms: round(cubicBesideFocused.seen?.minRttMs ?? null, 1),
       focused_beside_cubic_queueing_delay_ms: round(cubicBesideFocused.seen?.queueingDelayMs ?? null, 1),
-      cubic_past_router_beside_background_of_link: tcpKept(cubicBesideBackground),
+      cubic_past_router_beside_background_of_link: round(tcpKept(cubicBesideBackground)),
+      cubic_past_router_beside_background_of_link_runs: cubicBackgroundRuns.all,
       qf_background_beside_cubic_of_link: round(cubicBesideBackground.ofLink),
-      complete: [alone, besideFocused, besideBackground, cubicBesideFocused, cubicBesideBackground].every(r => r.complete)
+      complete: [aloneRuns, focusedRuns, backgroundRuns, cubicFocusedRuns, cubicBackgroundRuns].every(r => r.complete)
     })
   }
   return rows
