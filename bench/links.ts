@@ -13,6 +13,7 @@ import { Netlab, defaultCongestionControl } from '../test/helpers/netlab.js'
 import { shapedTransfer, tcpAlone } from '../test/helpers/shaped-transfer.js'
 import type { LinkSpec } from '../test/helpers/netlab.js'
 import type { ShapedTransferResult } from '../test/helpers/shaped-transfer.js'
+import { middle } from './middle.js'
 
 const MiB = 1024 * 1024
 const KB = 1024
@@ -48,8 +49,7 @@ interface MedianRun {
 async function medianRun (runs: number, transfer: () => Promise<ShapedTransferResult>, key: (r: ShapedTransferResult) => number): Promise<MedianRun> {
   const results: ShapedTransferResult[] = []
   for (let i = 0; i < runs; i++) results.push(await transfer())
-  const sorted = [...results].sort((a, b) => key(a) - key(b))
-  return { run: sorted[Math.floor(runs / 2)]!, all: results.map(r => round(key(r))!), complete: results.every(r => r.complete) }
+  return { run: middle(results, key), all: results.map(r => round(key(r))!), complete: results.every(r => r.complete) }
 }
 
 /** About ten seconds of the link at qf's ceiling. */

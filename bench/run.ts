@@ -12,6 +12,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { middle } from './middle.js'
 
 const MiB = 1024 * 1024
 /** UDP transfer + raw baseline pairs. */
@@ -26,8 +27,8 @@ function task (name: string, bytes: number): Record<string, number> {
 
 /** Runs a task `times` times; returns the run with the median time, and the highest peak RSS seen. */
 function median (name: string, bytes: number, times = 3): Record<string, number> {
-  const runs = Array.from({ length: times }, () => task(name, bytes)).sort((a, b) => a.seconds! - b.seconds!)
-  return { ...runs[Math.floor(times / 2)]!, peak_rss_mb: Math.max(...runs.map(r => r.peak_rss_mb ?? 0)) }
+  const runs = Array.from({ length: times }, () => task(name, bytes))
+  return { ...middle(runs, r => r.seconds!), peak_rss_mb: Math.max(...runs.map(r => r.peak_rss_mb ?? 0)) }
 }
 
 const round = (x: number, digits = 3): number => Number(x.toFixed(digits))
@@ -64,7 +65,6 @@ try {
   const links = JSON.parse(execFileSync(process.execPath, [path.join(here, 'links.js')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as { links: unknown, tcp_congestion_control?: string, why?: string }
   // Real NATs (needs root and nftables): the same.
   const nat = JSON.parse(execFileSync(process.execPath, [path.join(here, 'nat.js')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as { nat: unknown, why?: string }
-  const middle = <T>(items: T[], key: (item: T) => number): T => [...items].sort((a, b) => key(a) - key(b))[Math.floor(items.length / 2)]!
   const udp50 = middle(pairs.map(p => p.sync), r => r.seconds!)
   const raw50 = middle(pairs.map(p => p.raw), r => r.payload_mbps!)
   const goodputMbps = goodputOf50MiB(udp50.seconds!)
