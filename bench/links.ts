@@ -1,8 +1,9 @@
 /**
  * The transfer on real kernel bottlenecks (network namespaces, a veth pair, `tc tbf`): per
- * link, goodput against the link and qf's framing ceiling, what the sender put on the link,
- * queue drops, duplicates, the queueing delay a ping sees, and what a TCP flow keeps beside
- * a focused and a background download. Needs root. Prints one JSON object.
+ * link, goodput against the link and qf's framing ceiling (of a focused download, and of a
+ * background one alone on the link), what the sender put on the link, queue drops,
+ * duplicates, the queueing delay a ping sees, and what a TCP flow keeps beside a focused and
+ * a background download. Needs root. Prints one JSON object.
  * TCP beside qf is measured twice: with the machine's own congestion control, its sender
  * behind the same `tbf` as qf's; and with CUBIC (Linux's default, which fills a queue until
  * it overflows) past a router in a third namespace, as across the internet. Each transfer
@@ -68,6 +69,8 @@ export async function measureLinks (quick = false): Promise<Array<Record<string,
     const tcpSeconds = Math.ceil(alone.seconds * 1.5) + 4
     const beside = async (link: LinkSpec, priority: number): Promise<MedianRun> =>
       await medianRun(runs, async () => await shapedTransfer(link, { sizeBytes: size, priority, tcpSeconds }), tcpKept)
+    // A background download is to take an idle link as well as yield a busy one.
+    const backgroundAloneRuns = await medianRun(runs, async () => await shapedTransfer(spec, { sizeBytes: size, priority: BACKGROUND }), r => r.ofCeiling)
     const focusedRuns = await beside(spec, FOCUSED)
     const backgroundRuns = await beside(spec, BACKGROUND)
     const pastRouter: LinkSpec = { ...spec, router: true, tcp: 'cubic' }
@@ -91,6 +94,8 @@ export async function measureLinks (quick = false): Promise<Array<Record<string,
       ping_idle_ms: round(alone.idleRttMs, 2),
       ping_busy_ms: round(alone.busyRttMs, 2),
       queueing_delay_added_ms: alone.busyRttMs === null || alone.idleRttMs === null ? null : round(alone.busyRttMs - alone.idleRttMs, 1),
+      background_alone_of_qf_ceiling: round(backgroundAloneRuns.run.ofCeiling),
+      background_alone_of_qf_ceiling_runs: backgroundAloneRuns.all,
       tcp_alone_mbit: round(tcpOnly, 2),
       tcp_alone_of_link: round(tcpOnly / spec.rateMbit),
       tcp_beside_focused_of_link: round(tcpKept(besideFocused)),
@@ -113,7 +118,7 @@ export async function measureLinks (quick = false): Promise<Array<Record<string,
       cubic_past_router_beside_background_of_link: round(tcpKept(cubicBesideBackground)),
       cubic_past_router_beside_background_of_link_runs: cubicBackgroundRuns.all,
       qf_background_beside_cubic_of_link: round(cubicBesideBackground.ofLink),
-      complete: [aloneRuns, focusedRuns, backgroundRuns, cubicFocusedRuns, cubicBackgroundRuns].every(r => r.complete)
+      complete: [aloneRuns, backgroundAloneRuns, focusedRuns, backgroundRuns, cubicFocusedRuns, cubicBackgroundRuns].every(r => r.complete)
     })
   }
   return rows

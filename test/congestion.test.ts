@@ -91,6 +91,18 @@ test('rate control, background: grows by time, not by round, so short rounds on 
   assert.ok(idle.deliveredRate >= 9_000, `idle link: ${idle.deliveredRate.toFixed(0)} slices/s of 10,000`)
 })
 
+test('rate control, background: an endpoint\'s moments of work, read as a few ms of queue for a round or two, do not keep it off an idle link', () => {
+  // 50 Mbit/s in slices, a 512 KB queue, a path of 1 ms; every 300 ms an endpoint busy for
+  // 40 ms adds 4 or 8 ms to the round trips, with no queue on the path.
+  for (const extraMs of [4, 8]) {
+    const run = runPath({ character: 'background', capacity: 11_132, baseRttMs: 1, queueLimit: 1_024, endpointStalls: { everyMs: 300, lastingMs: 40, extraMs }, seconds: 20 })
+    assert.ok(run.deliveredRate >= 0.9 * 11_132, `stalls of ${extraMs} ms: ${(run.deliveredRate / 11_132).toFixed(3)} of the link`)
+  }
+  // A queue that another flow keeps lasts longer than those moments: it still backs off.
+  const beside = runPath({ character: 'background', capacity: 11_132, baseRttMs: 1, queueLimit: 1_024, otherRate: 11_132, endpointStalls: { everyMs: 300, lastingMs: 40, extraMs: 8 }, seconds: 20 })
+  assert.ok(beside.deliveredRate <= 1_500, `beside a flow that fills the link: ${beside.deliveredRate.toFixed(0)} slices/s`)
+})
+
 test('rate control, background: a download that starts while TCP keeps a deep queue full yields to it, though it takes that queue for the path\'s own delay', () => {
   // 10 and 50 Mbit/s with a 512 KB queue, in slices; the path's own round trip 1 ms.
   for (const capacity of [1_950, 9_750]) {

@@ -1,7 +1,17 @@
 /**
  * A background download's steering, as LEDBAT's: it keeps the queueing delay it adds near a
  * target, takes an idle link, growing by time and without a startup, and backs off to a
- * trickle when other traffic fills the queue. Pure: one closed round in, the next pace out.
+ * trickle when other traffic fills the queue. Fed each closed round, it gives the next pace;
+ * all it keeps is the latest rounds' queues and the deepest seen lately. No clock, no I/O.
+ *
+ * The queue it steers by, and learns its target from, is the least of the latest rounds'
+ * (LEDBAT's current-delay filter; libutp keeps the least of its latest three samples). On a
+ * path whose own round trip is under a millisecond, the endpoints' moments of work (a batch
+ * written, a burst read) read as a few milliseconds of queue for a round or two, against a
+ * target of two or three: answered as a queue, each cut the pace by a fifth or more, which
+ * took a second to grow back, and an idle 50 Mbit/s link was left a third unused. A queue
+ * another flow keeps lasts longer than the filter. A single round at the target still holds
+ * the climb, so that a queue building in a shallow buffer stops it before it overflows.
  */
 
 /**
@@ -20,6 +30,10 @@ const BACKGROUND_GAIN = 0.1
 const BACKGROUND_GROWTH_MS = 200
 /** Never more than this above what the path delivered lately (a focused download's probe and more). */
 const CEILING_OVER_BOTTLENECK = 1.5
+/** The queue steered by is the least of this many latest rounds' queueing delays. */
+export const CURRENT_DELAY_ROUNDS = 3
+/** The largest queueing delay seen (the size of the path's queue, for the target) fades by this factor a round. */
+const MAX_QUEUE_FADE = 0.995
 
 /** What a closed round showed, as the steering needs it. Rates are in slices per second. */
 export interface BackgroundRound {
@@ -28,26 +42,37 @@ export interface BackgroundRound {
   lossy: boolean
   anyLoss: boolean
   elapsedMs: number
+  /** The round's queueing delay (its least round trip over the path's own). */
   queueingDelayMs: number
-  /** The largest queueing delay seen lately: the size of the path's queue. */
-  maxQueueingDelayMs: number
   bottleneckRate: number
   /** The rate a download starts at: the ceiling is never under it, so a path not yet measured can be grown into. */
   initialRate: number
 }
 
-/**
- * The next pace. Any loss while the queue is past half the target halves it, as LEDBAT does:
- * a download that starts while another flow keeps the queue full takes that queue for the
- * path's own delay, and only its losses tell it otherwise. Losses with no queue to show are
- * noise, unless there are many.
- */
-export function steerBackground (r: BackgroundRound): number {
-  const target = Math.max(BACKGROUND_MIN_TARGET_MS, Math.min(BACKGROUND_TARGET_DELAY_MS, r.maxQueueingDelayMs / 2))
-  if (r.lossy || (r.anyLoss && r.queueingDelayMs >= target / 2)) return r.rate * 0.5
-  const off = (target - r.queueingDelayMs) / target
-  // Backing off is not slowed: a queue past the target is answered each round.
-  const step = off >= 0 ? BACKGROUND_GAIN * Math.min(1, r.elapsedMs / BACKGROUND_GROWTH_MS) * off : Math.max(-0.5, BACKGROUND_GAIN * off)
-  const ceiling = Math.max(r.initialRate, r.bottleneckRate * CEILING_OVER_BOTTLENECK)
-  return Math.min(ceiling, r.rate * (1 + step))
+export class BackgroundSteering {
+  /** Queueing delays of the latest rounds, newest last. */
+  private readonly latest: number[] = []
+  /** The largest filtered queueing delay seen lately, fading. */
+  private maxQueueingDelayMs = 0
+
+  /**
+   * The next pace. Any loss while the queue is past half the target halves it, as LEDBAT does:
+   * a download that starts while another flow keeps the queue full takes that queue for the
+   * path's own delay, and only its losses tell it otherwise. Losses with no queue to show are
+   * noise, unless there are many.
+   */
+  onRound (r: BackgroundRound): number {
+    this.latest.push(r.queueingDelayMs)
+    if (this.latest.length > CURRENT_DELAY_ROUNDS) this.latest.shift()
+    const queueMs = Math.min(...this.latest)
+    this.maxQueueingDelayMs = Math.max(this.maxQueueingDelayMs * MAX_QUEUE_FADE, queueMs)
+    const target = Math.max(BACKGROUND_MIN_TARGET_MS, Math.min(BACKGROUND_TARGET_DELAY_MS, this.maxQueueingDelayMs / 2))
+    if (r.lossy || (r.anyLoss && queueMs >= target / 2)) return r.rate * 0.5
+    const off = (target - queueMs) / target
+    // Backing off is not slowed: a queue past the target is answered each round.
+    let step = off >= 0 ? BACKGROUND_GAIN * Math.min(1, r.elapsedMs / BACKGROUND_GROWTH_MS) * off : Math.max(-0.5, BACKGROUND_GAIN * off)
+    if (r.queueingDelayMs >= target) step = Math.min(step, 0)
+    const ceiling = Math.max(r.initialRate, r.bottleneckRate * CEILING_OVER_BOTTLENECK)
+    return Math.min(ceiling, r.rate * (1 + step))
+  }
 }

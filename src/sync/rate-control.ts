@@ -39,7 +39,7 @@ import { ProbeStep } from './probe-step.js'
 import { spanMs, spanRate } from './delivery-spans.js'
 import type { Span } from './delivery-spans.js'
 import { STARTUP_GAIN, Startup } from './startup.js'
-import { steerBackground } from './background-steering.js'
+import { BackgroundSteering } from './background-steering.js'
 
 export type Character = 'focused' | 'background'
 
@@ -87,8 +87,6 @@ const LOSS_THRESHOLD = 0.03
 const LOSS_BACKOFF = 0.85
 /** Below this queueing delay the path shows no queue: a focused download keeps probing upward. */
 const NO_QUEUE_MS = 3
-/** The largest queueing delay seen fades by this factor a round. */
-const MAX_QUEUE_FADE = 0.995
 /**
  * The queue is near full (for the loss cap, see LossCap) at this part of the deepest queue
  * seen lately, which fades slowly: a path's buffer seldom changes.
@@ -133,8 +131,6 @@ export class RateControl {
   private queueingDelayMs = 0
   /** The same, over the round trip while this download keeps quiet (see MinRtt.baseline): the queue it holds itself. */
   private ownQueueMs = 0
-  /** The largest queueing delay seen lately, fading (the size of the path's queue, for a background target). */
-  private maxQueueingDelayMs = 0
   /** The same, fading slowly: how deep the path's queue gets when full. */
   private queueDepthMs = 0
   /** Smoothed round trip and its variation, ms, as TCP's. */
@@ -152,6 +148,8 @@ export class RateControl {
   private readonly probeStep = new ProbeStep()
   /** Whether this node's event loop was saturated over the round (see LoopLoad). */
   private readonly loopLoad = new LoopLoad()
+  /** A background download's pace, from the queue it sees (see BackgroundSteering). */
+  private readonly backgroundSteering = new BackgroundSteering()
 
   constructor (public character: Character = 'focused', private readonly initialRate = INITIAL_RATE) {
     this.rate = initialRate
@@ -286,14 +284,12 @@ export class RateControl {
     const lossy = recentLost / (recentLost + this.recent.reduce((n, r) => n + r.delivered, 0)) > LOSS_THRESHOLD
     // Losses answered once: the next rounds judge what happens after the response.
     if (lossy) this.recent.length = 0
-    this.maxQueueingDelayMs = Math.max(this.maxQueueingDelayMs * MAX_QUEUE_FADE, this.queueingDelayMs)
     this.queueDepthMs = Math.max(this.queueDepthMs * QUEUE_DEPTH_FADE, this.queueingDelayMs)
     if (this.character === 'background') {
       // No startup: its rounds are a cruising download's, and it grows by time, not by doubling.
       this.phase = 'cruise'
-      this.rate = steerBackground({
-        rate: this.rate, lossy, anyLoss: lost > 0, elapsedMs: elapsed, queueingDelayMs: this.queueingDelayMs,
-        maxQueueingDelayMs: this.maxQueueingDelayMs, bottleneckRate: this.bottleneckRate, initialRate: INITIAL_RATE
+      this.rate = this.backgroundSteering.onRound({
+        rate: this.rate, lossy, anyLoss: lost > 0, elapsedMs: elapsed, queueingDelayMs: this.queueingDelayMs, bottleneckRate: this.bottleneckRate, initialRate: INITIAL_RATE
       })
     } else {
       this.steerFocused(lossy, delivered, lost, recentRate, elapsed, tMs, receiverBound)

@@ -4,14 +4,24 @@ import type { Character } from '../../src/sync/rate-control.js'
 export interface PathRun { deliveredRate: number, otherDeliveredRate: number, queueDelayMs: number, lossFraction: number, finalRate: number, estimateAtStartupEnd: number | null }
 
 /**
+ * Moments when an endpoint is busy (a batch written, a burst read): every `everyMs`, for
+ * `lastingMs`, the round trips read `extraMs` more, with no queue on the path.
+ */
+export interface EndpointStalls { everyMs: number, lastingMs: number, extraMs: number }
+
+function stallDelayMs (stalls: EndpointStalls | undefined, t: number): number {
+  return stalls !== undefined && t % stalls.everyMs < stalls.lastingMs ? stalls.extraMs : 0
+}
+
+/**
  * A bottleneck as a fluid, one millisecond at a time: the controller's pace and another flow
  * share a FIFO queue of `queueLimit` slices drained at `capacity` slices/s; the round trip is
- * `baseRttMs` plus the queue's delay; a pace asked for takes effect `paceLagMs` later. The
+ * `baseRttMs` plus the queue's delay (and an endpoint's stalls); a pace asked for takes effect `paceLagMs` later. The
  * other flow sends `otherRate` slices/s, or keeps `otherWindow` slices in flight (a window that
  * never changes: BBR's at its floor, sized by a round trip measured with the queue empty).
  * Returns what each flow got over the last half, and the controller's estimate when startup ended.
  */
-export function runPath (o: { character: Character, capacity: number, baseRttMs: number, queueLimit: number, randomLoss?: number, otherRate?: number, otherWindow?: number, paceLagMs?: number, seconds: number }): PathRun {
+export function runPath (o: { character: Character, capacity: number, baseRttMs: number, queueLimit: number, randomLoss?: number, otherRate?: number, otherWindow?: number, paceLagMs?: number, endpointStalls?: EndpointStalls, seconds: number }): PathRun {
   const control = new RateControl(o.character)
   const asked: number[] = []
   let estimateAtStartupEnd: number | null = null
@@ -46,7 +56,7 @@ export function runPath (o: { character: Character, capacity: number, baseRttMs:
     const randomLost = ourServed * (o.randomLoss ?? 0)
     control.onDelivered(ourServed - randomLost, t)
     if (randomLost > 0) control.onLost(random() < randomLost ? 1 : 0, t)
-    if (t % 5 === 0) control.onRtt(o.baseRttMs + queueDelayMs, t)
+    if (t % 5 === 0) control.onRtt(o.baseRttMs + queueDelayMs + stallDelayMs(o.endpointStalls, t), t)
     if (measuring) { delivered += ourServed; otherDelivered += step.otherServed; delaySum += queueDelayMs; samples++ }
     if (estimateAtStartupEnd === null && control.state !== 'startup') estimateAtStartupEnd = control.bottleneckRate
   }
