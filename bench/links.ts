@@ -7,8 +7,9 @@
  * TCP beside qf is measured twice: with the machine's own congestion control, its sender
  * behind the same `tbf` as qf's; and with CUBIC (Linux's default, which fills a queue until
  * it overflows) past a router in a third namespace, as across the internet. Each transfer
- * runs three times (see RUNS); `--quick` runs each once, with smaller files.
- *   node dist/bench/links.js [--quick]
+ * runs three times (see RUNS); `--quick` runs each once, with smaller files; `--rate=N` runs
+ * only the links of N Mbit/s.
+ *   node dist/bench/links.js [--quick] [--rate=N]
  */
 import { Netlab, defaultCongestionControl } from '../test/helpers/netlab.js'
 import { shapedTransfer, tcpAlone } from '../test/helpers/shaped-transfer.js'
@@ -56,10 +57,10 @@ async function medianRun (runs: number, transfer: () => Promise<ShapedTransferRe
 /** About ten seconds of the link at qf's ceiling. */
 const sizeFor = (spec: LinkSpec, quick: boolean): number => Math.round((quick ? 4 : 10) * spec.rateMbit * 1e6 * 0.8 / 8 / MiB) * MiB
 
-export async function measureLinks (quick = false): Promise<Array<Record<string, unknown>>> {
+export async function measureLinks (quick = false, rateMbit: number | null = null): Promise<Array<Record<string, unknown>>> {
   const rows: Array<Record<string, unknown>> = []
   const runs = quick ? 1 : RUNS
-  for (const spec of LINKS) {
+  for (const spec of LINKS.filter(link => rateMbit === null || link.rateMbit === rateMbit)) {
     const size = sizeFor(spec, quick)
     /** What the TCP flow beside a transfer kept, as a fraction of the link. */
     const tcpKept = (beside: ShapedTransferResult): number => (beside.tcpBesideMbit ?? 0) / spec.rateMbit
@@ -129,6 +130,12 @@ if (process.argv[1]?.endsWith('links.js') === true) {
   if (missing !== null) {
     console.log(JSON.stringify({ links: null, why: missing }))
   } else {
-    console.log(JSON.stringify({ tcp_congestion_control: defaultCongestionControl(), links: await measureLinks(process.argv.includes('--quick')) }, null, 2))
+    const rateArg = process.argv.find(arg => arg.startsWith('--rate='))
+    const rate = rateArg === undefined ? null : Number(rateArg.slice('--rate='.length))
+    if (rate !== null && !LINKS.some(link => link.rateMbit === rate)) {
+      console.error(`links: --rate takes one of ${[...new Set(LINKS.map(link => link.rateMbit))].join(', ')} (Mbit/s), not ${rateArg!.slice('--rate='.length)}`)
+      process.exit(2)
+    }
+    console.log(JSON.stringify({ tcp_congestion_control: defaultCongestionControl(), links: await measureLinks(process.argv.includes('--quick'), rate) }, null, 2))
   }
 }

@@ -11,7 +11,9 @@
  * target of two or three: answered as a queue, each cut the pace by a fifth or more, which
  * took a second to grow back, and an idle 50 Mbit/s link was left a third unused. A queue
  * another flow keeps lasts longer than the filter. A single round at the target still holds
- * the climb, so that a queue building in a shallow buffer stops it before it overflows.
+ * the climb, and a queue that lasts is cut. The price is on a buffer of a few milliseconds
+ * and endpoints that never pause: its own queue can overflow it before three rounds show
+ * it, and the loss halves the pace (docs/architecture.md has the figures).
  */
 
 /**
@@ -31,7 +33,7 @@ const BACKGROUND_GROWTH_MS = 200
 /** Never more than this above what the path delivered lately (a focused download's probe and more). */
 const CEILING_OVER_BOTTLENECK = 1.5
 /** The queue steered by is the least of this many latest rounds' queueing delays. */
-export const CURRENT_DELAY_ROUNDS = 3
+const CURRENT_DELAY_ROUNDS = 3
 /** The largest queueing delay seen (the size of the path's queue, for the target) fades by this factor a round. */
 const MAX_QUEUE_FADE = 0.995
 
