@@ -130,10 +130,10 @@ if (process.argv[1]?.endsWith('links.js') === true) {
   if (missing !== null) {
     console.log(JSON.stringify({ links: null, why: missing }))
   } else {
-    const rateArg = process.argv.find(arg => arg.startsWith('--rate='))
-    const rate = rateArg === undefined ? null : Number(rateArg.slice('--rate='.length))
+    const rateText = process.argv.find(arg => arg.startsWith('--rate='))?.slice('--rate='.length)
+    const rate = rateText === undefined ? null : Number(rateText)
     if (rate !== null && !LINKS.some(link => link.rateMbit === rate)) {
-      console.error(`links: --rate takes one of ${[...new Set(LINKS.map(link => link.rateMbit))].join(', ')} (Mbit/s), not ${rateArg!.slice('--rate='.length)}`)
+      console.error(`links: --rate takes one of ${[...new Set(LINKS.map(link => link.rateMbit))].join(', ')} (Mbit/s), not ${rateText}`)
       process.exit(2)
     }
     console.log(JSON.stringify({ tcp_congestion_control: defaultCongestionControl(), links: await measureLinks(process.argv.includes('--quick'), rate) }, null, 2))
