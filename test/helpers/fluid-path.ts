@@ -17,9 +17,9 @@ function stallDelayMs (stalls: EndpointStalls | undefined, t: number): number {
  * A bottleneck as a fluid, one millisecond at a time: the controller's pace and another flow
  * share a FIFO queue of `queueLimit` slices drained at `capacity` slices/s; the round trip is
  * `baseRttMs` plus the queue's delay (and an endpoint's stalls); a pace asked for takes effect
- * `paceLagMs` later. The
- * other flow sends `otherRate` slices/s, or keeps `otherWindow` slices in flight (a window that
- * never changes: BBR's at its floor, sized by a round trip measured with the queue empty).
+ * `paceLagMs` later. The other flow sends `otherRate` slices/s, or keeps `otherWindow` slices
+ * in flight (a window that never changes: BBR's at its floor, sized by a round trip measured
+ * with the queue empty).
  * Returns what each flow got over the last half, and the controller's estimate when startup ended.
  */
 export function runPath (o: { character: Character, capacity: number, baseRttMs: number, queueLimit: number, randomLoss?: number, otherRate?: number, otherWindow?: number, paceLagMs?: number, endpointStalls?: EndpointStalls, seconds: number }): PathRun {
