@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Netlab, median, pingTimes, tcpFlow } from './helpers/netlab.js'
+import { Netlab, median, pingTimes, sampleTcpSocket, tcpFlow } from './helpers/netlab.js'
 import { shapedTransfer } from './helpers/shaped-transfer.js'
 import { sleep } from '../src/cli/processes.js'
 
@@ -29,13 +29,22 @@ test('the lab\'s router: CUBIC from a, past the bottleneck on a bridge between a
     const idle = median(await pingTimes(lab, 1))
     const flow = tcpFlow(lab, 6)
     await sleep(3_000)
+    const socket = sampleTcpSocket(lab, 250)
     const busy = median(await pingTimes(lab, 2))
+    const samples = socket.stop()
     const perSecond = await flow
     // 128 KB at 10 Mbit/s is about 105 ms of queue; BBR, which keeps its queue short, adds
     // about 11 ms here.
     assert.ok(busy - idle >= 50, `the queue added ${(busy - idle).toFixed(1)} ms`)
     assert.ok(median(perSecond.slice(1)) * 8 / 1e6 >= 9, `TCP carried ${perSecond.join(', ')} bytes a second`)
     assert.ok(lab.stats().drops > 0, 'the full queue dropped')
+    // The sender's socket as the kernel shows it: a round trip with the queue in it, and a
+    // window that carries the link's rate over it.
+    assert.ok(samples.length >= 4, `${samples.length} samples of the TCP socket`)
+    const rttMs = median(samples.map(s => s.rttMs))
+    const windowOverRtt = median(samples.map(s => s.windowBytes * 8 / (s.rttMs * 1000))) / 10
+    assert.ok(rttMs >= 50, `the socket's round trip read ${rttMs} ms`)
+    assert.ok(windowOverRtt > 0.7 && windowOverRtt < 1.5, `its window over its round trip was ${windowOverRtt.toFixed(2)} of the link`)
   } finally {
     lab.close()
   }

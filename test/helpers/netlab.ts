@@ -274,20 +274,60 @@ export async function untilListed (lab: LabProcesses, daemon: LabDaemon, fileId:
 }
 
 const TCP_FLOW = path.join(path.dirname(fileURLToPath(import.meta.url)), 'tcp-flow.js')
+/** The port of the TCP flow beside qf; a second flow beside it takes the next. */
+export const TCP_FLOW_PORT = 7200
 
 /**
  * A bulk TCP flow from a to b for `seconds`: the bytes b received in each second. Started
  * beside a transfer, it shows what qf leaves to others.
  */
-export async function tcpFlow (lab: Netlab, seconds: number): Promise<number[]> {
-  const server = lab.spawn(lab.nsB, [process.execPath, TCP_FLOW, 'receive', HOST_B, '7200', String(seconds)], { stdout: 'pipe' })
+export async function tcpFlow (lab: Netlab, seconds: number, port = TCP_FLOW_PORT): Promise<number[]> {
+  const server = lab.spawn(lab.nsB, [process.execPath, TCP_FLOW, 'receive', HOST_B, String(port), String(seconds)], { stdout: 'pipe' })
   let output = ''
   server.stdout!.on('data', (d: Buffer) => { output += d.toString() })
   const done = new Promise<void>(resolve => server.on('exit', () => resolve()))
   await sleep(300)
-  lab.spawn(lab.nsA, [process.execPath, TCP_FLOW, 'send', HOST_B, '7200', String(seconds + 2)])
+  lab.spawn(lab.nsA, [process.execPath, TCP_FLOW, 'send', HOST_B, String(port), String(seconds + 2)])
   await done
   return output.trim().split('\n').filter(Boolean).map(Number)
+}
+
+/** What the kernel shows of the TCP flow's sending socket (`ss -tin` in a): its window, packets, and its smoothed round trip, ms. */
+export interface TcpSocketSample {
+  windowPackets: number
+  /** The window in bytes: packets of its segment size. */
+  windowBytes: number
+  rttMs: number
+}
+
+/**
+ * Samples the TCP flow's sending socket every `everyMs` until stopped; the samples so far.
+ * A flow whose window bounds it (BBR, sizing its window by a round trip measured with the
+ * queue empty) keeps its window over the round trip: these show why it keeps what it does.
+ */
+export function sampleTcpSocket (lab: Netlab, everyMs = 500): { stop: () => TcpSocketSample[] } {
+  const samples: TcpSocketSample[] = []
+  let stopped = false
+  const timer = setInterval(() => {
+    const child = lab.spawn(lab.nsA, ['ss', '-tin', 'state', 'established', `( dport = :${TCP_FLOW_PORT} )`], { stdout: 'pipe' })
+    let output = ''
+    child.stdout!.on('data', (d: Buffer) => { output += d.toString() })
+    child.on('exit', () => {
+      const window = /\bcwnd:(\d+)/.exec(output)
+      const rtt = /\brtt:([\d.]+)\//.exec(output)
+      const segment = /\bmss:(\d+)/.exec(output)
+      if (!stopped && window !== null && rtt !== null && segment !== null) {
+        samples.push({ windowPackets: Number(window[1]), windowBytes: Number(window[1]) * Number(segment[1]), rttMs: Number(rtt[1]) })
+      }
+    })
+  }, everyMs)
+  return {
+    stop: () => {
+      stopped = true
+      clearInterval(timer)
+      return samples
+    }
+  }
 }
 
 /** Round trips a to b and back (the reply crosses the bottleneck), one every 100 ms for `seconds`. */

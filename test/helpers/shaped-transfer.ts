@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { QF_MAIN, sleep } from '../../src/cli/processes.js'
-import { Netlab, labStatus, median, pingTimes, startLabPair, tcpFlow, untilListed } from './netlab.js'
+import { Netlab, TCP_FLOW_PORT, labStatus, median, pingTimes, sampleTcpSocket, startLabPair, tcpFlow, untilListed } from './netlab.js'
 import { makeFile } from './sim.js'
 import type { LinkSpec } from './netlab.js'
 
@@ -41,6 +41,12 @@ export interface ShapedTransferResult {
   /** The TCP flow's rate in the seconds the transfer ran, Mbit/s (median). */
   tcpBesideMbit: number | null
   /**
+   * Its sending socket meanwhile (medians of samples every half second): its window, and
+   * the window over its smoothed round trip as a share of the link, which is what a flow
+   * whose window bounds it can keep.
+   */
+  tcpSocket: { windowPackets: number, rttMs: number, windowOverRttOfLink: number } | null
+  /**
    * What bob's congestion control made of the path while the file came (medians of samples
    * every two seconds): the bottleneck rate it measured, as a share of the link (frames
    * included), its minimum round trip, and the queueing delay it saw.
@@ -69,6 +75,7 @@ export async function shapedTransfer (spec: LinkSpec, options: ShapedTransferOpt
     const idle = options.ping === true ? await pingTimes(lab, 1) : []
     const tcp = options.tcpSeconds !== undefined ? tcpFlow(lab, options.tcpSeconds) : null
     if (tcp !== null) await sleep(2_000)
+    const socketSampler = tcp !== null ? sampleTcpSocket(lab) : null
     const before = lab.stats()
     const duplicatesBefore = Number(labStatus(lab, bob).stats?.slicesDuplicate ?? 0)
     const started = Date.now()
@@ -103,6 +110,7 @@ export async function shapedTransfer (spec: LinkSpec, options: ShapedTransferOpt
     ])
     clearTimeout(giveUp)
     clearInterval(watch)
+    const socketSamples = socketSampler?.stop() ?? []
     const startSecond = tcp !== null ? 2 : 0
     const seconds = ((finishedAt || Date.now()) - started) / 1000
     const after = lab.stats()
@@ -124,6 +132,13 @@ export async function shapedTransfer (spec: LinkSpec, options: ShapedTransferOpt
       idleRttMs: idle.length > 0 ? median(idle) : null,
       busyRttMs: busyTimes.length > 0 ? median(busyTimes) : null,
       tcpBesideMbit: duringTransfer.length > 0 ? median(duringTransfer) * 8 / 1e6 : null,
+      tcpSocket: socketSamples.length === 0
+        ? null
+        : {
+            windowPackets: median(socketSamples.map(s => s.windowPackets)),
+            rttMs: median(socketSamples.map(s => s.rttMs)),
+            windowOverRttOfLink: median(socketSamples.map(s => s.windowBytes * 8 / (s.rttMs * 1000) / spec.rateMbit))
+          },
       seen: seen.length === 0
         ? null
         : {
@@ -150,3 +165,22 @@ export async function tcpAlone (spec: LinkSpec, seconds = 5): Promise<number> {
   }
 }
 
+
+/**
+ * What a TCP flow keeps beside a second TCP flow of the same congestion control, started 2 s
+ * after it (as a transfer starts beside it in `shapedTransfer`) and running `besideSeconds`:
+ * the share one TCP flow leaves another, against which qf's is read. A fraction of the link
+ * (the median of the first flow's seconds while both ran).
+ */
+export async function tcpBesideTcp (spec: LinkSpec, besideSeconds: number): Promise<number> {
+  const lab = Netlab.create(spec)
+  try {
+    const first = tcpFlow(lab, besideSeconds + 4)
+    await sleep(2_000)
+    await tcpFlow(lab, besideSeconds, TCP_FLOW_PORT + 1)
+    const perSecond = await first
+    return median(perSecond.slice(3, 2 + besideSeconds)) * 8 / 1e6 / spec.rateMbit
+  } finally {
+    lab.close()
+  }
+}
