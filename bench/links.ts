@@ -6,9 +6,11 @@
  * a background download. Needs root. Prints one JSON object.
  * TCP beside qf is measured twice: with the machine's own congestion control, its sender
  * behind the same `tbf` as qf's; and with CUBIC (Linux's default, which fills a queue until
- * it overflows) past a router in a third namespace, as across the internet. Each transfer
+ * it overflows) past a router in a third namespace, as across the internet. Against each, what
+ * one TCP flow keeps beside a second of its own kind; and beside a focused download, TCP's
+ * window and round trip, which bound what a window-limited flow (BBR's) keeps. Each transfer
  * runs three times (see RUNS); `--quick` runs each once, with smaller files; `--rate=N` runs
- * only the links of N Mbit/s.
+ * only the links of N Mbit/s. A link measured while the machine slowed is measured again.
  *   node dist/bench/links.js [--quick] [--rate=N]
  */
 import { Netlab, defaultCongestionControl } from '../test/helpers/netlab.js'
@@ -102,7 +104,10 @@ async function measureLink (spec: LinkSpec, quick: boolean): Promise<Record<stri
   // share qf's is read against.
   const besideTcp = async (link: LinkSpec): Promise<number[]> => {
     const kept: number[] = []
-    for (let i = 0; i < runs; i++) kept.push(await tcpBesideTcp(link, tcpSeconds))
+    for (let i = 0; i < runs; i++) {
+      const share = await tcpBesideTcp(link, tcpSeconds)
+      if (share !== null) kept.push(share)
+    }
     return kept
   }
   const tcpBesideTcpRuns = await besideTcp(spec)
@@ -141,7 +146,7 @@ async function measureLink (spec: LinkSpec, quick: boolean): Promise<Record<stri
     tcp_beside_focused_window_packets: besideFocused.tcpSocket?.windowPackets ?? null,
     tcp_beside_focused_rtt_ms: round(besideFocused.tcpSocket?.rttMs ?? null, 1),
     tcp_beside_focused_window_over_rtt_of_link: round(besideFocused.tcpSocket?.windowOverRttOfLink ?? null),
-    tcp_beside_tcp_of_link: round(middle(tcpBesideTcpRuns, x => x)),
+    tcp_beside_tcp_of_link: tcpBesideTcpRuns.length === 0 ? null : round(middle(tcpBesideTcpRuns, x => x)),
     tcp_beside_tcp_of_link_runs: tcpBesideTcpRuns.map(x => round(x)),
     tcp_beside_background_of_link: round(tcpKept(besideBackground)),
     tcp_beside_background_of_link_runs: backgroundRuns.all,
@@ -152,7 +157,7 @@ async function measureLink (spec: LinkSpec, quick: boolean): Promise<Record<stri
     qf_focused_beside_cubic_of_link: round(cubicBesideFocused.ofLink),
     focused_beside_cubic_min_rtt_ms: round(cubicBesideFocused.seen?.minRttMs ?? null, 1),
     focused_beside_cubic_queueing_delay_ms: round(cubicBesideFocused.seen?.queueingDelayMs ?? null, 1),
-    cubic_past_router_beside_cubic_of_link: round(middle(cubicBesideCubicRuns, x => x)),
+    cubic_past_router_beside_cubic_of_link: cubicBesideCubicRuns.length === 0 ? null : round(middle(cubicBesideCubicRuns, x => x)),
     cubic_past_router_beside_cubic_of_link_runs: cubicBesideCubicRuns.map(x => round(x)),
     cubic_past_router_beside_background_of_link: round(tcpKept(cubicBesideBackground)),
     cubic_past_router_beside_background_of_link_runs: cubicBackgroundRuns.all,

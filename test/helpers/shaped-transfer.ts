@@ -170,16 +170,18 @@ export async function tcpAlone (spec: LinkSpec, seconds = 5): Promise<number> {
  * What a TCP flow keeps beside a second TCP flow of the same congestion control, started 2 s
  * after it (as a transfer starts beside it in `shapedTransfer`) and running `besideSeconds`:
  * the share one TCP flow leaves another, against which qf's is read. A fraction of the link
- * (the median of the first flow's seconds while both ran).
+ * (the median of the first flow's seconds while both ran), or null if either never connected.
  */
-export async function tcpBesideTcp (spec: LinkSpec, besideSeconds: number): Promise<number> {
+export async function tcpBesideTcp (spec: LinkSpec, besideSeconds: number): Promise<number | null> {
   const lab = Netlab.create(spec)
   try {
     const first = tcpFlow(lab, besideSeconds + 4)
     await sleep(2_000)
-    await tcpFlow(lab, besideSeconds, TCP_FLOW_PORT + 1)
-    const perSecond = await first
-    return median(perSecond.slice(3, 2 + besideSeconds)) * 8 / 1e6 / spec.rateMbit
+    const second = await tcpFlow(lab, besideSeconds, TCP_FLOW_PORT + 1)
+    const whileBoth = (await first).slice(3, 2 + besideSeconds)
+    // A flow that never connected measured nothing.
+    if (whileBoth.length === 0 || second.length === 0) return null
+    return median(whileBoth) * 8 / 1e6 / spec.rateMbit
   } finally {
     lab.close()
   }
