@@ -42,7 +42,7 @@ test('the lab\'s router: CUBIC from a, past the bottleneck on a bridge between a
     // window that carries the link's rate over it.
     assert.ok(samples.length >= 4, `${samples.length} samples of the TCP socket`)
     const rttMs = median(samples.map(s => s.rttMs))
-    const windowOverRtt = median(samples.map(s => s.windowBytes * 8 / (s.rttMs * 1000))) / 10
+    const windowOverRtt = median(samples.map(s => s.windowOverRttMbit)) / 10
     assert.ok(rttMs >= 50, `the socket's round trip read ${rttMs} ms`)
     assert.ok(windowOverRtt > 0.7 && windowOverRtt < 1.5, `its window over its round trip was ${windowOverRtt.toFixed(2)} of the link`)
   } finally {

@@ -295,9 +295,9 @@ export async function tcpFlow (lab: Netlab, seconds: number, port = TCP_FLOW_POR
 /** What the kernel shows of the TCP flow's sending socket (`ss -tin` in a): its window, packets, and its smoothed round trip, ms. */
 export interface TcpSocketSample {
   windowPackets: number
-  /** The window in bytes: packets of its segment size. */
-  windowBytes: number
   rttMs: number
+  /** What that window carries over that round trip, Mbit/s: all a flow whose window bounds it can send. */
+  windowOverRttMbit: number
 }
 
 /**
@@ -317,7 +317,8 @@ export function sampleTcpSocket (lab: Netlab, everyMs = 500): { stop: () => TcpS
       const rtt = /\brtt:([\d.]+)\//.exec(output)
       const segment = /\bmss:(\d+)/.exec(output)
       if (!stopped && window !== null && rtt !== null && segment !== null) {
-        samples.push({ windowPackets: Number(window[1]), windowBytes: Number(window[1]) * Number(segment[1]), rttMs: Number(rtt[1]) })
+        const windowBytes = Number(window[1]) * Number(segment[1])
+        samples.push({ windowPackets: Number(window[1]), rttMs: Number(rtt[1]), windowOverRttMbit: windowBytes * 8 / (Number(rtt[1]) * 1000) })
       }
     })
   }, everyMs)

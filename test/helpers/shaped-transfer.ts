@@ -137,7 +137,7 @@ export async function shapedTransfer (spec: LinkSpec, options: ShapedTransferOpt
         : {
             windowPackets: median(socketSamples.map(s => s.windowPackets)),
             rttMs: median(socketSamples.map(s => s.rttMs)),
-            windowOverRttOfLink: median(socketSamples.map(s => s.windowBytes * 8 / (s.rttMs * 1000) / spec.rateMbit))
+            windowOverRttOfLink: median(socketSamples.map(s => s.windowOverRttMbit)) / spec.rateMbit
           },
       seen: seen.length === 0
         ? null
@@ -164,7 +164,6 @@ export async function tcpAlone (spec: LinkSpec, seconds = 5): Promise<number> {
     lab.close()
   }
 }
-
 
 /**
  * What a TCP flow keeps beside a second TCP flow of the same congestion control, started 2 s
