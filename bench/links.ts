@@ -56,6 +56,16 @@ async function medianRun (runs: number, transfer: () => Promise<ShapedTransferRe
   return { run: middle(results, key), all: results.map(r => round(key(r))!), complete: results.every(r => r.complete) }
 }
 
+/** Measures a share `runs` times: the median and every run's, leaving out runs that measured none. */
+async function shareRuns (runs: number, measure: () => Promise<number | null>): Promise<{ median: number | null, all: number[] }> {
+  const shares: number[] = []
+  for (let i = 0; i < runs; i++) {
+    const share = await measure()
+    if (share !== null) shares.push(share)
+  }
+  return { median: shares.length === 0 ? null : round(middle(shares, x => x)), all: shares.map(x => round(x)!) }
+}
+
 /** About ten seconds of the link at qf's ceiling. */
 const sizeFor = (spec: LinkSpec, quick: boolean): number => Math.round((quick ? 4 : 10) * spec.rateMbit * 1e6 * 0.8 / 8 / MiB) * MiB
 
@@ -102,16 +112,8 @@ async function measureLink (spec: LinkSpec, quick: boolean): Promise<Record<stri
   const [besideFocused, besideBackground, cubicBesideFocused, cubicBesideBackground] = [focusedRuns.run, backgroundRuns.run, cubicFocusedRuns.run, cubicBackgroundRuns.run]
   // What one TCP flow leaves another of its kind, started as late and running as long: the
   // share qf's is read against.
-  const besideTcp = async (link: LinkSpec): Promise<number[]> => {
-    const kept: number[] = []
-    for (let i = 0; i < runs; i++) {
-      const share = await tcpBesideTcp(link, tcpSeconds)
-      if (share !== null) kept.push(share)
-    }
-    return kept
-  }
-  const tcpBesideTcpRuns = await besideTcp(spec)
-  const cubicBesideCubicRuns = await besideTcp(pastRouter)
+  const tcpBesideTcpRuns = await shareRuns(runs, async () => await tcpBesideTcp(spec, tcpSeconds))
+  const cubicBesideCubicRuns = await shareRuns(runs, async () => await tcpBesideTcp(pastRouter, tcpSeconds))
   const tcpAfter = await tcpAlone(spec)
   return {
     link: alone.link,
@@ -146,8 +148,8 @@ async function measureLink (spec: LinkSpec, quick: boolean): Promise<Record<stri
     tcp_beside_focused_window_packets: besideFocused.tcpSocket?.windowPackets ?? null,
     tcp_beside_focused_rtt_ms: round(besideFocused.tcpSocket?.rttMs ?? null, 1),
     tcp_beside_focused_window_over_rtt_of_link: round(besideFocused.tcpSocket?.windowOverRttOfLink ?? null),
-    tcp_beside_tcp_of_link: tcpBesideTcpRuns.length === 0 ? null : round(middle(tcpBesideTcpRuns, x => x)),
-    tcp_beside_tcp_of_link_runs: tcpBesideTcpRuns.map(x => round(x)),
+    tcp_beside_tcp_of_link: tcpBesideTcpRuns.median,
+    tcp_beside_tcp_of_link_runs: tcpBesideTcpRuns.all,
     tcp_beside_background_of_link: round(tcpKept(besideBackground)),
     tcp_beside_background_of_link_runs: backgroundRuns.all,
     qf_background_beside_tcp_of_link: round(besideBackground.ofLink),
@@ -157,8 +159,8 @@ async function measureLink (spec: LinkSpec, quick: boolean): Promise<Record<stri
     qf_focused_beside_cubic_of_link: round(cubicBesideFocused.ofLink),
     focused_beside_cubic_min_rtt_ms: round(cubicBesideFocused.seen?.minRttMs ?? null, 1),
     focused_beside_cubic_queueing_delay_ms: round(cubicBesideFocused.seen?.queueingDelayMs ?? null, 1),
-    cubic_past_router_beside_cubic_of_link: cubicBesideCubicRuns.length === 0 ? null : round(middle(cubicBesideCubicRuns, x => x)),
-    cubic_past_router_beside_cubic_of_link_runs: cubicBesideCubicRuns.map(x => round(x)),
+    cubic_past_router_beside_cubic_of_link: cubicBesideCubicRuns.median,
+    cubic_past_router_beside_cubic_of_link_runs: cubicBesideCubicRuns.all,
     cubic_past_router_beside_background_of_link: round(tcpKept(cubicBesideBackground)),
     cubic_past_router_beside_background_of_link_runs: cubicBackgroundRuns.all,
     qf_background_beside_cubic_of_link: round(cubicBesideBackground.ofLink),

@@ -131,7 +131,7 @@ export class RateControl {
   private queueingDelayMs = 0
   /** The same, over the round trip while this download keeps quiet (see MinRtt.baseline): the queue it holds itself. */
   private ownQueueMs = 0
-  /** The same, fading slowly: how deep the path's queue gets when full. */
+  /** The largest queueing delay seen lately, fading slowly: how deep the path's queue gets when full. */
   private queueDepthMs = 0
   /** Smoothed round trip and its variation, ms, as TCP's. */
   private srttMs = -1
