@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { FINE_TIMER_CATCH_UP_MS, Pacer } from '../src/sync/pacer.js'
 import { EVENT_BYTES } from '../src/wire/constants.js'
 import { MIN_RATE, RateControl } from '../src/sync/rate-control.js'
+import { BackgroundSteering } from '../src/sync/background-steering.js'
 import { besideTcp, runPath, seededRandom } from './helpers/fluid-path.js'
 import type { PathRun } from './helpers/fluid-path.js'
 import { INFLIGHT_HEADROOM_MS } from '../src/sync/inflight-cap.js'
@@ -101,6 +102,26 @@ test('rate control, background: an endpoint\'s moments of work, read as a few ms
   // A queue that another flow keeps lasts longer than those moments: it still backs off.
   const beside = runPath({ character: 'background', capacity: 11_132, baseRttMs: 1, queueLimit: 1_024, otherRate: 11_132, endpointStalls: { everyMs: 300, lastingMs: 40, extraMs: 8 }, seconds: 20 })
   assert.ok(beside.deliveredRate <= 1_500, `beside a flow that fills the link: ${beside.deliveredRate.toFixed(0)} slices/s`)
+})
+
+test('rate control, background: one overflow halves the pace once, though its losses are found over several rounds', () => {
+  const steering = new BackgroundSteering()
+  const episodeMs = 100
+  const round = (rate: number, lost: boolean): number => steering.onRound({
+    rate, lossy: lost, anyLoss: lost, elapsedMs: 25, queueingDelayMs: 0, bottleneckRate: 10_000, initialRate: 2_000, episodeMs
+  })
+  const before = round(10_000, false)
+  assert.ok(before > 10_000, `an idle path: ${before}/s`)
+  const cut = round(before, true)
+  assert.equal(cut, before / 2)
+  // The overflow's later losses, found in the next rounds: the pace holds.
+  let rate = cut
+  for (let ms = 25; ms < episodeMs; ms += 25) {
+    rate = round(rate, true)
+    assert.equal(rate, cut, `${ms} ms after the cut`)
+  }
+  // A loss past the episode is a new overflow.
+  assert.equal(round(rate, true), cut / 2)
 })
 
 test('rate control, background: a download that starts while TCP keeps a deep queue full yields to it, though it takes that queue for the path\'s own delay', () => {

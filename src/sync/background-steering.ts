@@ -13,7 +13,9 @@
  * another flow keeps lasts longer than the filter. A single round at the target still holds
  * the climb, and a queue that lasts is cut. The price is on a buffer of a few milliseconds
  * and endpoints that never pause: its own queue can overflow it before three rounds show
- * it, and the loss halves the pace (docs/architecture.md has the figures).
+ * it, and the loss halves the pace. Once an overflow: its losses are found over several
+ * rounds, and halving for each took the pace to a quarter of the link or less
+ * (docs/architecture.md has the figures).
  */
 
 /**
@@ -49,6 +51,8 @@ export interface BackgroundRound {
   bottleneckRate: number
   /** The rate a download starts at: the ceiling is never under it, so a path not yet measured can be grown into. */
   initialRate: number
+  /** Losses found this long after a cut belong to the overflow it answered. */
+  episodeMs: number
 }
 
 export class BackgroundSteering {
@@ -56,6 +60,8 @@ export class BackgroundSteering {
   private readonly latest: number[] = []
   /** The largest filtered queueing delay seen lately, fading. */
   private maxQueueingDelayMs = 0
+  /** Time since the pace was last halved for a loss, ms. */
+  private sinceCutMs = Infinity
 
   /**
    * The next pace. Any loss while the queue is past half the target halves it, as LEDBAT does:
@@ -69,7 +75,13 @@ export class BackgroundSteering {
     const queueMs = Math.min(...this.latest)
     this.maxQueueingDelayMs = Math.max(this.maxQueueingDelayMs * MAX_QUEUE_FADE, queueMs)
     const target = Math.max(BACKGROUND_MIN_TARGET_MS, Math.min(BACKGROUND_TARGET_DELAY_MS, this.maxQueueingDelayMs / 2))
-    if (r.lossy || (r.anyLoss && queueMs >= target / 2)) return r.rate * 0.5
+    this.sinceCutMs += r.elapsedMs
+    if (r.lossy || (r.anyLoss && queueMs >= target / 2)) {
+      // Once an overflow: the losses found after the cut were sent before it.
+      if (this.sinceCutMs < r.episodeMs) return r.rate
+      this.sinceCutMs = 0
+      return r.rate * 0.5
+    }
     const off = (target - queueMs) / target
     // Backing off is not slowed: a queue past the target is answered each round.
     let step = off >= 0 ? BACKGROUND_GAIN * Math.min(1, r.elapsedMs / BACKGROUND_GROWTH_MS) * off : Math.max(-0.5, BACKGROUND_GAIN * off)

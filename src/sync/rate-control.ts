@@ -239,6 +239,11 @@ export class RateControl {
     return this.queueingDelayMs < Math.max(NO_QUEUE_MS, NO_QUEUE_RTT_FRACTION * this.minRttMs)
   }
 
+  /** Losses of one overflow are found over this long: two round trips and the rounds losses are judged over. */
+  private get lossEpisodeMs (): number {
+    return 2 * Math.max(1, this.srttMs) + LOSS_ROUNDS * this.roundMs
+  }
+
   private get roundMs (): number {
     const rtt = Number.isFinite(this.minRttMs) ? this.minRttMs : 0
     return Math.min(MAX_ROUND_MS, Math.max(this.phase === 'startup' ? MIN_STARTUP_ROUND_MS : MIN_ROUND_MS, rtt))
@@ -289,7 +294,7 @@ export class RateControl {
       // No startup: its rounds are a cruising download's, and it grows by time, not by doubling.
       this.phase = 'cruise'
       this.rate = this.backgroundSteering.onRound({
-        rate: this.rate, lossy, anyLoss: lost > 0, elapsedMs: elapsed, queueingDelayMs: this.queueingDelayMs, bottleneckRate: this.bottleneckRate, initialRate: INITIAL_RATE
+        rate: this.rate, lossy, anyLoss: lost > 0, elapsedMs: elapsed, queueingDelayMs: this.queueingDelayMs, bottleneckRate: this.bottleneckRate, initialRate: INITIAL_RATE, episodeMs: this.lossEpisodeMs
       })
     } else {
       this.steerFocused(lossy, delivered, lost, recentRate, elapsed, tMs, receiverBound)
@@ -352,7 +357,7 @@ export class RateControl {
       // rounds read 35 ms on a 50 Mbit/s link whose queue holds 5 ms).
       full: (lossy && this.lossDispersion.clustered) || this.queueingDelayMs >= Math.max(NO_QUEUE_MS, FULL_QUEUE_FRACTION * this.queueDepthMs),
       queueLooksEmpty: this.queueLooksEmpty,
-      episodeMs: 2 * Math.max(1, this.srttMs) + LOSS_ROUNDS * this.roundMs
+      episodeMs: this.lossEpisodeMs
     })
     const bufferFilled = this.lossCap.bufferFilledLately(tMs)
     const stood = this.standingQueue.onRound({
