@@ -317,8 +317,9 @@ export function sampleTcpSocket (lab: Netlab, everyMs = 500): { stop: () => TcpS
       const rtt = /\brtt:([\d.]+)\//.exec(output)
       const segment = /\bmss:(\d+)/.exec(output)
       if (!stopped && window !== null && rtt !== null && segment !== null) {
-        const windowBytes = Number(window[1]) * Number(segment[1])
-        samples.push({ windowPackets: Number(window[1]), rttMs: Number(rtt[1]), windowOverRttMbit: windowBytes * 8 / (Number(rtt[1]) * 1000) })
+        const windowPackets = Number(window[1])
+        const rttMs = Number(rtt[1])
+        samples.push({ windowPackets, rttMs, windowOverRttMbit: windowPackets * Number(segment[1]) * 8 / (rttMs * 1000) })
       }
     })
   }, everyMs)
