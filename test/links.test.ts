@@ -1,6 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Netlab, median, pingTimes, sampleTcpSocket, tcpFlow } from './helpers/netlab.js'
+import fs from 'node:fs'
+import { execFileSync, spawn } from 'node:child_process'
 import { shapedTransfer } from './helpers/shaped-transfer.js'
 import { sleep } from '../src/cli/processes.js'
 
@@ -47,5 +49,47 @@ test('the lab\'s router: CUBIC from a, past the bottleneck on a bridge between a
     assert.ok(windowOverRtt > 0.7 && windowOverRtt < 1.5, `its window over its round trip was ${windowOverRtt.toFixed(2)} of the link`)
   } finally {
     lab.close()
+  }
+})
+
+/** Whether a process still runs (a zombie, dead but not yet reaped, does not). */
+function running (pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z'
+  } catch {
+    return false
+  }
+}
+
+test('the lab\'s processes die with the run that started them, though it is killed before it can end them', async () => {
+  // A run that builds a lab, starts a long command in it, says what it started, and is then
+  // killed outright: its `finally` never runs.
+  const script = `
+    const { Netlab } = await import(${JSON.stringify(new URL('./helpers/netlab.js', import.meta.url).href)})
+    const lab = Netlab.create({ rateMbit: 10, queueBytes: 32 * 1024 })
+    const child = lab.spawn(lab.nsA, ['sleep', '60'])
+    child.on('spawn', () => console.log(JSON.stringify({ pid: child.pid, namespaces: [lab.nsA, lab.nsB] })))
+    setInterval(() => {}, 1000)
+  `
+  const run = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let said = ''
+  const started = await new Promise<{ pid: number, namespaces: string[] }>((resolve, reject) => {
+    run.stdout.on('data', (d: Buffer) => {
+      said += d.toString()
+      if (said.includes('\n')) resolve(JSON.parse(said) as { pid: number, namespaces: string[] })
+    })
+    run.on('exit', code => reject(new Error(`the run ended first (${String(code)})`)))
+  })
+  try {
+    await sleep(300)
+    assert.ok(running(started.pid), 'the command runs in the lab')
+    run.kill('SIGKILL')
+    const deadline = Date.now() + 5_000
+    while (running(started.pid) && Date.now() < deadline) await sleep(50)
+    assert.equal(running(started.pid), false, 'the command outlived the run that started it')
+  } finally {
+    run.kill('SIGKILL')
+    try { process.kill(started.pid, 'SIGKILL') } catch {}
+    for (const ns of started.namespaces) try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }) } catch {}
   }
 })
