@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Netlab, median, pingTimes, sampleTcpSocket, tcpFlow } from './helpers/netlab.js'
 import fs from 'node:fs'
 import { execFileSync, spawn } from 'node:child_process'
+import { Netlab, median, pingTimes, sampleTcpSocket, tcpFlow } from './helpers/netlab.js'
 import { shapedTransfer } from './helpers/shaped-transfer.js'
 import { sleep } from '../src/cli/processes.js'
 
@@ -62,6 +62,8 @@ function running (pid: number): boolean {
 }
 
 test('the lab\'s processes die with the run that started them, though it is killed before it can end them', async () => {
+  const missing = Netlab.available()
+  assert.equal(missing, null, `this test builds network namespaces: ${missing ?? ''}`)
   // A run that builds a lab, starts a long command in it, says what it started, and is then
   // killed outright: its `finally` never runs.
   const script = `
