@@ -7,6 +7,7 @@ import { WireError } from '../src/wire/errors.js'
 import { toHex } from '../src/bytes.js'
 import type { ControlMessage } from '../src/wire/transit-control.js'
 import type { Route, TraversalAction, TraversalView } from '../src/net/traversal.js'
+import { AddressBook } from '../src/net/address-book.js'
 import type { PeerAddress } from '../src/net/address-book.js'
 
 const key = (byte: number): Uint8Array => new Uint8Array(32).fill(byte)
@@ -210,4 +211,29 @@ test('relayed addresses name the relay and the member; socket addresses are not 
   assert.deepEqual(routes.ofChannel('03'.repeat(8)), { via: hex(M), peer: hex(B), channel: new Uint8Array(8).fill(3) })
   routes.dropVia(hex(M))
   assert.equal(routes.channel(hex(M), hex(B)), undefined)
+})
+
+test('address book: a newer announcement that has so far listed only part of a peer\'s addresses does not drop the one a connection works at', () => {
+  const book = new AddressBook(toHex(new Uint8Array(32).fill(1)))
+  const peer = new Uint8Array(32).fill(2)
+  const unreachable = { host: '192.0.2.1', port: 9 }
+  const working = { host: '127.0.0.1', port: 4000 }
+  const show = (): string[] => book.list()[0]!.addresses.map(a => `${a.host}:${a.port}`).sort()
+  book.set(peer, [unreachable, working])
+  book.answered(peer, working)
+  // Its announcement is one event per address; the first has come, the second not yet.
+  book.set(peer, [unreachable])
+  assert.deepEqual(show(), ['127.0.0.1:4000', '192.0.2.1:9'])
+  assert.deepEqual(book.list()[0]!.next, working, 'the working address is still first in line')
+  // A peer that moved: its new addresses join the one that works, which is tried first.
+  const moved = { host: '198.51.100.7', port: 4000 }
+  book.set(peer, [moved])
+  assert.deepEqual(show(), ['127.0.0.1:4000', '198.51.100.7:4000'])
+  // Once a connection works at the new one, the old one is no longer kept.
+  book.answered(peer, moved)
+  book.set(peer, [moved])
+  assert.deepEqual(show(), ['198.51.100.7:4000'])
+  // An address that answered but was never announced is not kept for it.
+  book.answered(peer, { host: '203.0.113.5', port: 1 })
+  assert.deepEqual(book.list()[0]!.next, moved)
 })

@@ -14,6 +14,8 @@ interface KnownPeer {
   /** Index of the address to try next: the one that answered last, once one has. */
   next: number
   lastAttemptMs: number
+  /** Where a connection with the peer last worked, if one has. */
+  answered?: PeerAddress
 }
 
 /**
@@ -26,26 +28,36 @@ export class AddressBook {
   /** `self`: this endpoint's own key (hex), never a peer of its own. */
   constructor (private readonly self: string) {}
 
-  /** Remembers where a peer can be reached, replacing what was known of it. */
+  /**
+   * Remembers where a peer can be reached, replacing what was known of it, except the address
+   * a connection last worked at: a peer announces one event per address, so a newer
+   * announcement arrives an event at a time, and until its last one has, it lists only part
+   * of the peer's addresses (an inviter's unreachable one, say, without the one in use).
+   */
   set (peerPk: Uint8Array, addresses: PeerAddress[]): void {
     const peer = toHex(peerPk)
     if (peer === this.self || addresses.length === 0) return
-    const kept = addresses.filter((a, i) => addresses.findIndex(b => sameAddress(a, b)) === i).slice(0, MAX_ADDRESSES_PER_PEER)
     const existing = this.known.get(peer)
+    const answered = existing?.answered
+    const all = answered === undefined ? addresses : [...addresses, answered]
+    const kept = all.filter((a, i) => all.findIndex(b => sameAddress(a, b)) === i).slice(0, MAX_ADDRESSES_PER_PEER)
+    if (answered !== undefined && !kept.some(a => sameAddress(a, answered))) kept[kept.length - 1] = answered
     // The same addresses in another order (the store lists them sorted) change nothing.
     if (existing !== undefined && existing.addresses.length === kept.length && kept.every(a => existing.addresses.some(b => sameAddress(a, b)))) return
-    // The address that answered last stays first in line if it is still announced.
-    const answered = existing?.addresses[existing.next % existing.addresses.length]
-    const next = answered === undefined ? 0 : Math.max(0, kept.findIndex(a => sameAddress(a, answered)))
-    this.known.set(peer, { peerPk, addresses: kept, next, lastAttemptMs: existing?.lastAttemptMs ?? -Infinity })
+    // The address to try next stays first in line if it is still known.
+    const current = existing?.addresses[existing.next % existing.addresses.length]
+    const next = current === undefined ? 0 : Math.max(0, kept.findIndex(a => sameAddress(a, current)))
+    this.known.set(peer, { peerPk, addresses: kept, next, lastAttemptMs: existing?.lastAttemptMs ?? -Infinity, answered })
   }
 
   /** A connection with the peer works at `address`: a peer that connected to us is known there from now on. */
   answered (peerPk: Uint8Array, address: PeerAddress): void {
+    if (!this.known.has(toHex(peerPk))) this.set(peerPk, [address])
     const known = this.known.get(toHex(peerPk))
-    if (known === undefined) { this.set(peerPk, [address]); return }
-    const at = known.addresses.findIndex(a => sameAddress(a, address))
-    if (at >= 0) known.next = at
+    const at = known?.addresses.findIndex(a => sameAddress(a, address)) ?? -1
+    if (known === undefined || at < 0) return
+    known.next = at
+    known.answered = address
   }
 
   /** Every known peer with its addresses and the one to try next. */
