@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import { execFileSync, spawn } from 'node:child_process'
 import { Netlab, median, pingTimes, sampleTcpSocket, tcpFlow } from './helpers/netlab.js'
 import { shapedTransfer } from './helpers/shaped-transfer.js'
+import { waitFor } from './helpers/daemons.js'
 import { sleep } from '../src/cli/processes.js'
 
 const MiB = 1024 * 1024
@@ -86,9 +87,7 @@ test('the lab\'s processes die with the run that started them, though it is kill
     await sleep(300)
     assert.ok(running(started.pid), 'the command runs in the lab')
     run.kill('SIGKILL')
-    const deadline = Date.now() + 5_000
-    while (running(started.pid) && Date.now() < deadline) await sleep(50)
-    assert.equal(running(started.pid), false, 'the command outlived the run that started it')
+    await waitFor('the command to die with the run that started it', async () => !running(started.pid), 5_000, 50)
   } finally {
     run.kill('SIGKILL')
     try { process.kill(started.pid, 'SIGKILL') } catch {}

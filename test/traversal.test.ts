@@ -214,8 +214,8 @@ test('relayed addresses name the relay and the member; socket addresses are not 
 })
 
 test('address book: a newer announcement that has so far listed only part of a peer\'s addresses does not drop the one a connection works at', () => {
-  const book = new AddressBook(toHex(new Uint8Array(32).fill(1)))
-  const peer = new Uint8Array(32).fill(2)
+  const book = new AddressBook(hex(key(1)))
+  const peer = key(2)
   const unreachable = { host: '192.0.2.1', port: 9 }
   const working = { host: '127.0.0.1', port: 4000 }
   const show = (): string[] => book.list()[0]!.addresses.map(a => `${a.host}:${a.port}`).sort()

@@ -52,8 +52,9 @@ export class AddressBook {
 
   /** A connection with the peer works at `address`: a peer that connected to us is known there from now on. */
   answered (peerPk: Uint8Array, address: PeerAddress): void {
-    if (!this.known.has(toHex(peerPk))) this.set(peerPk, [address])
-    const known = this.known.get(toHex(peerPk))
+    const peer = toHex(peerPk)
+    if (!this.known.has(peer)) this.set(peerPk, [address])
+    const known = this.known.get(peer)
     const at = known?.addresses.findIndex(a => sameAddress(a, address)) ?? -1
     if (known === undefined || at < 0) return
     known.next = at
