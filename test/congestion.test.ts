@@ -8,6 +8,7 @@ import { besideTcp, runPath, seededRandom } from './helpers/fluid-path.js'
 import type { PathRun } from './helpers/fluid-path.js'
 import { INFLIGHT_HEADROOM_MS } from '../src/sync/inflight-cap.js'
 import { CLUSTERED_DISPERSION, DISPERSION_ROUNDS, LossDispersion } from '../src/sync/loss-dispersion.js'
+import { LossCap } from '../src/sync/loss-cap.js'
 import { Requester } from '../src/sync/requester.js'
 import { requestedFile } from './helpers/requested-file.js'
 
@@ -186,6 +187,24 @@ test('rate control, focused: a loss from a full queue caps the pace, and the cut
   control.onSpuriousLoss(t)
   const undone = highestPace(20)
   assert.ok(undone >= bandwidth, `after the loss proved spurious: at most ${undone}/s`)
+})
+
+test('loss cap: the losses of startup\'s own overshoot do not mark the buffer filled by another flow; the same losses later do', () => {
+  const cap = new LossCap()
+  // 25 ms rounds on a path delivering 10,000 slices/s; a loss episode is found over 150 ms.
+  const round = (tMs: number, lost: number): void => cap.onRound({
+    delivered: 250 - lost, lost, elapsedMs: 25, tMs, full: true, queueLooksEmpty: false, srttMs: 10, episodeMs: 150, deliveryRate: 10_000, bottleneckRate: 10_000
+  })
+  cap.startupEnded(1_000)
+  // Startup's overshoot is found over the next rounds, with the queue it filled still full.
+  for (let t = 1_025; t <= 1_100; t += 25) round(t, 40)
+  assert.equal(cap.bufferFilledLately(1_100), false, 'startup\'s own losses read as another flow filling the buffer')
+  assert.equal(cap.value, Infinity, 'startup\'s own losses cut the pace')
+  for (let t = 1_125; t <= 2_000; t += 25) round(t, 0)
+  // A second overflow, well after startup, with no drain of its own to answer it: another flow's.
+  round(2_025, 40)
+  assert.equal(cap.bufferFilledLately(2_025), true)
+  assert.ok(cap.value <= 0.7 * 10_000, `capped at ${cap.value}`)
 })
 
 test('loss dispersion: datagrams lost at random read as spread, the same share lost in bursts as clustered', () => {
@@ -426,8 +445,10 @@ test('rate control, focused: beside a flow whose window is a few ms of the link,
   // A window of 3 or 4 ms of the link: its queue sits in the download's minimum round trip,
   // so no probe of the round trip finds that flow (see MinRtt), and only the in-flight cap
   // bounds the queue. Before it, the download held 46 to 52 ms of queue here and the other
-  // flow kept 0.07 or 0.08 of the link; with it, 19 to 22 ms and 0.16 to 0.21.
-  for (const capacity of [1_950, 9_750]) {
+  // flow kept 0.07 or 0.08 of the link; with it, 19 to 22 ms and 0.16 to 0.21. At 50 Mbit/s
+  // only: at 10 Mbit/s such a window is two packets, below any BBR's floor (and below the
+  // cap's, INFLIGHT_FLOOR_SLICES).
+  for (const capacity of [9_750]) {
     for (const windowMs of [3, 4]) {
       const { run, where } = besideWindowFlow(capacity, windowMs)
       // The other flow's floor queue (windowMs) counts in the minimum round trip: twice that, the headroom, and a probe's step.
@@ -435,5 +456,35 @@ test('rate control, focused: beside a flow whose window is a few ms of the link,
       assert.ok(run.otherDeliveredRate >= 0.14 * capacity, `the other flow starved: ${where}`)
       assert.ok(run.deliveredRate >= 0.5 * capacity, `the focused download gave up its share: ${where}`)
     }
+  }
+})
+
+/** BBR's floor window in slices' worth of bytes on the wire (a 1,514-byte packet is 2.7 slices' 561). */
+const bbrFloorSlices = (packets: number): number => Math.round((packets * 1_514) / 561)
+
+test('rate control, focused: beside BBR at its floor, started once the download knew the path, the queue it holds leaves BBR its share', () => {
+  // 50 Mbit/s in slices, a 512 KB queue, a 1 ms path. BBR joins 3 s in, so the download's
+  // probes of the round trip find its queue (see MinRtt) and its in-flight cap allows less
+  // headroom. Before that, BBR at 14 packets kept 0.34 of the link here; now 0.45.
+  for (const packets of [14, 18]) {
+    const capacity = 9_750
+    const run = runPath({ character: 'focused', capacity, baseRttMs: 1, queueLimit: 1_024, otherWindow: bbrFloorSlices(packets), otherStartMs: 3_000, seconds: 24 })
+    const where = `${packets} packets: focused ${(run.deliveredRate / capacity).toFixed(2)}, BBR ${(run.otherDeliveredRate / capacity).toFixed(2)}, ${run.queueDelayMs.toFixed(1)} ms of queue`
+    assert.ok(run.otherDeliveredRate >= 0.4 * capacity, `BBR starved: ${where}`)
+    assert.ok(run.deliveredRate >= 0.3 * capacity, `the focused download gave up its share: ${where}`)
+  }
+})
+
+test('rate control, focused: beside BBR at its floor on 10 Mbit/s, whose queue empties only in its own probes of the round trip, the download does not spiral to a trickle', () => {
+  // At 10 Mbit/s BBR's floor window is 20 ms of the link or more, a queue that stands by
+  // itself. Capping the pace by the in-flight window over that round trip, with the estimate
+  // following the pace down, left the download 0.05 of the link (and on a real 10 Mbit/s,
+  // 512 KB link, 0.05 of it over a whole transfer); the cap's floor window stops that.
+  for (const packets of [14, 22]) {
+    const capacity = 1_950
+    const run = runPath({ character: 'focused', capacity, baseRttMs: 1, queueLimit: 1_024, otherWindow: bbrFloorSlices(packets), otherProbeRtt: { everyMs: 10_000, lastingMs: 200, window: bbrFloorSlices(4) }, seconds: 40 })
+    const where = `${packets} packets: focused ${(run.deliveredRate / capacity).toFixed(2)}, BBR ${(run.otherDeliveredRate / capacity).toFixed(2)}, ${run.queueDelayMs.toFixed(1)} ms of queue`
+    assert.ok(run.deliveredRate >= 0.15 * capacity, `the focused download spiralled down: ${where}`)
+    assert.ok(run.otherDeliveredRate >= 0.4 * capacity, `BBR starved: ${where}`)
   }
 })

@@ -1,7 +1,7 @@
 /**
  * A focused download's in-flight cap, as BBR's window of two round trips: the pace is held to
  * what such a window keeps in flight at the round trip now seen, so the queue this download
- * holds stays within a minimum round trip and INFLIGHT_HEADROOM_MS. Pure.
+ * holds stays within a minimum round trip and some headroom. Pure.
  *
  * A flow whose window bounds it is why: BBR sizes its window by a round trip it measured with
  * the queue empty, and on a path with almost no delay of its own that window is a few dozen
@@ -15,14 +15,32 @@
  */
 
 /**
- * Room beyond two minimum round trips, ms: a probe's queue (a quarter of a round above the
- * estimate) and the receiver's batches fit in it. Less took more from the download alone than
- * it gave a flow beside it (at 6 ms: 0.89 of its ceiling alone on 50 Mbit/s, 512 KB).
+ * Room beyond two minimum round trips, ms, alone on the path: a probe's queue (a quarter of a
+ * round above the estimate) and the receiver's batches fit in it. Less took more from the
+ * download alone than it gave a flow beside it (at 6 ms: 0.89 of its ceiling alone on
+ * 50 Mbit/s, 512 KB).
  */
 export const INFLIGHT_HEADROOM_MS = 10
+/**
+ * The same once another flow was found on the path (see MinRtt). Two flows bounded by their
+ * windows share a queue as their windows stand, and BBR's floor is a few dozen packets: at
+ * 50 Mbit/s it keeps 0.4 of the link only while the queue stays under about 8 ms.
+ */
+export const INFLIGHT_HEADROOM_BESIDE_MS = 4
+/**
+ * The window the cap never goes below, slices: about BBR's own floor in bytes on the wire
+ * (24 frames). With no floor, a queue the other flow holds by itself (BBR at its floor keeps
+ * 20 ms of a 10 Mbit/s link) caps the pace below what it delivered, the estimate follows the
+ * pace down, and the cap with it, round after round, to the slowest pace there is.
+ */
+export const INFLIGHT_FLOOR_SLICES = 48
 
-/** The pace (slices/s) that a window of two minimum round trips and the headroom allows at the round trip now seen. */
-export function inflightCap (bottleneckRate: number, minRttMs: number, queueingDelayMs: number): number {
+/**
+ * The pace (slices/s) that a window of two minimum round trips and `headroomMs` allows at the
+ * round trip now seen, and never less than INFLIGHT_FLOOR_SLICES over that round trip.
+ */
+export function inflightCap (bottleneckRate: number, minRttMs: number, queueingDelayMs: number, headroomMs: number): number {
   if (!Number.isFinite(minRttMs)) return Infinity
-  return (bottleneckRate * (2 * minRttMs + INFLIGHT_HEADROOM_MS)) / Math.max(1, minRttMs + queueingDelayMs)
+  const windowSlices = Math.max(INFLIGHT_FLOOR_SLICES, (bottleneckRate * (2 * minRttMs + headroomMs)) / 1000)
+  return (windowSlices * 1000) / Math.max(1, minRttMs + queueingDelayMs)
 }

@@ -55,6 +55,8 @@ export class LossCap {
   private congestedAtMs = -Infinity
   /** When the last loss episode was answered: by a cut, or by the drain that ended startup. */
   private episodeAtMs = -Infinity
+  /** When startup ended: the losses of its own overshoot, found over the next rounds, say nothing of another flow. */
+  private startupEndedAtMs = -Infinity
   /** The part of slices lost in rounds whose queue was not full, averaged: the path's own loss. */
   private noiseLoss = 0
 
@@ -66,6 +68,7 @@ export class LossCap {
   /** Startup ended: the losses of its overshoot, found over the next round trips, are the drain's to answer. */
   startupEnded (tMs: number): void {
     this.episodeAtMs = tMs
+    this.startupEndedAtMs = tMs
   }
 
   /**
@@ -87,7 +90,7 @@ export class LossCap {
     const noise = this.noiseLoss * (r.delivered + r.lost)
     const beyondNoise = r.lost > noise + 3 * Math.sqrt(noise)
     if (!r.full) this.noiseLoss += NOISE_LOSS_WEIGHT * (r.lost / (r.delivered + r.lost) - this.noiseLoss)
-    if (beyondNoise && r.full) this.congestedAtMs = r.tMs
+    if (beyondNoise && r.full && r.tMs - this.startupEndedAtMs >= r.episodeMs) this.congestedAtMs = r.tMs
     if (beyondNoise && r.full && r.tMs - this.episodeAtMs >= r.episodeMs) {
       this.beforeCut = this.value
       this.value = Math.min(this.value, r.deliveryRate) * LOSS_CAP_CUT

@@ -20,7 +20,8 @@
  *   bounds it (BBR's), and the pace is capped below what was delivered until that queue
  *   empties now and then (see StandingQueue). With no such loss lately, the pace is
  *   also held to what a window of two minimum round trips keeps in flight at the round trip
- *   seen, so the queue it holds stays short (see inflightCap). Behind a receiver that cannot
+ *   seen, with less headroom once another flow was found and never below a floor window, so
+ *   the queue it holds stays short (see inflightCap). Behind a receiver that cannot
  *   keep up (its event loop saturated for a spell, with no loss: loopback, a fast LAN), the
  *   delay is that receiver's own backlog, not a path's queue, and is not read as one; the
  *   window bounds that backlog (see LoopLoad).
@@ -33,7 +34,7 @@ import { LossCap } from './loss-cap.js'
 import { LossDispersion } from './loss-dispersion.js'
 import { MinRtt } from './min-rtt.js'
 import { StandingQueue } from './standing-queue.js'
-import { inflightCap } from './inflight-cap.js'
+import { INFLIGHT_HEADROOM_BESIDE_MS, INFLIGHT_HEADROOM_MS, inflightCap } from './inflight-cap.js'
 import { LoopLoad } from './loop-load.js'
 import { ProbeStep } from './probe-step.js'
 import { spanMs, spanRate } from './delivery-spans.js'
@@ -373,7 +374,8 @@ export class RateControl {
       this.probing = false
       return
     }
-    const inflight = bufferFilled ? Infinity : inflightCap(bandwidth, this.minRttMs, this.queueingDelayMs)
+    const headroomMs = this.minRttFilter.othersFound(tMs) ? INFLIGHT_HEADROOM_BESIDE_MS : INFLIGHT_HEADROOM_MS
+    const inflight = bufferFilled ? Infinity : inflightCap(bandwidth, this.minRttMs, this.queueingDelayMs, headroomMs)
     this.rate = Math.min(bandwidth * gain, this.lossCap.value, this.standingQueue.value, inflight)
     this.probing = this.rate > bandwidth
   }

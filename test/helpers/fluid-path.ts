@@ -14,15 +14,27 @@ function stallDelayMs (stalls: EndpointStalls | undefined, t: number): number {
 }
 
 /**
+ * The window flow's own probe of the round trip, as BBR's ProbeRTT: every `everyMs` (BBR: 10 s)
+ * its window falls to `window` for `lastingMs` (BBR: 4 packets for 200 ms), and the queue it
+ * kept empties.
+ */
+export interface OtherProbeRtt { everyMs: number, lastingMs: number, window: number }
+
+function otherWindowAt (window: number, probe: OtherProbeRtt | undefined, t: number): number {
+  return probe !== undefined && t % probe.everyMs >= probe.everyMs - probe.lastingMs ? probe.window : window
+}
+
+/**
  * A bottleneck as a fluid, one millisecond at a time: the controller's pace and another flow
  * share a FIFO queue of `queueLimit` slices drained at `capacity` slices/s; the round trip is
  * `baseRttMs` plus the queue's delay (and an endpoint's stalls); a pace asked for takes effect
  * `paceLagMs` later. The other flow sends `otherRate` slices/s, or keeps `otherWindow` slices
  * in flight (a window that never changes: BBR's at its floor, sized by a round trip measured
- * with the queue empty).
+ * with the queue empty), probing the round trip now and then if `otherProbeRtt` says so, from
+ * `otherStartMs` on.
  * Returns what each flow got over the last half, and the controller's estimate when startup ended.
  */
-export function runPath (o: { character: Character, capacity: number, baseRttMs: number, queueLimit: number, randomLoss?: number, otherRate?: number, otherWindow?: number, paceLagMs?: number, endpointStalls?: EndpointStalls, seconds: number }): PathRun {
+export function runPath (o: { character: Character, capacity: number, baseRttMs: number, queueLimit: number, randomLoss?: number, otherRate?: number, otherWindow?: number, otherProbeRtt?: OtherProbeRtt, otherStartMs?: number, paceLagMs?: number, endpointStalls?: EndpointStalls, seconds: number }): PathRun {
   const control = new RateControl(o.character)
   const asked: number[] = []
   let estimateAtStartupEnd: number | null = null
@@ -44,7 +56,7 @@ export function runPath (o: { character: Character, capacity: number, baseRttMs:
     const arriving = arrivals.add(asked[Math.max(0, t - (o.paceLagMs ?? 0))]! / 1000)
     ours += arriving
     others += (o.otherRate ?? 0) / 1000
-    if (o.otherWindow !== undefined) others += o.otherWindow / (o.baseRttMs + ((ours + others) * 1000) / o.capacity)
+    if (o.otherWindow !== undefined && t >= (o.otherStartMs ?? 0)) others += otherWindowAt(o.otherWindow, o.otherProbeRtt, t) / (o.baseRttMs + ((ours + others) * 1000) / o.capacity)
     if (measuring) sent += arriving
     const step = fifoMillisecond(ours, others, o.queueLimit, o.capacity)
     if (measuring) lost += step.ourDrop
