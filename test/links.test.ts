@@ -62,7 +62,7 @@ function running (pid: number): boolean {
   }
 }
 
-test('the lab\'s processes die with the run that started them, though it is killed before it can end them', async () => {
+test('the lab\'s processes die with the run that started them, though it is killed before it can end them, and the next run deletes its namespaces', async () => {
   const missing = Netlab.available()
   assert.equal(missing, null, `this test builds network namespaces: ${missing ?? ''}`)
   // A run that builds a lab, starts a long command in it, says what it started, and is then
@@ -88,6 +88,16 @@ test('the lab\'s processes die with the run that started them, though it is kill
     assert.ok(running(started.pid), 'the command runs in the lab')
     run.kill('SIGKILL')
     await waitFor('the command to die with the run that started it', async () => !running(started.pid), 5_000, 50)
+    // Its namespaces outlive it, until the first lab a later run builds.
+    const listed = (): string[] => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map(line => line.split(' ')[0]!)
+    assert.ok(started.namespaces.every(ns => listed().includes(ns)), 'the killed run\'s namespaces are left')
+    const later = `
+      const { Netlab } = await import(${JSON.stringify(new URL('./helpers/netlab.js', import.meta.url).href)})
+      Netlab.create({ rateMbit: 10, queueBytes: 32 * 1024 }).close()
+    `
+    execFileSync(process.execPath, ['--input-type=module', '-e', later], { stdio: 'inherit' })
+    const left = started.namespaces.filter(ns => listed().includes(ns))
+    assert.deepEqual(left, [], 'the next run deleted the namespaces of the one killed')
   } finally {
     run.kill('SIGKILL')
     try { process.kill(started.pid, 'SIGKILL') } catch {}

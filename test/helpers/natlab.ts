@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { LabProcesses, Netlab } from './netlab.js'
+import { addNamespace, deleteNamespace } from './lab-namespaces.js'
 
 /**
  * A small internet in network namespaces, as root: a public segment (a bridge) with a public
@@ -71,7 +72,7 @@ export class Natlab {
   static create (): Natlab {
     const lab = new Natlab()
     try {
-      run(['ip', 'netns', 'add', lab.inet])
+      addNamespace(lab.inet)
       run(['ip', '-n', lab.inet, 'link', 'add', 'br0', 'type', 'bridge'])
       run(['ip', '-n', lab.inet, 'link', 'set', 'br0', 'up'])
       run(['ip', '-n', lab.inet, 'link', 'set', 'lo', 'up'])
@@ -89,7 +90,7 @@ export class Natlab {
 
   /** A namespace attached to the public segment at `host`, its interface named `dev`. */
   private attach (ns: string, dev: string, host: string): string {
-    run(['ip', 'netns', 'add', ns])
+    addNamespace(ns)
     this.namespaces.push(ns)
     this.procs.adopt(ns)
     const port = `p${this.ports++}x${this.tag}`.slice(0, 15)
@@ -123,7 +124,7 @@ export class Natlab {
     const publicHost = `${PUBLIC_PREFIX}.${10 + index}`
     this.attach(router, 'wan', publicHost)
     const lan = `10.${80 + index}.0`
-    run(['ip', 'netns', 'add', ns])
+    addNamespace(ns)
     this.namespaces.push(ns)
     this.procs.adopt(ns)
     run(['ip', 'link', 'add', 'lan', 'netns', router, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
@@ -172,9 +173,7 @@ export class Natlab {
 
   close (): void {
     this.procs.kill()
-    for (const ns of [...this.namespaces, this.inet]) {
-      try { run(['ip', 'netns', 'del', ns]) } catch {}
-    }
+    for (const ns of [...this.namespaces, this.inet]) deleteNamespace(ns)
     this.namespaces.length = 0
   }
 }

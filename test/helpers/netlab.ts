@@ -5,6 +5,7 @@ import { execFileSync, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { QF_MAIN, sleep } from '../../src/cli/processes.js'
 import { CONTROL_FILE, initIdentity } from '../../src/node/config.js'
+import { addNamespace, deleteNamespace, killProcessesIn } from './lab-namespaces.js'
 import type { ChildProcess } from 'node:child_process'
 
 /**
@@ -99,9 +100,7 @@ export class LabProcesses {
   /** Kills what was started here and anything else left running in the namespaces. */
   kill (): void {
     for (const child of this.children) child.kill('SIGKILL')
-    for (const ns of this.namespaces) {
-      try { run(['ip', 'netns', 'pids', ns]).split(/\s+/).filter(Boolean).forEach(pid => { try { process.kill(Number(pid), 'SIGKILL') } catch {} }) } catch {}
-    }
+    for (const ns of this.namespaces) killProcessesIn(ns)
   }
 }
 
@@ -146,8 +145,8 @@ export class Netlab extends LabProcesses {
   }
 
   private build (): void {
-    run(['ip', 'netns', 'add', this.nsA])
-    run(['ip', 'netns', 'add', this.nsB])
+    addNamespace(this.nsA)
+    addNamespace(this.nsB)
     if (this.nsRouter === null) {
       run(['ip', 'link', 'add', this.vethA, 'netns', this.nsA, 'type', 'veth', 'peer', 'name', this.vethB, 'netns', this.nsB])
     } else {
@@ -156,7 +155,7 @@ export class Netlab extends LabProcesses {
       const bridge = `qfbr${this.tag}`
       // The port toward b is the bottleneck.
       const ports = [`qfra${this.tag}`, this.bottleneck.dev]
-      run(['ip', 'netns', 'add', ns])
+      addNamespace(ns)
       run(['ip', 'link', 'add', this.vethA, 'netns', this.nsA, 'type', 'veth', 'peer', 'name', ports[0]!, 'netns', ns])
       run(['ip', 'link', 'add', this.vethB, 'netns', this.nsB, 'type', 'veth', 'peer', 'name', ports[1]!, 'netns', ns])
       run(['ip', '-n', ns, 'link', 'add', bridge, 'type', 'bridge'])
@@ -190,9 +189,7 @@ export class Netlab extends LabProcesses {
     if (this.closed) return
     this.closed = true
     this.kill()
-    for (const ns of this.namespaces) {
-      try { run(['ip', 'netns', 'del', ns]) } catch {}
-    }
+    for (const ns of this.namespaces) deleteNamespace(ns)
   }
 }
 

@@ -1,0 +1,76 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { execFileSync } from 'node:child_process'
+
+/**
+ * Network namespaces the labs build, each marked with the process that built it: a run killed
+ * before its `finally` leaves its namespaces behind (their processes die with it, see
+ * LabProcesses.spawn), and the first lab a later run builds deletes every namespace whose
+ * builder is gone. Marks live in /run, as the namespaces do (`ip netns` keeps them in
+ * /run/netns), so a reboot clears both.
+ */
+const OWNERS_DIR = '/run/qf-labs'
+
+let swept = false
+
+function ip (argv: string[]): string {
+  return execFileSync('ip', argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    // EPERM: alive, but another user's.
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** Builds namespace `ns`, marked as this process's. The first call also deletes those left by runs that died. */
+export function addNamespace (ns: string): void {
+  if (!swept) {
+    swept = true
+    sweepOrphans()
+  }
+  fs.mkdirSync(OWNERS_DIR, { recursive: true })
+  // Marked first: a run killed between the two leaves a mark without a namespace, which the
+  // sweep passes over, never a namespace without a mark.
+  // (Renamed into place whole: another run's sweep never reads a mark half written.)
+  const mark = path.join(OWNERS_DIR, ns)
+  fs.writeFileSync(`${mark}.${process.pid}.tmp`, String(process.pid))
+  fs.renameSync(`${mark}.${process.pid}.tmp`, mark)
+  ip(['netns', 'add', ns])
+}
+
+/** Kills every process running in `ns`; quiet if it is gone. */
+export function killProcessesIn (ns: string): void {
+  try {
+    for (const pid of ip(['netns', 'pids', ns]).split(/\s+/).filter(Boolean)) {
+      try { process.kill(Number(pid), 'SIGKILL') } catch {}
+    }
+  } catch {}
+}
+
+/** Kills what still runs in `ns`, deletes it and its mark; quiet if it is already gone. */
+export function deleteNamespace (ns: string): void {
+  killProcessesIn(ns)
+  try { ip(['netns', 'del', ns]) } catch {}
+  fs.rmSync(path.join(OWNERS_DIR, ns), { force: true })
+}
+
+/** Deletes every marked namespace whose builder is no longer running; the names deleted. */
+export function sweepOrphans (): string[] {
+  let marks: string[]
+  try { marks = fs.readdirSync(OWNERS_DIR) } catch { return [] }
+  const deleted: string[] = []
+  for (const ns of marks) {
+    let owner: number
+    // (Gone meanwhile: its run deleted it.)
+    try { owner = Number(fs.readFileSync(path.join(OWNERS_DIR, ns), 'utf8')) } catch { continue }
+    if (!Number.isInteger(owner) || owner <= 0 || alive(owner)) continue
+    deleteNamespace(ns)
+    deleted.push(ns)
+  }
+  return deleted
+}
