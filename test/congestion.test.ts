@@ -478,8 +478,8 @@ test('rate control, focused: beside BBR at its floor, started once the download 
 test('rate control, focused: beside BBR at its floor on 10 Mbit/s, whose queue empties only in its own probes of the round trip, the download does not spiral to a trickle', () => {
   // At 10 Mbit/s BBR's floor window is 20 ms of the link or more, a queue that stands by
   // itself. Capping the pace by the in-flight window over that round trip, with the estimate
-  // following the pace down, left the download 0.05 of the link (and on a real 10 Mbit/s,
-  // 512 KB link, 0.05 of it over a whole transfer); the cap's floor window stops that.
+  // following the pace down, left the download 0.05 of the link (on a real 10 Mbit/s, 512 KB
+  // link its estimate sat at 0.05 of the link while BBR ran); the cap's floor window stops that.
   for (const packets of [14, 22]) {
     const capacity = 1_950
     const run = runPath({ character: 'focused', capacity, baseRttMs: 1, queueLimit: 1_024, otherWindow: bbrFloorSlices(packets), otherProbeRtt: { everyMs: 10_000, lastingMs: 200, window: bbrFloorSlices(4) }, seconds: 40 })

@@ -59,18 +59,15 @@ export function deleteNamespace (ns: string): void {
   fs.rmSync(path.join(OWNERS_DIR, ns), { force: true })
 }
 
-/** Deletes every marked namespace whose builder is no longer running; the names deleted. */
-export function sweepOrphans (): string[] {
+/** Deletes every marked namespace whose builder is no longer running. */
+function sweepOrphans (): void {
   let marks: string[]
-  try { marks = fs.readdirSync(OWNERS_DIR) } catch { return [] }
-  const deleted: string[] = []
+  try { marks = fs.readdirSync(OWNERS_DIR) } catch { return }
   for (const ns of marks) {
     let owner: number
     // (Gone meanwhile: its run deleted it.)
     try { owner = Number(fs.readFileSync(path.join(OWNERS_DIR, ns), 'utf8')) } catch { continue }
     if (!Number.isInteger(owner) || owner <= 0 || alive(owner)) continue
     deleteNamespace(ns)
-    deleted.push(ns)
   }
-  return deleted
 }
