@@ -1,9 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import fs from 'node:fs'
 import { execFileSync, spawn } from 'node:child_process'
 import { Netlab, median, pingTimes, sampleTcpSocket, tcpFlow } from './helpers/netlab.js'
 import { shapedTransfer } from './helpers/shaped-transfer.js'
+import { running } from './helpers/lab-namespaces.js'
 import { waitFor } from './helpers/daemons.js'
 import { sleep } from '../src/cli/processes.js'
 
@@ -52,15 +52,6 @@ test('the lab\'s router: CUBIC from a, past the bottleneck on a bridge between a
     lab.close()
   }
 })
-
-/** Whether a process still runs (a zombie, dead but not yet reaped, does not). */
-function running (pid: number): boolean {
-  try {
-    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z'
-  } catch {
-    return false
-  }
-}
 
 test('the lab\'s processes die with the run that started them, though it is killed before it can end them, and the next run deletes its namespaces', async () => {
   const missing = Netlab.available()

@@ -17,13 +17,12 @@ function ip (argv: string[]): string {
   return execFileSync('ip', argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
 }
 
-function alive (pid: number): boolean {
+/** Whether process `pid` runs: a zombie, killed but not yet reaped by its parent, does not. */
+export function running (pid: number): boolean {
   try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    // EPERM: alive, but another user's.
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z'
+  } catch {
+    return false
   }
 }
 
@@ -67,7 +66,7 @@ function sweepOrphans (): void {
     let owner: number
     // (Gone meanwhile: its run deleted it.)
     try { owner = Number(fs.readFileSync(path.join(OWNERS_DIR, ns), 'utf8')) } catch { continue }
-    if (!Number.isInteger(owner) || owner <= 0 || alive(owner)) continue
+    if (!Number.isInteger(owner) || owner <= 0 || running(owner)) continue
     deleteNamespace(ns)
   }
 }
