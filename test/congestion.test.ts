@@ -11,6 +11,7 @@ import { CLUSTERED_DISPERSION, DISPERSION_ROUNDS, LossDispersion } from '../src/
 import { LossCap } from '../src/sync/loss-cap.js'
 import { Requester } from '../src/sync/requester.js'
 import { requestedFile } from './helpers/requested-file.js'
+import { FRAME_BYTES_PER_SLICE } from './helpers/shaped-transfer.js'
 
 test('pacer: spreads items at its rate, bursts at most a couple of milliseconds, and makes up a late call', () => {
   const pacer = new Pacer(512_000) // 1,000 items of 512 bytes a second
@@ -459,8 +460,8 @@ test('rate control, focused: beside a flow whose window is a few ms of the link,
   }
 })
 
-/** BBR's floor window in slices' worth of bytes on the wire (a 1,514-byte packet is 2.7 slices' 561). */
-const bbrFloorSlices = (packets: number): number => Math.round((packets * 1_514) / 561)
+/** BBR's floor window in slices' worth of bytes on the wire (a 1,514-byte packet is 2.7 slices'). */
+const bbrFloorSlices = (packets: number): number => Math.round((packets * 1_514) / FRAME_BYTES_PER_SLICE)
 
 test('rate control, focused: beside BBR at its floor, started once the download knew the path, the queue it holds leaves BBR its share', () => {
   // 50 Mbit/s in slices, a 512 KB queue, a 1 ms path. BBR joins 3 s in, so the download's

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
 import { Netlab, median, pingTimes, sampleTcpSocket, tcpFlow } from './helpers/netlab.js'
 import { shapedTransfer } from './helpers/shaped-transfer.js'
-import { running } from './helpers/lab-namespaces.js'
+import { deleteNamespace, running } from './helpers/lab-namespaces.js'
 import { waitFor } from './helpers/daemons.js'
 import { sleep } from '../src/cli/processes.js'
 
@@ -92,6 +92,6 @@ test('the lab\'s processes die with the run that started them, though it is kill
   } finally {
     run.kill('SIGKILL')
     try { process.kill(started.pid, 'SIGKILL') } catch {}
-    for (const ns of started.namespaces) try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }) } catch {}
+    for (const ns of started.namespaces) deleteNamespace(ns)
   }
 })

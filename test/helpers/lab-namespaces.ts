@@ -51,9 +51,8 @@ export function killProcessesIn (ns: string): void {
   } catch {}
 }
 
-/** Kills what still runs in `ns`, deletes it and its mark; quiet if it is already gone. */
+/** Deletes `ns` and its mark; quiet if it is already gone. (Its processes are killed first, by whoever knows them.) */
 export function deleteNamespace (ns: string): void {
-  killProcessesIn(ns)
   try { ip(['netns', 'del', ns]) } catch {}
   fs.rmSync(path.join(OWNERS_DIR, ns), { force: true })
 }
@@ -67,6 +66,7 @@ function sweepOrphans (): void {
     // (Gone meanwhile: its run deleted it.)
     try { owner = Number(fs.readFileSync(path.join(OWNERS_DIR, ns), 'utf8')) } catch { continue }
     if (!Number.isInteger(owner) || owner <= 0 || running(owner)) continue
+    killProcessesIn(ns)
     deleteNamespace(ns)
   }
 }

@@ -56,7 +56,7 @@ export interface ShapedTransferResult {
 }
 
 /** Bytes on the wire per slice: a frame carries two. */
-const FRAME_BYTES_PER_SLICE = FRAME_BYTES / 2
+export const FRAME_BYTES_PER_SLICE = FRAME_BYTES / 2
 
 /**
  * alice (behind the bottleneck's sending side) shares a file; bob fetches it at `priority`;
