@@ -110,7 +110,7 @@ test('rate control, background: one overflow halves the pace once, though its lo
   const steering = new BackgroundSteering()
   const episodeMs = 100
   const round = (rate: number, lost: boolean): number => steering.onRound({
-    rate, lossy: lost, anyLoss: lost, elapsedMs: 25, queueingDelayMs: 0, bottleneckRate: 10_000, initialRate: 2_000, episodeMs
+    rate, lossy: lost, anyLoss: lost, elapsedMs: 25, queueingDelayMs: 0, minRttMs: 1, bottleneckRate: 10_000, initialRate: 2_000, episodeMs
   })
   const before = round(10_000, false)
   assert.ok(before > 10_000, `an idle path: ${before}/s`)
@@ -132,6 +132,20 @@ test('rate control, background: a download that starts while TCP keeps a deep qu
     const run = besideTcp({ character: 'background', capacity, baseRttMs: 1, queueLimit: 1_024, seconds: 40 })
     assert.ok(run.ours <= 0.15, `${capacity} slices/s: the background download took ${run.ours.toFixed(2)} of the link, TCP ${run.tcp.toFixed(2)}`)
     assert.ok(run.tcp >= 0.8, `${capacity} slices/s: TCP kept ${run.tcp.toFixed(2)} of the link`)
+  }
+})
+
+test('rate control, background: started beside a flow whose window keeps a standing queue (BBR at its floor), it leaves that flow four fifths of the link', () => {
+  // 10 Mbit/s in slices, a 512 KB queue. The window flow came first: its window holds 25 or
+  // 30 ms of queue on a 1 ms path, or 10 ms on a 20 ms one, and the download, starting 2 s
+  // later, takes that queue for the path's own round trip. No probe of the window flow's round
+  // trip empties the queue meanwhile (BBR's come every 10 s).
+  const capacity = 1_950
+  for (const [baseRttMs, standingMs] of [[1, 25], [1, 30], [20, 10], [50, 10]] as const) {
+    const otherWindow = capacity * (baseRttMs + standingMs) / 1000
+    const run = runPath({ character: 'background', capacity, baseRttMs, queueLimit: 1_024, otherWindow, startMs: 2_000, seconds: 16 })
+    const kept = run.otherDeliveredRate / capacity
+    assert.ok(kept >= 0.8, `${baseRttMs} ms path, ${standingMs} ms standing: the window flow kept ${kept.toFixed(3)} of the link, the download took ${(run.deliveredRate / capacity).toFixed(3)}`)
   }
 })
 

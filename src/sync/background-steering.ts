@@ -26,6 +26,15 @@
 const BACKGROUND_TARGET_DELAY_MS = 25
 const BACKGROUND_MIN_TARGET_MS = 2
 /**
+ * Nor more than this part of its least round trip, and never below the floor (the endpoints'
+ * noise). A flow whose window bounds it (BBR's, sized by a round trip measured before this
+ * download came) loses the part d / (rtt + d) of its rate to d ms of queue added beside it;
+ * a fifth of the round trip leaves it five sixths. Another flow's standing queue, there
+ * before this download started, is in that least round trip, as it is in the other flow's.
+ */
+const ROUND_TRIP_TARGET_FRACTION = 0.2
+const ROUND_TRIP_TARGET_FLOOR_MS = 5
+/**
  * Below the target it grows at most this part a BACKGROUND_GROWTH_MS, however short its
  * rounds: a few times slower than a focused download's probes, so another flow that starts
  * beside it shows its queue before the background download has taken the room.
@@ -48,6 +57,8 @@ export interface BackgroundRound {
   elapsedMs: number
   /** The round's queueing delay (its least round trip over the path's own). */
   queueingDelayMs: number
+  /** The least round trip seen, ms (null before the first). */
+  minRttMs: number | null
   bottleneckRate: number
   /** The rate a download starts at: the ceiling is never under it, so a path not yet measured can be grown into. */
   initialRate: number
@@ -74,7 +85,8 @@ export class BackgroundSteering {
     if (this.latest.length > CURRENT_DELAY_ROUNDS) this.latest.shift()
     const queueMs = Math.min(...this.latest)
     this.maxQueueingDelayMs = Math.max(this.maxQueueingDelayMs * MAX_QUEUE_FADE, queueMs)
-    const target = Math.max(BACKGROUND_MIN_TARGET_MS, Math.min(BACKGROUND_TARGET_DELAY_MS, this.maxQueueingDelayMs / 2))
+    const roundTripTarget = r.minRttMs === null ? BACKGROUND_TARGET_DELAY_MS : Math.max(ROUND_TRIP_TARGET_FLOOR_MS, ROUND_TRIP_TARGET_FRACTION * r.minRttMs)
+    const target = Math.max(BACKGROUND_MIN_TARGET_MS, Math.min(BACKGROUND_TARGET_DELAY_MS, roundTripTarget, this.maxQueueingDelayMs / 2))
     this.sinceCutMs += r.elapsedMs
     if (r.lossy || (r.anyLoss && queueMs >= target / 2)) {
       // Once an overflow: the losses found after the cut were sent before it.

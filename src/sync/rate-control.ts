@@ -295,7 +295,7 @@ export class RateControl {
       // No startup: its rounds are a cruising download's, and it grows by time, not by doubling.
       this.phase = 'cruise'
       this.rate = this.backgroundSteering.onRound({
-        rate: this.rate, lossy, anyLoss: lost > 0, elapsedMs: elapsed, queueingDelayMs: this.queueingDelayMs, bottleneckRate: this.bottleneckRate, initialRate: INITIAL_RATE, episodeMs: this.lossEpisodeMs
+        rate: this.rate, lossy, anyLoss: lost > 0, elapsedMs: elapsed, queueingDelayMs: this.queueingDelayMs, minRttMs: this.minRtt, bottleneckRate: this.bottleneckRate, initialRate: INITIAL_RATE, episodeMs: this.lossEpisodeMs
       })
     } else {
       this.steerFocused(lossy, delivered, lost, recentRate, elapsed, tMs, receiverBound)

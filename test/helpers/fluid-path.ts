@@ -31,10 +31,10 @@ function otherWindowAt (window: number, probe: OtherProbeRtt | undefined, t: num
  * `paceLagMs` later. The other flow sends `otherRate` slices/s, or keeps `otherWindow` slices
  * in flight (a window that never changes: BBR's at its floor, sized by a round trip measured
  * with the queue empty), probing the round trip now and then if `otherProbeRtt` says so, from
- * `otherStartMs` on.
+ * `otherStartMs` on. The controller starts at `startMs` (it sees nothing of the path before).
  * Returns what each flow got over the last half, and the controller's estimate when startup ended.
  */
-export function runPath (o: { character: Character, capacity: number, baseRttMs: number, queueLimit: number, randomLoss?: number, otherRate?: number, otherWindow?: number, otherProbeRtt?: OtherProbeRtt, otherStartMs?: number, paceLagMs?: number, endpointStalls?: EndpointStalls, seconds: number }): PathRun {
+export function runPath (o: { character: Character, capacity: number, baseRttMs: number, queueLimit: number, randomLoss?: number, otherRate?: number, otherWindow?: number, otherProbeRtt?: OtherProbeRtt, otherStartMs?: number, startMs?: number, paceLagMs?: number, endpointStalls?: EndpointStalls, seconds: number }): PathRun {
   const control = new RateControl(o.character)
   const asked: number[] = []
   let estimateAtStartupEnd: number | null = null
@@ -52,7 +52,8 @@ export function runPath (o: { character: Character, capacity: number, baseRttMs:
   const total = o.seconds * 1000
   for (let t = 0; t < total; t++) {
     const measuring = t >= total / 2
-    asked.push(control.paceRate)
+    const started = t >= (o.startMs ?? 0)
+    asked.push(started ? control.paceRate : 0)
     const arriving = arrivals.add(asked[Math.max(0, t - (o.paceLagMs ?? 0))]! / 1000)
     ours += arriving
     others += (o.otherRate ?? 0) / 1000
@@ -61,15 +62,17 @@ export function runPath (o: { character: Character, capacity: number, baseRttMs:
     const step = fifoMillisecond(ours, others, o.queueLimit, o.capacity)
     if (measuring) lost += step.ourDrop
     const dropped = drops.add(step.ourDrop)
-    if (dropped > 0) control.onLost(dropped, t)
     const ourServed = step.ourServed
     ours = step.ours
     others = step.others
     const queueDelayMs = ((ours + others) * 1000) / o.capacity
-    const randomLost = ourServed * (o.randomLoss ?? 0)
-    control.onDelivered(ourServed - randomLost, t)
-    if (randomLost > 0) control.onLost(random() < randomLost ? 1 : 0, t)
-    if (t % 5 === 0) control.onRtt(o.baseRttMs + queueDelayMs + stallDelayMs(o.endpointStalls, t), t)
+    if (started) {
+      if (dropped > 0) control.onLost(dropped, t)
+      const randomLost = ourServed * (o.randomLoss ?? 0)
+      control.onDelivered(ourServed - randomLost, t)
+      if (randomLost > 0) control.onLost(random() < randomLost ? 1 : 0, t)
+      if (t % 5 === 0) control.onRtt(o.baseRttMs + queueDelayMs + stallDelayMs(o.endpointStalls, t), t)
+    }
     if (measuring) { delivered += ourServed; otherDelivered += step.otherServed; delaySum += queueDelayMs; samples++ }
     if (estimateAtStartupEnd === null && control.state !== 'startup') estimateAtStartupEnd = control.bottleneckRate
   }
