@@ -137,7 +137,7 @@ test('rate control, background: a download that starts while TCP keeps a deep qu
 
 test('rate control, background: started beside a flow whose window keeps a standing queue (BBR at its floor), it leaves that flow four fifths of the link', () => {
   // 10 Mbit/s in slices, a 512 KB queue. The window flow came first: its window holds 25 or
-  // 30 ms of queue on a 1 ms path, or 10 ms on a 20 ms one, and the download, starting 2 s
+  // 30 ms of queue on a 1 ms path, or 10 ms on a 20 or 50 ms one, and the download, starting 2 s
   // later, takes that queue for the path's own round trip. No probe of the window flow's round
   // trip empties the queue meanwhile (BBR's come every 10 s).
   const capacity = 1_950
