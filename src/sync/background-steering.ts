@@ -27,10 +27,11 @@ const BACKGROUND_TARGET_DELAY_MS = 25
 const BACKGROUND_MIN_TARGET_MS = 2
 /**
  * It aims at no more than this part of its least round trip either, though never below the
- * floor (the endpoints' noise on a fast path). A flow whose window bounds it (BBR's, sized by a round trip measured before this
- * download came) loses the part d / (rtt + d) of its rate to d ms of queue added beside it;
- * a fifth of the round trip leaves it five sixths. Another flow's standing queue, there
- * before this download started, is in that least round trip, as it is in the other flow's.
+ * floor (the endpoints' noise on a fast path). A flow whose window bounds it (BBR's, sized by
+ * a round trip measured before this download came) loses the part d / (rtt + d) of its rate
+ * to d ms of queue added beside it; a fifth of the round trip leaves it five sixths. Another
+ * flow's standing queue, there before this download started, is in that least round trip,
+ * as it is in the other flow's.
  */
 const ROUND_TRIP_TARGET_FRACTION = 0.2
 const ROUND_TRIP_TARGET_FLOOR_MS = 5

@@ -13,8 +13,9 @@ const OWNERS_DIR = '/run/qf-labs'
 
 let swept = false
 
-function ip (argv: string[]): string {
-  return execFileSync('ip', argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+/** Runs a command as the labs do (`ip`, `tc`, `nft`…): its stdout; `input` goes to its stdin. Throws if it fails. */
+export function run (argv: string[], input?: string): string {
+  return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', input, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] })
 }
 
 /** Whether process `pid` runs: a zombie, killed but not yet reaped by its parent, does not. */
@@ -39,13 +40,13 @@ export function addNamespace (ns: string): void {
   const mark = path.join(OWNERS_DIR, ns)
   fs.writeFileSync(`${mark}.${process.pid}.tmp`, String(process.pid))
   fs.renameSync(`${mark}.${process.pid}.tmp`, mark)
-  ip(['netns', 'add', ns])
+  run(['ip', 'netns', 'add', ns])
 }
 
 /** Kills every process running in `ns`; quiet if it is gone. */
 export function killProcessesIn (ns: string): void {
   try {
-    for (const pid of ip(['netns', 'pids', ns]).split(/\s+/).filter(Boolean)) {
+    for (const pid of run(['ip', 'netns', 'pids', ns]).split(/\s+/).filter(Boolean)) {
       try { process.kill(Number(pid), 'SIGKILL') } catch {}
     }
   } catch {}
@@ -53,7 +54,7 @@ export function killProcessesIn (ns: string): void {
 
 /** Deletes `ns` and its mark; quiet if it is already gone. (Its processes are killed first, by whoever knows them.) */
 export function deleteNamespace (ns: string): void {
-  try { ip(['netns', 'del', ns]) } catch {}
+  try { run(['ip', 'netns', 'del', ns]) } catch {}
   fs.rmSync(path.join(OWNERS_DIR, ns), { force: true })
 }
 

@@ -1,6 +1,5 @@
-import { execFileSync } from 'node:child_process'
 import { LabProcesses, Netlab } from './netlab.js'
-import { addNamespace, deleteNamespace } from './lab-namespaces.js'
+import { addNamespace, deleteNamespace, run } from './lab-namespaces.js'
 
 /**
  * A small internet in network namespaces, as root: a public segment (a bridge) with a public
@@ -20,10 +19,6 @@ export type Middlebox = 'preserving' | 'random' | 'firewall'
 
 export const PUBLIC_HOST = '10.80.0.10'
 const PUBLIC_PREFIX = '10.80.0'
-
-function run (argv: string[], input?: string): string {
-  return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', input, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] })
-}
 
 /** Drops what does not answer traffic from inside; `inside`: the interface the member is on (forwarding), or none (the member's own input). */
 function filterRules (hook: 'forward' | 'input', inside: string | null): string {

@@ -1,11 +1,11 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { QF_MAIN, sleep } from '../../src/cli/processes.js'
 import { CONTROL_FILE, initIdentity } from '../../src/node/config.js'
-import { addNamespace, deleteNamespace, killProcessesIn } from './lab-namespaces.js'
+import { addNamespace, deleteNamespace, killProcessesIn, run } from './lab-namespaces.js'
 import type { ChildProcess } from 'node:child_process'
 
 /**
@@ -37,10 +37,6 @@ export const HOST_A = '10.77.0.1'
 export const HOST_B = '10.77.0.2'
 /** The tbf bucket: a little more than one datagram, so bursts meet the queue, not the bucket. */
 const BURST_BYTES = 4_000
-
-function run (argv: string[]): string {
-  return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-}
 
 export interface QdiscStats {
   /** Bytes and packets the qdisc let through (layer 2: IP and UDP headers and the Ethernet header included). */
