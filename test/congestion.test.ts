@@ -9,7 +9,8 @@ import type { PathRun } from './helpers/fluid-path.js'
 import { INFLIGHT_HEADROOM_MS } from '../src/sync/inflight-cap.js'
 import { CLUSTERED_DISPERSION, DISPERSION_ROUNDS, LossDispersion } from '../src/sync/loss-dispersion.js'
 import { LossCap } from '../src/sync/loss-cap.js'
-import { Requester } from '../src/sync/requester.js'
+import { Requester, WHOLE_RANGE_WINDOW } from '../src/sync/requester.js'
+import type { PlannedRequest } from '../src/sync/requester.js'
 import { requestedFile } from './helpers/requested-file.js'
 import { FRAME_BYTES_PER_SLICE } from './helpers/shaped-transfer.js'
 
@@ -277,7 +278,8 @@ test('rate control, focused: losses clustered as a full queue drops them cap the
 })
 
 test('requester: slices of a later request show an earlier one lost once the reorder window passes; requests sent together are not ordered', () => {
-  const requester = new Requester({ initialRate: 20_000, expectedTickMs: 10 })
+  // A pace whose window, once a round trip is known, has room for whole ranges beside the two left unanswered.
+  const requester = new Requester({ initialRate: 40_000, expectedTickMs: 10 })
   const f = requestedFile('f', 20_000)
   const first = requester.plan([f], ['p'], 0)
   assert.ok(first.length >= 3)
@@ -369,6 +371,26 @@ test('requester: near a file\'s end a range is asked for whole, past the window;
   for (let i = 0; i < long.layout.rangeLength(0) - 400; i++) long.have.add(i)
   const [first, second] = new Requester().plan([long], ['p'], 0)
   assert.deepEqual([first?.limit, second?.limit], [400, window - 400], `mid-file, with a window of ${window}`)
+})
+
+test('requester: on a window of several ranges, ranges are asked for whole and in order; one that does not fit waits for room', () => {
+  const requester = new Requester({ initialRate: 20_000, expectedTickMs: 10 })
+  const f = requestedFile('f', 100 * 500)
+  const whole = (asked: PlannedRequest[]) => asked.map(r => [r.range, r.limit])
+  const expected = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => [from + k, f.layout.rangeLength(from + k)])
+  const first = requester.plan([f], ['p'], 0)
+  const window = requester.peerStats('p')!.control.window
+  assert.ok(window >= WHOLE_RANGE_WINDOW * f.layout.rangeLength(0) && window % f.layout.rangeLength(0) !== 0, `a window of ${window} slices`)
+  const fitting = Math.floor(window / f.layout.rangeLength(0))
+  // No range asked in part: its rest would come after the ranges asked meanwhile.
+  assert.deepEqual(whole(first), expected(0, fitting))
+  // The first range arrives: the next one fits, and only it is asked for.
+  const r0 = first[0]!
+  requester.onReply('p', 'f', r0.range, r0.requestId, r0.limit, 5)
+  for (let i = 0; i < r0.limit; i++) { f.have.add(r0.firstSlice + i); requester.onSlice('p', 'f', r0.range, 5) }
+  const window2 = requester.peerStats('p')!.control.window
+  const room = window2 - (fitting - 1) * f.layout.rangeLength(0)
+  assert.deepEqual(whole(requester.plan([f], ['p'], 10)), expected(fitting, fitting + Math.floor(room / f.layout.rangeLength(0))), `room for ${room} slices`)
 })
 
 /**

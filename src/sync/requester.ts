@@ -45,6 +45,14 @@ function nearEnd (file: RequestableFile, r: number, slices: number): boolean {
 
 /** The fewest slices a request asks for when more are missing: fewer would cost more in requests than they carry. */
 export const MIN_REQUEST_SLICES = 32
+/**
+ * A window of at least this many ranges asks for ranges whole: a range that does not fit
+ * waits for room instead of going in part. The rest of a range asked in part could go only
+ * once that request was answered, after the ranges asked meanwhile, so slices arrived out of
+ * order: the receiver wrote them in three times as many runs, and sent more requests. On
+ * a smaller window (a slow path) waiting for a whole range would hold too much of it back.
+ */
+export const WHOLE_RANGE_WINDOW = 2
 /** A pace that differs by more than this part from the one a peer was last sent is sent at once (see sendChangedPace). */
 const PACE_CHANGE_FRACTION = 0.1
 
@@ -130,7 +138,8 @@ export class Requester {
       this.cursors.set(file.key, cursor)
       for (let r = cursor; r < ranges; r++) {
         if (!this.anyPeerHasRoom(peerIds)) return
-        this.tryRange(file, r, peerIds, tMs, planned)
+        // Ranges go in order: one waiting for room holds back the ones after it.
+        if (this.tryRange(file, r, peerIds, tMs, planned, true) === 'no-room') return
       }
     }
   }
@@ -157,14 +166,19 @@ export class Requester {
     }
   }
 
-  /** Requests range r of a file from a peer with room, unless it is held or already asked for. */
-  private tryRange (file: RequestableFile, r: number, peerIds: readonly string[], tMs: number, planned: PlannedRequest[]): void {
+  /**
+   * Requests range r of a file from a peer with room, unless it is held or already asked for.
+   * `whole`: on a window of WHOLE_RANGE_WINDOW ranges or more, the range waits for room to
+   * be asked for whole. Returns 'no-room' when a peer could serve it but none had room.
+   */
+  private tryRange (file: RequestableFile, r: number, peerIds: readonly string[], tMs: number, planned: PlannedRequest[], whole = false): 'asked' | 'skipped' | 'no-room' {
     const key = rangeKey(file.key, r)
-    if (this.inflight.has(key)) return
+    if (this.inflight.has(key)) return 'skipped'
     const missing = file.missing(r)
-    if (missing === 0) return
-    const peer = this.choosePeer(peerIds, file.key, r, Math.min(missing, MIN_REQUEST_SLICES), tMs, file.excludedPeers)
-    if (peer === null) return
+    if (missing === 0) return 'skipped'
+    const rangeSlices = whole ? file.layout.rangeLength(r) : 0
+    const peer = this.choosePeer(peerIds, file.key, r, missing, rangeSlices, tMs, file.excludedPeers)
+    if (peer === null) return this.choosePeer(peerIds, file.key, r, 0, 0, tMs, file.excludedPeers, true) === null ? 'skipped' : 'no-room'
     const state = this.peer(peer)
     // A range is asked for whole when the window has room, else in part: the window, not the
     // range size, decides how much is on its way. Except near the file's end: the part left
@@ -174,6 +188,7 @@ export class Requester {
     const window = this.windowFor(state, paceRate)
     const room = Math.max(MIN_REQUEST_SLICES, window - state.outstanding)
     this.ask(file, r, peer, missing <= room || nearEnd(file, r, window) ? missing : room, paceRate, tMs, planned)
+    return 'asked'
   }
 
   private ask (file: RequestableFile, r: number, peer: string, limit: number, paceRate: number, tMs: number, planned: PlannedRequest[]): void {
@@ -366,13 +381,20 @@ export class Requester {
     return peerIds.some(id => { const p = this.peer(id); return p.outstanding < this.windowFor(p, this.paceFor(p, peerIds.length)) })
   }
 
-  private choosePeer (peerIds: readonly string[], fileKey: string, range: number, cost: number, tMs: number, excluded?: ReadonlySet<string>): string | null {
+  /**
+   * The next peer (in turn) that may hold the range and has room to be asked for `missing` of
+   * its slices: for MIN_REQUEST_SLICES of them, or for them all on a window of WHOLE_RANGE_WINDOW
+   * ranges of `rangeSlices` (0: never). `anyRoom`: whether room counts at all (the turn stays).
+   */
+  private choosePeer (peerIds: readonly string[], fileKey: string, range: number, missing: number, rangeSlices: number, tMs: number, excluded?: ReadonlySet<string>, anyRoom = false): string | null {
     for (let i = 0; i < peerIds.length; i++) {
       const id = peerIds[(this.roundRobin + i) % peerIds.length]!
-      if (excluded?.has(id) === true) continue
+      if (excluded?.has(id) === true || this.lacking(id, fileKey, range, tMs)) continue
+      if (anyRoom) return id
       const state = this.peer(id)
-      const roomy = state.outstanding === 0 || state.outstanding + cost <= this.windowFor(state, this.paceFor(state, peerIds.length))
-      if (roomy && !this.lacking(id, fileKey, range, tMs)) {
+      const window = this.windowFor(state, this.paceFor(state, peerIds.length))
+      const cost = rangeSlices > 0 && window >= WHOLE_RANGE_WINDOW * rangeSlices ? missing : Math.min(missing, MIN_REQUEST_SLICES)
+      if (state.outstanding === 0 || state.outstanding + cost <= window) {
         this.roundRobin = (this.roundRobin + i + 1) % peerIds.length
         return id
       }
