@@ -384,13 +384,13 @@ export class Requester {
   /**
    * The next peer (in turn) that may hold the range and has room to be asked for `missing` of
    * its slices: for MIN_REQUEST_SLICES of them, or for them all on a window of WHOLE_RANGE_WINDOW
-   * ranges of `rangeSlices` (0: never). `anyRoom`: whether room counts at all (the turn stays).
+   * ranges of `rangeSlices` (0: never). `ignoringRoom`: any peer that may hold it (the turn stays).
    */
-  private choosePeer (peerIds: readonly string[], fileKey: string, range: number, missing: number, rangeSlices: number, tMs: number, excluded?: ReadonlySet<string>, anyRoom = false): string | null {
+  private choosePeer (peerIds: readonly string[], fileKey: string, range: number, missing: number, rangeSlices: number, tMs: number, excluded?: ReadonlySet<string>, ignoringRoom = false): string | null {
     for (let i = 0; i < peerIds.length; i++) {
       const id = peerIds[(this.roundRobin + i) % peerIds.length]!
       if (excluded?.has(id) === true || this.lacking(id, fileKey, range, tMs)) continue
-      if (anyRoom) return id
+      if (ignoringRoom) return id
       const state = this.peer(id)
       const window = this.windowFor(state, this.paceFor(state, peerIds.length))
       const cost = rangeSlices > 0 && window >= WHOLE_RANGE_WINDOW * rangeSlices ? missing : Math.min(missing, MIN_REQUEST_SLICES)
