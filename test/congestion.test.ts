@@ -384,13 +384,14 @@ test('requester: on a window of several ranges, ranges are asked for whole and i
   const fitting = Math.floor(window / f.layout.rangeLength(0))
   // No range asked in part: its rest would come after the ranges asked meanwhile.
   assert.deepEqual(whole(first), expected(0, fitting))
-  // The first range arrives: the next one fits, and only it is asked for.
+  // The first range arrives, over a long round trip that widens the window: the ranges that
+  // now fit are asked for, whole, from the next one on, and what room is left waits.
   const r0 = first[0]!
-  requester.onReply('p', 'f', r0.range, r0.requestId, r0.limit, 5)
-  for (let i = 0; i < r0.limit; i++) { f.have.add(r0.firstSlice + i); requester.onSlice('p', 'f', r0.range, 5) }
-  const window2 = requester.peerStats('p')!.control.window
-  const room = window2 - (fitting - 1) * f.layout.rangeLength(0)
-  assert.deepEqual(whole(requester.plan([f], ['p'], 10)), expected(fitting, fitting + Math.floor(room / f.layout.rangeLength(0))), `room for ${room} slices`)
+  requester.onReply('p', 'f', r0.range, r0.requestId, r0.limit, 150)
+  for (let i = 0; i < r0.limit; i++) { f.have.add(r0.firstSlice + i); requester.onSlice('p', 'f', r0.range, 150) }
+  const room = requester.peerStats('p')!.control.window - (fitting - 1) * f.layout.rangeLength(0)
+  assert.ok(room >= 2 * f.layout.rangeLength(0) && room % f.layout.rangeLength(0) !== 0, `room for ${room} slices`)
+  assert.deepEqual(whole(requester.plan([f], ['p'], 160)), expected(fitting, fitting + Math.floor(room / f.layout.rangeLength(0))), `room for ${room} slices`)
 })
 
 /**
