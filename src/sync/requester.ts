@@ -53,6 +53,8 @@ export const MIN_REQUEST_SLICES = 32
  * a smaller window (a slow path) waiting for a whole range would hold too much of it back.
  */
 export const WHOLE_RANGE_WINDOW = 2
+/** What `choosePeer` finds when peers may hold a range but none has room for it. */
+const NO_ROOM = Symbol('no room')
 /** A pace that differs by more than this part from the one a peer was last sent is sent at once (see sendChangedPace). */
 const PACE_CHANGE_FRACTION = 0.1
 
@@ -176,9 +178,9 @@ export class Requester {
     if (this.inflight.has(key)) return 'skipped'
     const missing = file.missing(r)
     if (missing === 0) return 'skipped'
-    const rangeSlices = whole ? file.layout.rangeLength(r) : 0
-    const peer = this.choosePeer(peerIds, file.key, r, missing, rangeSlices, tMs, file.excludedPeers)
-    if (peer === null) return this.choosePeer(peerIds, file.key, r, 0, 0, tMs, file.excludedPeers, true) === null ? 'skipped' : 'no-room'
+    const peer = this.choosePeer(peerIds, file.key, r, missing, whole ? file.layout.rangeLength(r) : 0, tMs, file.excludedPeers)
+    if (peer === null) return 'skipped'
+    if (peer === NO_ROOM) return 'no-room'
     const state = this.peer(peer)
     // A range is asked for whole when the window has room, else in part: the window, not the
     // range size, decides how much is on its way. Except near the file's end: the part left
@@ -384,13 +386,15 @@ export class Requester {
   /**
    * The next peer (in turn) that may hold the range and has room to be asked for `missing` of
    * its slices: for MIN_REQUEST_SLICES of them, or for them all on a window of WHOLE_RANGE_WINDOW
-   * ranges of `rangeSlices` (0: never). `ignoringRoom`: any peer that may hold it (the turn stays).
+   * ranges of `rangeSlices` (0: never). NO_ROOM when peers may hold it but none has room; null
+   * when none may.
    */
-  private choosePeer (peerIds: readonly string[], fileKey: string, range: number, missing: number, rangeSlices: number, tMs: number, excluded?: ReadonlySet<string>, ignoringRoom = false): string | null {
+  private choosePeer (peerIds: readonly string[], fileKey: string, range: number, missing: number, rangeSlices: number, tMs: number, excluded?: ReadonlySet<string>): string | typeof NO_ROOM | null {
+    let found: typeof NO_ROOM | null = null
     for (let i = 0; i < peerIds.length; i++) {
       const id = peerIds[(this.roundRobin + i) % peerIds.length]!
       if (excluded?.has(id) === true || this.lacking(id, fileKey, range, tMs)) continue
-      if (ignoringRoom) return id
+      found = NO_ROOM
       const state = this.peer(id)
       const window = this.windowFor(state, this.paceFor(state, peerIds.length))
       const cost = rangeSlices > 0 && window >= WHOLE_RANGE_WINDOW * rangeSlices ? missing : Math.min(missing, MIN_REQUEST_SLICES)
@@ -399,7 +403,7 @@ export class Requester {
         return id
       }
     }
-    return null
+    return found
   }
 
   /** Whether the peer said lately that it has none of this range. */
