@@ -9,6 +9,7 @@ import type { PathRun } from './helpers/fluid-path.js'
 import { INFLIGHT_HEADROOM_MS } from '../src/sync/inflight-cap.js'
 import { CLUSTERED_DISPERSION, DISPERSION_ROUNDS, LossDispersion } from '../src/sync/loss-dispersion.js'
 import { LossCap } from '../src/sync/loss-cap.js'
+import { MinRtt } from '../src/sync/min-rtt.js'
 import { Requester, WHOLE_RANGE_WINDOW } from '../src/sync/requester.js'
 import type { PlannedRequest } from '../src/sync/requester.js'
 import { requestedFile } from './helpers/requested-file.js'
@@ -221,6 +222,32 @@ test('loss cap: the losses of startup\'s own overshoot do not mark the buffer fi
   round(2_025, 40)
   assert.equal(cap.bufferFilledLately(2_025), true)
   assert.ok(cap.value <= 0.7 * 10_000, `capped at ${cap.value}`)
+})
+
+test('min rtt: another flow found by a probe stays found through probes that see the quiet round trip at the minimum, and is forgotten only after a while', () => {
+  // A probe of the round trip: paced low from `startMs`, seeing `quietRttMs`, ended once its time is up.
+  const probe = (filter: MinRtt, startMs: number, quietRttMs: number): number => {
+    filter.startProbe(startMs, 5)
+    filter.onSample(quietRttMs, startMs + 50)
+    let t = startMs + 50
+    while (!filter.endProbe(t)) t += 25
+    return t
+  }
+  const shared = new MinRtt()
+  shared.onSample(4, 0)
+  // The first probe finds another flow's queue: 9 ms while this download kept quiet.
+  const found = probe(shared, 1_000, 9)
+  assert.equal(shared.othersFound(found), true)
+  // Later probes see the quiet round trip at the minimum: what a path shared with a flow whose
+  // window bounds it shows once its share is small, as much as a path with nobody else on it.
+  const quietAgain = probe(shared, 4_000, 4)
+  probe(shared, 8_000, 4)
+  assert.equal(shared.othersFound(quietAgain + 5_000), true, 'a probe that saw no queue took the other flow for gone')
+  assert.equal(shared.othersFound(found + 31_000), false, 'another flow found once was kept for good')
+  // Alone on the path: no probe finds anyone.
+  const alone = new MinRtt()
+  alone.onSample(4, 0)
+  assert.equal(alone.othersFound(probe(alone, 1_000, 4)), false)
 })
 
 test('loss dispersion: datagrams lost at random read as spread, the same share lost in bursts as clustered', () => {

@@ -28,12 +28,15 @@ export const INFLIGHT_HEADROOM_MS = 10
  */
 export const INFLIGHT_HEADROOM_BESIDE_MS = 4
 /**
- * The window the cap never goes below, slices: about BBR's own floor in bytes on the wire
- * (24 frames). With no floor, a queue the other flow holds by itself (BBR at its floor keeps
- * 20 ms of a 10 Mbit/s link) caps the pace below what it delivered, the estimate follows the
- * pace down, and the cap with it, round after round, to the slowest pace there is.
+ * The window the cap never goes below, slices (12 frames, about 13 KB on the wire). With no
+ * floor, a queue the other flow holds by itself (BBR at its floor keeps 20 ms of a 10 Mbit/s
+ * link) caps the pace below what it delivered, the estimate follows the pace down, and the
+ * cap with it, round after round, to the slowest pace there is. Not more: on a path of a few
+ * ms BBR at a share of 0.4 keeps about that in flight (two round trips of its rate and its
+ * send quanta, 9 or 10 packets), and a floor of twice that (48 slices) took two thirds of a
+ * 50 Mbit/s link beside it.
  */
-export const INFLIGHT_FLOOR_SLICES = 48
+export const INFLIGHT_FLOOR_SLICES = 24
 
 /**
  * The pace (slices/s) that a window of two minimum round trips and `headroomMs` allows at the

@@ -10,9 +10,13 @@
  * its own, which is that flow's and not this download's to drain.
  *
  * Either finding shows another flow to yield to: its queue, or one that stood while the
- * minimum was measured. A probe that finds neither doubles the wait before the next: alone
- * on a path (or on loopback, where the receiver's busy moments read as queue) a download's
- * own queue stands now and then with nobody to yield to.
+ * minimum was measured. Such a flow is taken to stay for a while (OTHERS_LIFETIME_MS), and a
+ * probe that finds neither does not say it left: a minimum measured while it already ran
+ * holds its queue, and a flow whose window bounds it (BBR's) holds next to none once its
+ * share is small, so a quiet round trip at the minimum is what a path shared with it shows
+ * too. A probe that finds neither doubles the wait before the next: alone on a path (or on
+ * loopback, where the receiver's busy moments read as queue) a download's own queue stands
+ * now and then with nobody to yield to.
  */
 
 /**
@@ -38,6 +42,12 @@ const NEAR_RTT_FRACTION = 0.1
 const PROBE_MS = 100
 /** Another flow's queue changes as it does: the quiet round trip is measured again after this long. */
 const QUIET_RTT_LIFETIME_MS = 5_000
+/**
+ * Another flow found is taken to be there this long after the last probe that found it. Not
+ * for good: a flow that left shows only as room the probes find, and meanwhile the download
+ * keeps a shorter queue and probes the round trip more often than it needs to.
+ */
+const OTHERS_LIFETIME_MS = 30_000
 
 export class MinRtt {
   /** The minimum round trip, ms; Infinity before the first. */
@@ -47,7 +57,9 @@ export class MinRtt {
   private probe: { endsAtMs: number, lowest: number, minBefore: number } | null = null
   private lastProbeMs = -Infinity
   private probeIntervalMs = PROBE_INTERVAL_MS
-  private quiet: { rttMs: number, atMs: number, othersFound: boolean } | null = null
+  private quiet: { rttMs: number, atMs: number } | null = null
+  /** When a probe last found another flow. */
+  private othersFoundAtMs = -Infinity
 
   onSample (rttMs: number, tMs: number): void {
     if (this.probe !== null) this.probe.lowest = Math.min(this.probe.lowest, rttMs)
@@ -62,9 +74,9 @@ export class MinRtt {
     return this.freshQuiet(tMs) ? Math.max(this.value, this.quiet!.rttMs) : this.value
   }
 
-  /** Whether the latest probe, still fresh, found another flow: its queue, or a minimum it had inflated. */
+  /** Whether a probe found another flow lately: its queue, or a minimum it had inflated. */
   othersFound (tMs: number): boolean {
-    return this.freshQuiet(tMs) && this.quiet!.othersFound
+    return tMs - this.othersFoundAtMs <= OTHERS_LIFETIME_MS
   }
 
   private freshQuiet (tMs: number): boolean {
@@ -87,7 +99,8 @@ export class MinRtt {
     if (Number.isFinite(lowest)) {
       const othersQueue = lowest >= this.value + nearMs(this.value)
       const minWasHigh = lowest <= minBefore - nearMs(minBefore)
-      this.quiet = { rttMs: lowest, atMs: tMs, othersFound: othersQueue || minWasHigh }
+      this.quiet = { rttMs: lowest, atMs: tMs }
+      if (othersQueue || minWasHigh) this.othersFoundAtMs = tMs
     }
     this.probeIntervalMs = this.othersFound(tMs) ? PROBE_INTERVAL_MS : Math.min(MAX_PROBE_INTERVAL_MS, 2 * this.probeIntervalMs)
     this.lastProbeMs = tMs
