@@ -244,10 +244,10 @@ test('min rtt: another flow found by a probe stays found through probes that see
   probe(shared, 8_000, 4)
   assert.equal(shared.othersFound(quietAgain + 5_000), true, 'a probe that saw no queue took the other flow for gone')
   assert.equal(shared.othersFound(found + 31_000), false, 'another flow found once was kept for good')
-  // Alone on the path: no probe finds anyone, though startup's minimum read 3 ms (the
+  // Alone on the path: no probe finds anyone, though startup's minimum read 4 ms (the
   // endpoints' own delays while their code was cold) and the quiet round trip reads 0.
   const alone = new MinRtt()
-  alone.onSample(3, 0)
+  alone.onSample(4, 0)
   assert.equal(alone.othersFound(probe(alone, 1_000, 0)), false, 'the endpoints\' delays at startup read as another flow')
   // Started beside a flow whose queue stood: startup's minimum reads 8 ms, the quiet round trip 4.
   const late = new MinRtt()
