@@ -46,6 +46,21 @@ async function openPage (browser: Browser, member: Member): Promise<Page> {
   return page
 }
 
+/**
+ * Waits for the page to show the download complete. On a timeout the error says what the
+ * daemon and the page showed then: a stalled transfer and a page that missed its end differ.
+ */
+async function completeOnPage (page: Page, member: Member, fileId: string, timeoutMs: number): Promise<void> {
+  const card = page.locator(`li[data-file-id="${fileId}"]`)
+  try {
+    await page.locator(`li[data-file-id="${fileId}"][data-state="complete"]`).waitFor({ timeout: timeoutMs })
+  } catch (err) {
+    const daemonSaw = await status(member, fileId).then(p => JSON.stringify(p), (e: unknown) => String(e))
+    const pageSaw = await card.getAttribute('data-state', { timeout: 1_000 }).catch(() => null)
+    throw new Error(`${member.name}'s page did not show ${fileId} complete in ${timeoutMs} ms: the page showed ${pageSaw ?? 'no card'}, the daemon ${daemonSaw}`, { cause: err })
+  }
+}
+
 test('in a real browser: share on one page, download with pause and resume on another, save, and read a range', async () => {
   fs.mkdirSync(OUTPUT, { recursive: true })
   // The browser first: if it cannot start, no daemons are left running to hold the test open.
@@ -82,7 +97,7 @@ test('in a real browser: share on one page, download with pause and resume on an
     assert.equal((await status(bob, fileId)).priority, 8)
     await bobPage.screenshot({ path: path.join(OUTPUT, 'bob-paused.png'), fullPage: true })
     await card.locator('[data-action="resume"]').click()
-    await bobPage.locator(`li[data-file-id="${fileId}"][data-state="complete"]`).waitFor({ timeout: 120_000 })
+    await completeOnPage(bobPage, bob, fileId, 120_000)
     assert.equal(await card.locator('.percent').innerText(), '100.0%')
 
     // Save it through the page and compare the bytes.
@@ -172,7 +187,7 @@ test('in a real browser: the page shows where bytes came from, refreshes its hea
     // Bob fetches the film from both holders; its card names them, with each one's share.
     const card = page.locator(`li[data-file-id="${fileId}"]`)
     await card.locator('[data-action="download"]').click()
-    await page.locator(`li[data-file-id="${fileId}"][data-state="complete"]`).waitFor({ timeout: 60_000 })
+    await completeOnPage(page, bob, fileId, 60_000)
     const sources = await card.locator('.sources').innerText()
     assert.match(sources, /^from (alice|carol) \d+% · (alice|carol) \d+%$/)
     assert.ok(sources.includes('alice') && sources.includes('carol'), sources)
@@ -205,7 +220,7 @@ test('in a real browser: the page shows where bytes came from, refreshes its hea
     await laterCard.locator('.message').waitFor({ timeout: 15_000 })
     assert.match(await laterCard.locator('.message').innerText(), /“notes for later” — alice, .*\d/)
     await laterCard.locator('[data-action="download"]').click()
-    await page.locator(`li[data-file-id="${laterId}"][data-state="complete"]`).waitFor({ timeout: 60_000 })
+    await completeOnPage(page, bob, laterId, 60_000)
     assert.match(await laterCard.locator('.sources').innerText(), /^from alice 100%$/)
     await page.screenshot({ path: path.join(OUTPUT, 'bob-after-restart.png'), fullPage: true })
     assert.deepEqual(cspViolations, [], 'the page broke its own Content-Security-Policy')
