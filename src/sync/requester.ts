@@ -1,4 +1,5 @@
 import { RateControl } from './rate-control.js'
+import { Lacks } from './lacks.js'
 import { INITIAL_REORDER_WINDOW_MS, LATE_SLICE_MS, giveUpReason, markOvertaken, widenReorderWindow } from './loss-detection.js'
 import type { Character } from './rate-control.js'
 import type { InFlight, LossTimes, PeerState, PlannedRequest } from './loss-detection.js'
@@ -90,7 +91,7 @@ export class Requester {
   /** The request the last slice belonged to: slices come in runs, this spares a lookup each. */
   private lastHit: InFlight | null = null
   private readonly peers = new Map<string, PeerState>()
-  private readonly lacks = new Map<string, number>()
+  private readonly lacks: Lacks
   /** Requests given up with slices missing, lately: their slices are still taken if they come. */
   private readonly givenUp = new Map<string, { peer: string, untilMs: number, lost: number }>()
   /** Slices taken after their request was given up for lost. */
@@ -107,6 +108,7 @@ export class Requester {
 
   constructor (options: Partial<RequesterOptions> = {}) {
     this.options = { ...DEFAULT_REQUESTER_OPTIONS, ...options }
+    this.lacks = new Lacks(this.options.lackBackoffMs)
   }
 
   /**
@@ -161,7 +163,7 @@ export class Requester {
       if (file.background === false || file.excludedPeers?.has(peer) === true) continue
       for (let r = this.cursors.get(file.key) ?? 0; r < file.layout.rangeCount; r++) {
         const missing = file.missing(r)
-        if (missing === 0 || this.inflight.has(rangeKey(file.key, r)) || this.lacking(peer, file.key, r, tMs)) continue
+        if (missing === 0 || this.inflight.has(rangeKey(file.key, r)) || this.lacks.has(peer, file.key, r, tMs)) continue
         this.ask(file, r, peer, Math.min(missing, MIN_REQUEST_SLICES), paceRate, tMs, planned)
         return
       }
@@ -227,7 +229,7 @@ export class Requester {
     state.outstanding -= request.outstanding - stillComing
     request.outstanding = stillComing
     request.expected = sending
-    if (sending === 0) this.lacks.set(lackKey(peer, fileKey, range), tMs + this.options.lackBackoffMs)
+    if (sending === 0) this.lacks.add(peer, fileKey, range, tMs)
     if (request.outstanding === 0) this.finish(request, 0, tMs)
   }
 
@@ -300,7 +302,7 @@ export class Requester {
         expired++
       }
     }
-    for (const [key, until] of this.lacks) if (until <= tMs) this.lacks.delete(key)
+    this.lacks.expire(tMs)
     for (const [key, given] of this.givenUp) if (given.untilMs < tMs) this.givenUp.delete(key)
     return expired
   }
@@ -393,7 +395,7 @@ export class Requester {
     let found: typeof NO_ROOM | null = null
     for (let i = 0; i < peerIds.length; i++) {
       const id = peerIds[(this.roundRobin + i) % peerIds.length]!
-      if (excluded?.has(id) === true || this.lacking(id, fileKey, range, tMs)) continue
+      if (excluded?.has(id) === true || this.lacks.has(id, fileKey, range, tMs)) continue
       found = NO_ROOM
       const state = this.peer(id)
       const window = this.windowFor(state, this.paceFor(state, peerIds.length))
@@ -404,12 +406,6 @@ export class Requester {
       }
     }
     return found
-  }
-
-  /** Whether the peer said lately that it has none of this range. */
-  private lacking (peer: string, fileKey: string, range: number, tMs: number): boolean {
-    const until = this.lacks.get(lackKey(peer, fileKey, range))
-    return until !== undefined && until > tMs
   }
 
   private peer (id: string): PeerState {
@@ -423,9 +419,7 @@ export class Requester {
 
   /** Whether the peer said lately that it has none of some part of the file we asked it for. */
   saidLacking (peer: string, fileKey: string, tMs: number): boolean {
-    const prefix = `${peer}|${fileKey}:`
-    for (const [key, until] of this.lacks) if (until > tMs && key.startsWith(prefix)) return true
-    return false
+    return this.lacks.anyOf(peer, fileKey, tMs)
   }
 
   /** The path's window, shrunk in proportion when a cap holds the pace below the path's. */
@@ -444,8 +438,4 @@ export class Requester {
 
 function rangeKey (fileKey: string, range: number): string {
   return `${fileKey}:${range}`
-}
-
-function lackKey (peer: string, fileKey: string, range: number): string {
-  return `${peer}|${fileKey}:${range}`
 }
