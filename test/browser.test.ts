@@ -51,9 +51,10 @@ async function openPage (browser: Browser, member: Member): Promise<Page> {
  * daemon and the page showed then: a stalled transfer and a page that missed its end differ.
  */
 async function completeOnPage (page: Page, member: Member, fileId: string, timeoutMs: number): Promise<void> {
-  const card = page.locator(`li[data-file-id="${fileId}"]`)
+  const cardSelector = `li[data-file-id="${fileId}"]`
+  const card = page.locator(cardSelector)
   try {
-    await page.locator(`li[data-file-id="${fileId}"][data-state="complete"]`).waitFor({ timeout: timeoutMs })
+    await page.locator(`${cardSelector}[data-state="complete"]`).waitFor({ timeout: timeoutMs })
   } catch (err) {
     const daemonSaw = await status(member, fileId).then(p => JSON.stringify(p), (e: unknown) => String(e))
     const pageSaw = await card.getAttribute('data-state', { timeout: 1_000 }).catch(() => null)

@@ -26,8 +26,9 @@ export const INFLIGHT_HEADROOM_MS = 10
  * minimum round trips as BBR's own. Two flows bounded by their windows share a queue as
  * their windows stand, and beside BBR the minimum this download measured holds BBR's queue
  * from before it started (startup reads 5–18 ms and the first probe 1–7, on a path of well
- * under 1), so its two round trips are often already a larger window than BBR's. With 4 ms more, BBR on 50 Mbit/s, 512 KB kept
- * 0.34–0.63 of the link; with none, 0.55–0.66 (six runs each, alternating).
+ * under 1), so its two round trips are often already a larger window than BBR's. With 4 ms
+ * more, BBR on 50 Mbit/s, 512 KB kept 0.34–0.63 of the link; with none, 0.55–0.66 (six runs
+ * each, alternating).
  */
 export const INFLIGHT_HEADROOM_BESIDE_MS = 0
 /**
